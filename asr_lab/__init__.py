@@ -1,0 +1,60 @@
+"""asr_lab — a laboratory for streaming speech recognition.
+
+Replay the same audio through several real-time engines, score WER, latency and
+stability, and compare them in notebooks, scripts and live panels. Every engine plugs in
+through :class:`ASRProcessor`; Whisper-family engines through :class:`ASRBase` and the
+LocalAgreement-2 policy (:class:`OnlineASRProcessor`).
+
+Importing this package is cheap: engines, librosa and matplotlib load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved on first attribute access (PEP 562)
+_EXPORTS = {
+    "ASRProcessor": "asr_lab.core.protocols",
+    "ASRBase": "asr_lab.core.protocols",
+    "ModelLoader": "asr_lab.core.protocols",
+    "SupportsPartial": "asr_lab.core.protocols",
+    "SAMPLE_RATE": "asr_lab.core.protocols",
+    "ASRConfig": "asr_lab.core.config",
+    "ConfigError": "asr_lab.core.config",
+    "load_audio": "asr_lab.core.audio",
+    "AudioError": "asr_lab.core.audio",
+    "register_loader": "asr_lab.backends.registry",
+    "get_loader": "asr_lab.backends.registry",
+    "available_backends": "asr_lab.backends.registry",
+    "load_processor": "asr_lab.backends.registry",
+    "OnlineASRProcessor": "asr_lab.streaming.local_agreement",
+    "HypothesisBuffer": "asr_lab.streaming.local_agreement",
+    "check_processor": "asr_lab.testing.conformance",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'asr_lab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from asr_lab.backends.registry import available_backends, get_loader, load_processor, register_loader
+    from asr_lab.core.audio import AudioError, load_audio
+    from asr_lab.core.config import ASRConfig, ConfigError
+    from asr_lab.core.protocols import SAMPLE_RATE, ASRBase, ASRProcessor, ModelLoader, SupportsPartial
+    from asr_lab.streaming.local_agreement import HypothesisBuffer, OnlineASRProcessor
+    from asr_lab.testing.conformance import check_processor

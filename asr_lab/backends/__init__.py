@@ -1,0 +1,1 @@
+"""Engines, one module each, and the registry that names them."""

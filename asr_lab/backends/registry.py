@@ -1,0 +1,298 @@
+"""Backends by name: built-ins, entry-point plugins, and loaders registered at run time.
+
+One list serves all three. A backend is a :class:`~asr_lab.ModelLoader` under a name;
+``load_processor`` turns a configuration into a ready processor through it.
+
+* Built-in backends import their engine only when first used, so ``import asr_lab`` stays
+  light; a missing engine package is reported with the ``pip install`` that fixes it.
+* Plugins are distributions that declare an entry point in the group ``asr_lab.backends``
+  pointing at a loader instance or class. A plugin that fails to import is a warning,
+  never a crash: the other backends keep working.
+* ``register_loader(name, loader)`` (the seed's call) adds or replaces one at run time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import warnings
+from dataclasses import asdict, dataclass
+from importlib.metadata import entry_points
+from typing import Any, Optional, Union
+
+from asr_lab.core.config import ASRConfig, ConfigError, parse_config
+from asr_lab.core.protocols import ASRProcessor, ModelLoader
+
+__all__ = [
+    "BackendInfo",
+    "MissingDependencyError",
+    "UnknownBackendError",
+    "available_backends",
+    "get_loader",
+    "load_processor",
+    "register_loader",
+    "unregister_loader",
+]
+
+ENTRY_POINT_GROUP = "asr_lab.backends"
+
+
+class UnknownBackendError(KeyError):
+    """No backend of that name; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class MissingDependencyError(ImportError):
+    """The backend exists but its engine package is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    target: str  # "module:attribute" of the loader class
+    description: str
+    extra: str  # pip extra of the asr-lab distribution
+    requires: tuple[str, ...]  # top-level modules the engine needs
+
+
+_BUILTINS: dict[str, _Builtin] = {
+    "pocketsphinx": _Builtin(
+        "asr_lab.backends.pocketsphinx:PocketSphinxLoader",
+        "CMU PocketSphinx, native streaming with partials and endpointing (bundled en-us model)",
+        "pocketsphinx",
+        ("pocketsphinx",),
+    ),
+    "pocketsphinx-la": _Builtin(
+        "asr_lab.backends.pocketsphinx:PocketSphinxLALoader",
+        "CMU PocketSphinx re-decoding the buffer under the LocalAgreement-2 policy",
+        "pocketsphinx",
+        ("pocketsphinx",),
+    ),
+    "faster-whisper": _Builtin(
+        "asr_lab.backends.faster_whisper:FasterWhisperLoader",
+        "Whisper on CTranslate2 (faster-whisper) under the LocalAgreement-2 policy",
+        "faster-whisper",
+        ("faster_whisper",),
+    ),
+    "mlx-whisper": _Builtin(
+        "asr_lab.backends.mlx_whisper:MLXWhisperLoader",
+        "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy",
+        "mlx",
+        ("mlx_whisper", "mlx"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One row of :func:`available_backends`."""
+
+    name: str
+    description: str
+    installed: bool
+    """Whether the engine it needs can be imported here."""
+    source: str
+    """``"builtin"``, ``"plugin"`` (an entry point) or ``"registered"`` (``register_loader``)."""
+    install: str = ""
+    """The command that installs the engine, when it is not installed."""
+    error: str = ""
+    """Why a plugin could not be loaded."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_registered: dict[str, ModelLoader] = {}
+_plugins: Optional[dict[str, Union[ModelLoader, Exception]]] = None
+_plugin_targets: dict[str, str] = {}
+
+
+def register_loader(name: str, loader: ModelLoader) -> None:
+    """Make ``loader`` available as backend ``name`` (replacing one of the same name).
+
+    ``loader`` is an object with ``load(config) -> (processor, metadata)``; a class with
+    such a method is instantiated with no arguments. Shadowing a built-in or plugin
+    backend warns, because results would then be labelled with a name that used to mean
+    another engine.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"backend name must be a non-empty string, not {name!r}")
+    name = name.strip()
+    loader = _as_loader(loader, where=f"register_loader({name!r}, ...)")
+    if name not in _registered and (name in _BUILTINS or name in _discover_plugins()):
+        warnings.warn(
+            f"register_loader({name!r}) replaces the {'built-in' if name in _BUILTINS else 'plugin'} backend "
+            f"of that name; pick another name to keep both",
+            stacklevel=2,
+        )
+    _registered[name] = loader
+
+
+def unregister_loader(name: str) -> None:
+    """Remove a backend added with :func:`register_loader` (built-ins come back)."""
+    if name not in _registered:
+        raise UnknownBackendError(
+            f"backend {name!r} was not added with register_loader; registered: {sorted(_registered) or 'none'}"
+        )
+    del _registered[name]
+
+
+def get_loader(name: str) -> ModelLoader:
+    """The loader registered as ``name``; imports a built-in engine on first use.
+
+    Raises :class:`UnknownBackendError` (listing the known names) or
+    :class:`MissingDependencyError` (naming the ``pip install`` command).
+    """
+    if name in _registered:
+        return _registered[name]
+    plugins = _discover_plugins()
+    if name in plugins:
+        plugin = plugins[name]
+        if isinstance(plugin, Exception):
+            raise ImportError(
+                f"backend plugin {name!r} ({_plugin_targets.get(name, '?')}) failed to load: {plugin}. "
+                f"Reinstall or fix the package that provides it."
+            ) from plugin
+        return plugin
+    if name in _BUILTINS:
+        return _load_builtin(name)
+    known = sorted(set(_BUILTINS) | set(plugins) | set(_registered))
+    close = [n for n in known if n.lower() == name.lower()] or difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UnknownBackendError(
+        f"unknown backend {name!r}.{hint} Known backends: {', '.join(known)}. "
+        f"Register your own with asr_lab.register_loader(name, loader)."
+    )
+
+
+def available_backends() -> list[BackendInfo]:
+    """Every backend this installation knows, with a description and whether it is usable."""
+    rows: dict[str, BackendInfo] = {}
+    for name, b in _BUILTINS.items():
+        missing = [m for m in b.requires if importlib.util.find_spec(m) is None]
+        rows[name] = BackendInfo(
+            name, b.description, not missing, "builtin", install=_pip(b.extra) if missing else ""
+        )
+    for name, plugin in _discover_plugins().items():
+        if isinstance(plugin, Exception):
+            rows[name] = BackendInfo(name, f"plugin {_plugin_targets[name]}", False, "plugin", error=str(plugin))
+        else:
+            rows[name] = BackendInfo(name, _describe(plugin), True, "plugin")
+    for name, loader in _registered.items():
+        rows[name] = BackendInfo(name, _describe(loader), True, "registered")
+    return list(rows.values())
+
+
+def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any) -> tuple[ASRProcessor, dict]:
+    """Create the processor a configuration asks for: ``(processor, metadata)``.
+
+    ``config`` is an :class:`~asr_lab.ASRConfig`, a dict or a JSON text (the seed's
+    ``/load_model`` body); keyword ``overrides`` replace fields. The backend's loader may
+    declare a ``config_class`` with extra fields, which then validates the input. The
+    metadata always holds ``"separator"``, ``"backend"`` and ``"config"`` (a plain dict).
+    """
+    if isinstance(config, (str, bytes)):
+        config = _json(config)
+    if isinstance(config, ASRConfig):
+        data = config.model_dump(exclude_unset=True)
+        data.setdefault("backend", config.backend)
+    elif isinstance(config, dict):
+        data = dict(config)
+    else:
+        raise ConfigError(
+            f"config must be an ASRConfig, a dict or a JSON object, not {type(config).__name__}; "
+            f'for example {{"backend": "pocketsphinx", "lan": "en"}}'
+        )
+    data.update(overrides)
+    backend = parse_config({"backend": data.get("backend", ASRConfig.model_fields["backend"].default)}).backend
+    loader = get_loader(backend)
+    config_class = getattr(loader, "config_class", None) or ASRConfig
+    cfg = parse_config(data, config_class)
+    processor, meta = loader.load(cfg)
+    missing = [m for m in ("init", "insert_audio_chunk", "process_iter", "finish") if not callable(getattr(processor, m, None))]
+    if missing:
+        raise TypeError(
+            f"backend {backend!r} returned {type(processor).__name__}, which lacks {', '.join(missing)}: "
+            f"a loader must return an ASRProcessor (see asr_lab.ASRProcessor)"
+        )
+    if not isinstance(meta, dict):
+        raise TypeError(f"backend {backend!r} returned metadata of type {type(meta).__name__}; a loader returns (processor, dict)")
+    meta = dict(meta)
+    meta.setdefault("separator", getattr(getattr(processor, "asr", None), "sep", " "))
+    meta.setdefault("backend", backend)
+    meta.setdefault("config", cfg.model_dump())
+    return processor, meta
+
+
+def _json(text: Union[str, bytes]) -> dict:
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"config is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f'give a JSON object such as {{"backend": "pocketsphinx", "lan": "en"}}'
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f'config JSON must be an object such as {{"backend": "pocketsphinx"}}, not {data!r:.80}')
+    return data
+
+
+def _pip(extra: str) -> str:
+    return f"pip install 'asr-lab[{extra}]'"
+
+
+def _load_builtin(name: str) -> ModelLoader:
+    b = _BUILTINS[name]
+    missing = [m for m in b.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependencyError(
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed. Install it with: {_pip(b.extra)}"
+        )
+    module_name, attr = b.target.split(":")
+    return getattr(importlib.import_module(module_name), attr)()
+
+
+def _discover_plugins() -> dict[str, Union[ModelLoader, Exception]]:
+    global _plugins
+    if _plugins is None:
+        found: dict[str, Union[ModelLoader, Exception]] = {}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            _plugin_targets[ep.name] = ep.value
+            try:
+                found[ep.name] = _as_loader(ep.load(), where=f"entry point {ep.name} = {ep.value}")
+            except Exception as exc:  # a broken plugin must not break the others
+                warnings.warn(
+                    f"asr_lab backend plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
+                    f"{type(exc).__name__}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                found[ep.name] = exc
+        _plugins = found
+    return _plugins
+
+
+def refresh_plugins() -> None:
+    """Look for entry-point plugins again (after installing one in a running kernel)."""
+    global _plugins
+    _plugins = None
+    _plugin_targets.clear()
+
+
+def _as_loader(obj: Any, where: str) -> ModelLoader:
+    if isinstance(obj, type):
+        obj = obj()
+    if not callable(getattr(obj, "load", None)):
+        raise TypeError(
+            f"{where}: {obj!r} is not a ModelLoader; it needs a method load(config) -> (processor, metadata)"
+        )
+    return obj
+
+
+def _describe(loader: Any) -> str:
+    text = getattr(loader, "description", None) or (type(loader).__doc__ or "").strip().splitlines()[:1]
+    return text if isinstance(text, str) else (text[0] if text else type(loader).__name__)

@@ -1,0 +1,1 @@
+"""Contracts, configuration and the audio edge: what everything else stands on."""

@@ -1,0 +1,1 @@
+"""Streaming policies that turn a whole-buffer recogniser (ASRBase) into an ASRProcessor."""
