@@ -1,0 +1,63 @@
+"""Tools for testing processors: the conformance kit, stand-in recognisers, bundled speech.
+
+* :func:`check_processor` — run any ASRProcessor through the contract (``conformance``).
+* :class:`ScriptedASR`, :class:`TimelineASR` — model-free ASRBase stand-ins (``scripted``).
+* :func:`sample_speech` — a short real utterance shipped with the package, with its text
+  and word timings, so checks run anywhere without a dataset.
+* ``asr_lab.testing.models.build_tiny_whisper`` — random-weight Whisper models built
+  locally, for exercising the real Whisper load/transcribe paths offline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from asr_lab.testing.conformance import Check, ConformanceError, ConformanceReport, check_processor
+from asr_lab.testing.scripted import ScriptedASR, ScriptedAnswer, TimelineASR, words_from_text
+
+__all__ = [
+    "Check",
+    "ConformanceError",
+    "ConformanceReport",
+    "SpeechSample",
+    "ScriptedASR",
+    "ScriptedAnswer",
+    "TimelineASR",
+    "check_processor",
+    "sample_speech",
+    "words_from_text",
+]
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+@dataclass(frozen=True)
+class SpeechSample:
+    """A bundled utterance: float32 16 kHz audio, its text and reference word timings."""
+
+    audio: np.ndarray
+    text: str
+    words: list[tuple[float, float, str]]
+    path: Path
+
+
+@lru_cache(maxsize=None)
+def sample_speech() -> SpeechSample:
+    """The short utterance shipped in ``asr_lab/testing/data`` (rebuilt by its ``build_sample.py``)."""
+    from asr_lab.core.audio import load_audio
+
+    found = sorted(DATA_DIR.glob("*.flac"))
+    if not found:
+        raise FileNotFoundError(
+            f"no bundled speech sample in {DATA_DIR}; rebuild it with `python -m asr_lab.testing.data.build_sample`"
+        )
+    path = found[0]
+    text = path.with_suffix(".txt").read_text().strip()
+    words_file = path.with_suffix(".json")
+    words = [tuple(w) for w in json.loads(words_file.read_text())] if words_file.exists() else []
+    return SpeechSample(load_audio(path), text, words, path)
