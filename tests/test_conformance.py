@@ -1,0 +1,163 @@
+"""The conformance kit must pass good processors and name what is wrong with bad ones."""
+
+import numpy as np
+import pytest
+
+import asr_lab
+from asr_lab.testing import ConformanceError, TimelineASR, check_processor, words_from_text
+
+SR = 16000
+WORDS = words_from_text("one two three four five six seven eight nine ten", pause_every=3)
+AUDIO = TimelineASR.stream_audio(WORDS[-1][1] + 0.5)
+
+
+def la_processor():
+    return asr_lab.OnlineASRProcessor(TimelineASR(WORDS, unstable_tail_sec=0.3), min_chunk_sec=0.5)
+
+
+class FixedWindow:
+    """Stand-in native engine: commits one segment per full second of audio."""
+
+    def __init__(self):
+        self.init()
+
+    def init(self, offset=0.0):
+        self.offset, self.pending, self.done = offset, 0, 0
+
+    def insert_audio_chunk(self, audio):
+        self.pending += len(audio)
+
+    def process_iter(self):
+        if self.pending - self.done >= SR:
+            start = self.offset + self.done / SR
+            self.done += SR
+            return (start, start + 1.0, "second")
+        return None
+
+    def finish(self):
+        if self.pending > self.done:
+            start = self.offset + self.done / SR
+            self.done = self.pending
+            return (start, self.offset + self.pending / SR, "rest")
+        return None
+
+
+def test_localagreement_over_a_timeline_passes():
+    report = check_processor(la_processor, AUDIO)
+    report.assert_ok()
+    assert report.has_partial
+    assert "chunks of 10 ms" in report.outputs and "re-init at offset 1000 s" in report.outputs
+    words = " ".join(o[2] for o in report.outputs["chunks of 250 ms"]).split()
+    assert words == [w[2] for w in WORDS]
+    assert min(o[0] for o in report.outputs["re-init at offset 1000 s"]) >= 1000
+
+
+def test_a_good_native_processor_passes_and_the_report_renders():
+    report = check_processor(FixedWindow(), AUDIO)
+    assert report.ok, str(report)
+    assert "PASS" in str(report) and "<table>" in report._repr_html_()
+    assert list(report.to_dataframe().columns) == ["name", "passed", "detail", "seconds"]
+
+
+class ForgetsOffset(FixedWindow):
+    def init(self, offset=0.0):
+        super().init(0.0)
+
+
+class Overlaps(FixedWindow):
+    def process_iter(self):
+        out = super().process_iter()
+        return None if out is None else (out[0] - 0.5, out[1], out[2])
+
+
+class BeyondAudio(FixedWindow):
+    def finish(self):
+        out = super().finish()
+        return None if out is None else (out[0], out[1] + 3.0, out[2])
+
+
+class Stale(FixedWindow):
+    """Does not reset on init: leftover audio leaks into the next stream."""
+
+    def init(self, offset=0.0):
+        if not hasattr(self, "pending"):
+            super().init(offset)
+        self.offset = offset
+
+
+class RaisesOnSilence(FixedWindow):
+    def insert_audio_chunk(self, audio):
+        if len(audio) and not np.any(audio):
+            raise RuntimeError("cannot handle digital silence")
+        super().insert_audio_chunk(audio)
+
+
+class EmptyText(FixedWindow):
+    def process_iter(self):
+        out = super().process_iter()
+        return None if out is None else (out[0], out[1], "")
+
+
+class ListAnswer(FixedWindow):
+    def finish(self):
+        out = super().finish()
+        return None if out is None else list(out)
+
+
+class NanTimes(FixedWindow):
+    def process_iter(self):
+        out = super().process_iter()
+        return None if out is None else (float("nan"), out[1], out[2])
+
+
+class Mute(FixedWindow):
+    def process_iter(self):
+        return None
+
+    def finish(self):
+        return None
+
+
+@pytest.mark.parametrize(
+    "cls, failing, words",
+    [
+        (ForgetsOffset, "re-init at offset 1000 s", "outside the audio fed"),
+        (Overlaps, "chunks of 10 ms", "overlaps"),
+        (BeyondAudio, "chunks of 10 ms", "outside the audio fed"),
+        (Stale, "re-init starts clean", "after re-init"),
+        (RaisesOnSilence, "2 s of silence", "raised RuntimeError: cannot handle digital silence"),
+        (EmptyText, "chunks of 10 ms", "return None when there is nothing"),
+        (ListAnswer, "chunks of 10 ms", "expected None or a tuple"),
+        (NanTimes, "chunks of 10 ms", "not finite"),
+        (Mute, "chunks of 10 ms: finish flushes", "no text at all"),
+    ],
+)
+def test_broken_processors_fail_with_the_reason(cls, failing, words):
+    report = check_processor(cls, AUDIO)
+    assert not report.ok
+    failed = {c.name: c.detail for c in report.failures}
+    assert any(name.startswith(failing) and words in detail for name, detail in failed.items()), str(report)
+    with pytest.raises(ConformanceError, match="FAIL"):
+        report.assert_ok()
+
+
+def test_missing_methods_stop_early():
+    class Half:
+        def init(self, offset=0.0):
+            pass
+
+    report = check_processor(Half(), AUDIO)
+    assert not report.ok and "missing: insert_audio_chunk, process_iter, finish" in str(report)
+
+
+def test_nondeterministic_processor_can_opt_out_of_the_same_answers_check():
+    class Jitter(FixedWindow):
+        n = 0
+
+        def process_iter(self):
+            out = super().process_iter()
+            Jitter.n += 1
+            return None if out is None else (out[0], out[1], f"second{Jitter.n}")
+
+    assert not check_processor(Jitter, AUDIO).ok
+    assert check_processor(Jitter, AUDIO, deterministic=False).ok
