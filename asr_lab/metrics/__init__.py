@@ -1,0 +1,42 @@
+"""Metrics of streaming recognition: pure functions plus accumulators for corpus level.
+
+* :mod:`~asr_lab.metrics.wer` — :func:`wer`, :func:`cer` (via jiwer, imported on first
+  call), :class:`ErrorCounts`, :class:`TextNormalizer`, :class:`WERAccumulator`.
+* :mod:`~asr_lab.metrics.latency` — per-word emission latency against the reference and
+  against the engine's own timestamps, policy lag vs compute lag (computation-unaware vs
+  -aware), first-word latency, finish delay, RTF; :class:`LatencyAccumulator`.
+* :mod:`~asr_lab.metrics.stability` — normalized erasure, revisions and time-to-stable of
+  the displayed text; :class:`StabilityAccumulator`.
+* :mod:`~asr_lab.metrics.align` — the word aligner they share, and :class:`Summary`.
+
+Every function takes keyword arguments only (``reference=``, ``hypothesis=``) and documents
+its formula and source. Corpus numbers come from accumulators that sum counts or pool words,
+never from means of per-utterance rates.
+"""
+
+from asr_lab.metrics.align import AlignedPair, Summary, align_words, summarize
+from asr_lab.metrics.wer import (
+    ENGLISH_NORMALIZER,
+    ErrorCounts,
+    Normalize,
+    TextNormalizer,
+    WERAccumulator,
+    cer,
+    normalize_text,
+    wer,
+)
+
+__all__ = [
+    "ENGLISH_NORMALIZER",
+    "AlignedPair",
+    "ErrorCounts",
+    "Normalize",
+    "Summary",
+    "TextNormalizer",
+    "WERAccumulator",
+    "align_words",
+    "cer",
+    "normalize_text",
+    "summarize",
+    "wer",
+]
