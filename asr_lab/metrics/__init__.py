@@ -15,6 +15,16 @@ never from means of per-utterance rates.
 """
 
 from asr_lab.metrics.align import AlignedPair, Summary, align_words, summarize
+from asr_lab.metrics.latency import (
+    CLOCKS,
+    LatencyAccumulator,
+    LatencyReport,
+    WordLatency,
+    finish_delay,
+    latency_report,
+    real_time_factor,
+    word_latencies,
+)
 from asr_lab.metrics.wer import (
     ENGLISH_NORMALIZER,
     ErrorCounts,
@@ -27,16 +37,24 @@ from asr_lab.metrics.wer import (
 )
 
 __all__ = [
+    "CLOCKS",
     "ENGLISH_NORMALIZER",
     "AlignedPair",
     "ErrorCounts",
+    "LatencyAccumulator",
+    "LatencyReport",
     "Normalize",
     "Summary",
     "TextNormalizer",
     "WERAccumulator",
+    "WordLatency",
     "align_words",
     "cer",
+    "finish_delay",
+    "latency_report",
     "normalize_text",
+    "real_time_factor",
     "summarize",
     "wer",
+    "word_latencies",
 ]
