@@ -33,6 +33,10 @@ _EXPORTS = {
     "OnlineASRProcessor": "asr_lab.streaming.local_agreement",
     "HypothesisBuffer": "asr_lab.streaming.local_agreement",
     "check_processor": "asr_lab.testing.conformance",
+    "replay": "asr_lab.replay",
+    "Trace": "asr_lab.replay",
+    "Emission": "asr_lab.replay",
+    "LiveAudio": "asr_lab.replay",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -57,4 +61,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from asr_lab.core.config import ASRConfig, ConfigError
     from asr_lab.core.protocols import SAMPLE_RATE, ASRBase, ASRProcessor, ModelLoader, SupportsPartial
     from asr_lab.streaming.local_agreement import HypothesisBuffer, OnlineASRProcessor
+    from asr_lab.replay import Emission, LiveAudio, Trace, replay
     from asr_lab.testing.conformance import check_processor

@@ -1,0 +1,22 @@
+"""Replaying audio into processors on a clock, and the traces it records."""
+
+from asr_lab.replay.clocks import CLOCKS, Clock, UnawareClock, VirtualClock, WallClock, make_clock
+from asr_lab.replay.live import LiveAudio
+from asr_lab.replay.replayer import replay
+from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
+
+__all__ = [
+    "CLOCKS",
+    "Clock",
+    "Emission",
+    "LiveAudio",
+    "PartialSnapshot",
+    "ReplayError",
+    "Step",
+    "Trace",
+    "UnawareClock",
+    "VirtualClock",
+    "WallClock",
+    "make_clock",
+    "replay",
+]

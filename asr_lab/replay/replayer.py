@@ -1,0 +1,248 @@
+"""The replay loop — the one place where audio is streamed into a processor.
+
+Every driver in asr_lab goes through :func:`replay`: the CLI, the comparison runner, the
+notebooks, the replay panel, the live-microphone panel and the server (a microphone or a
+socket is a :class:`~asr_lab.replay.live.LiveAudio` source arriving in real time).
+
+The loop, step by step
+----------------------
+1. Warm-up (before the clock starts, as the Whisper-Streaming reference does): the first
+   ``warmup_sec`` of the audio go through ``init()`` / ``insert_audio_chunk`` /
+   ``process_iter()`` / ``finish()``, so one-off costs (lazy model loading, kernel
+   compilation) do not count as latency.
+2. ``processor.init(offset=start_at)``; the clock starts at stream time ``start_at``.
+3. Repeat until the stream is over:
+   a. wait until at least ``chunk_sec`` of audio beyond what was fed exists (or the stream
+      ends) — real waiting on the wall clock, a jump on the virtual and unaware clocks;
+   b. feed *all* audio available now (more than ``chunk_sec`` when the engine fell behind;
+      exactly ``chunk_sec`` on the unaware clock) with ``insert_audio_chunk``;
+   c. call ``process_iter()`` (and ``partial()`` when the processor has it), measuring the
+      time taken;
+   d. stamp the answer with the stream time the call returned at (``Clock.after_call``)
+      and record it.
+4. ``finish()``, stamped the same way. A processor that raises ends the loop: the trace
+   keeps everything emitted before and records the error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import warnings
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
+from asr_lab.replay.clocks import Clock, make_clock
+from asr_lab.replay.live import LiveAudio
+from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
+
+__all__ = ["replay"]
+
+LIVE_POLL_SEC = 0.1
+
+
+def replay(
+    processor: ASRProcessor,
+    audio,
+    *,
+    clock: Union[str, Clock] = "virtual",
+    chunk_sec: Optional[float] = None,
+    speed: float = 1.0,
+    slowdown: float = 1.0,
+    start_at: float = 0.0,
+    warmup_sec: float = 1.0,
+    separator: Optional[str] = None,
+    on_emission: Optional[Callable[[Emission], None]] = None,
+    on_partial: Optional[Callable[[PartialSnapshot], None]] = None,
+    stop: Optional[threading.Event] = None,
+    meta: Optional[dict] = None,
+) -> Trace:
+    """Stream ``audio`` into ``processor`` on ``clock`` and record every emission.
+
+    ``audio``: a path, an array (float32 16 kHz mono, or anything :func:`asr_lab.load_audio`
+    takes), or a :class:`LiveAudio` (then the clock must be ``"wall"``).
+    ``chunk_sec``: new audio to wait for between calls (default: the processor's
+    ``min_chunk_sec``, else 1.0). ``speed``: stream seconds per wall second.
+    ``slowdown``: virtual clock only, multiplies measured compute. ``start_at``: skip
+    the audio before this many seconds; the stream (and ``init(offset)``) starts there.
+    ``on_emission`` / ``on_partial`` are called as the text appears (exceptions in them
+    are warned about, not raised). ``stop`` ends a live stream early (``finish()`` still
+    runs). See the module docstring for the loop itself.
+    """
+    clk = make_clock(clock, speed=speed, slowdown=slowdown)
+    live = isinstance(audio, LiveAudio)
+    if live and clk.name != "wall":
+        raise ValueError(f"live audio arrives in real time: use clock='wall', not {clk.name!r}")
+    if chunk_sec is None:
+        chunk_sec = float(getattr(processor, "min_chunk_sec", 1.0) or 1.0)
+    if not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
+        raise ValueError(f"chunk_sec={chunk_sec!r} must be a positive number of seconds up to 60, e.g. 1.0")
+    if not (isinstance(start_at, (int, float)) and start_at >= 0):
+        raise ValueError(f"start_at={start_at!r} must be a non-negative number of seconds")
+    for method in ("init", "insert_audio_chunk", "process_iter", "finish"):
+        if not callable(getattr(processor, method, None)):
+            raise TypeError(f"{type(processor).__name__} is not an ASRProcessor: it has no {method}() method")
+
+    if live:
+        samples, source_name, first = None, "live", 0
+    else:
+        from asr_lab.core.audio import load_audio
+
+        source_name = str(audio) if not isinstance(audio, np.ndarray) else "array"
+        samples = load_audio(audio)
+        first = int(round(start_at * SAMPLE_RATE))
+        if first >= len(samples):
+            raise ValueError(
+                f"start_at={start_at} s is at or past the end of the audio ({len(samples) / SAMPLE_RATE:.2f} s)"
+            )
+    partial_fn = getattr(processor, "partial", None) if callable(getattr(processor, "partial", None)) else None
+    if separator is None:
+        separator = getattr(getattr(processor, "asr", None), "sep", None)
+        separator = " " if separator is None or separator == "" else separator
+    trace = Trace(
+        meta={
+            "processor": type(processor).__name__,
+            "clock": clk.name,
+            "chunk_sec": float(chunk_sec),
+            "speed": float(speed),
+            "slowdown": float(slowdown),
+            "start_at": float(start_at),
+            "duration": 0.0 if live else (len(samples) - first) / SAMPLE_RATE,
+            "source": source_name,
+            "separator": separator,
+            "has_partial": partial_fn is not None,
+            **(meta or {}),
+        }
+    )
+    recorder = _Recorder(trace, separator, on_emission, on_partial)
+
+    # 1. warm-up
+    warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
+    if warmup_sec > 0:
+        warm = np.zeros(int(warmup_sec * SAMPLE_RATE), dtype=np.float32) if warm is None else warm
+        t0 = time.perf_counter()
+        try:
+            processor.init(offset=0.0)
+            processor.insert_audio_chunk(warm)
+            processor.process_iter()
+            processor.finish()
+        except Exception as exc:
+            recorder.fail(exc, step=-1, at=start_at)
+            return trace
+        trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
+        trace.meta["warmup_compute_sec"] = time.perf_counter() - t0
+
+    wall_start = time.perf_counter()
+    chunk = max(1, int(round(chunk_sec * SAMPLE_RATE)))
+    fed = first  # samples of the stream fed so far (absolute index)
+    step = 0
+    try:
+        # 2. a fresh stream
+        processor.init(offset=float(start_at))
+        if live:
+            audio.wait_for(1)  # the stream starts when the first audio arrives
+            clk.start(0.0)
+        else:
+            clk.start(start_at)
+        # 3. the loop
+        while True:
+            if live:
+                until = _wait_live(audio, fed + chunk, stop)
+                if until <= fed:
+                    break
+                new = audio.read()
+                until = fed + len(new)
+            else:
+                if fed >= len(samples) or (stop is not None and stop.is_set()):
+                    break
+                target = min(fed + chunk, len(samples))
+                now = clk.advance_to(target / SAMPLE_RATE)
+                until = min(max(int(now * SAMPLE_RATE), target), len(samples)) if clk.aware else target
+                new = samples[fed:until]
+            t0 = time.perf_counter()
+            processor.insert_audio_chunk(new)
+            out = processor.process_iter()
+            part = partial_fn() if partial_fn is not None else None
+            compute = time.perf_counter() - t0
+            returned = clk.after_call(compute, until / SAMPLE_RATE)
+            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned))
+            fed = until
+            recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step)
+            if partial_fn is not None:
+                recorder.partial(part, returned, step)
+            step += 1
+        # 4. the end of the stream
+        t0 = time.perf_counter()
+        out = processor.finish()
+        compute = time.perf_counter() - t0
+        returned = clk.after_call(compute, fed / SAMPLE_RATE)
+        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned))
+        recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step, final=True)
+        if partial_fn is not None:
+            recorder.partial(None, returned, step)
+    except KeyboardInterrupt:
+        recorder.fail(KeyboardInterrupt("interrupted by the user"), step, fed / SAMPLE_RATE)
+    except Exception as exc:
+        recorder.fail(exc, step, fed / SAMPLE_RATE)
+    if live:
+        trace.meta["duration"] = (fed - first) / SAMPLE_RATE
+        trace.meta["dropped_chunks"] = audio.dropped_chunks
+        trace.meta["dropped_sec"] = audio.dropped_sec
+    trace.meta["wall_sec"] = time.perf_counter() - wall_start
+    return trace
+
+
+def _wait_live(audio: LiveAudio, target: int, stop: Optional[threading.Event]) -> int:
+    """Block until ``target`` samples arrived, the source closed, or ``stop`` is set."""
+    while True:
+        received = audio.wait_for(target, timeout=LIVE_POLL_SEC)
+        if received >= target or audio.closed or (stop is not None and stop.is_set()):
+            return received
+
+
+class _Recorder:
+    """Appends to the trace and calls the user's callbacks without letting them break the run."""
+
+    def __init__(self, trace: Trace, separator: str, on_emission, on_partial) -> None:
+        self.trace, self.sep = trace, separator
+        self.on_emission, self.on_partial = on_emission, on_partial
+        self.committed: list[str] = []
+        self.last_partial: Optional[str] = None
+
+    def emit(self, out, returned, compute, fed_sec, step, final=False) -> None:
+        if out is None:
+            return
+        start, end, text = out
+        if start is None or not str(text).strip():  # the reference's (None, None, "") for "nothing"
+            return
+        emission = Emission(float(start), float(end), str(text), float(returned), float(compute), float(fed_sec), step, final)
+        self.trace.emissions.append(emission)
+        self.committed.append(emission.text)
+        self._call(self.on_emission, emission)
+
+    def partial(self, out, returned, step) -> None:
+        text = "" if out is None or out[0] is None else str(out[2])
+        if text == self.last_partial:
+            return
+        self.last_partial = text
+        start, end = (None, None) if not text else (float(out[0]), float(out[1]))
+        snap = PartialSnapshot(float(returned), text, self.sep.join(self.committed).strip(), start, end, step)
+        self.trace.partials.append(snap)
+        self._call(self.on_partial, snap)
+
+    def fail(self, exc: BaseException, step: int, at: float) -> None:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.trace.error = ReplayError(type(exc).__name__, str(exc), step, float(at), tb)
+        warnings.warn(f"replay stopped: the processor raised {self.trace.error}", RuntimeWarning, stacklevel=3)
+
+    @staticmethod
+    def _call(callback, item) -> None:
+        if callback is None:
+            return
+        try:
+            callback(item)
+        except Exception as exc:  # a display bug must not lose the run
+            warnings.warn(f"callback {getattr(callback, '__name__', callback)!r} raised {type(exc).__name__}: {exc}", RuntimeWarning)

@@ -1,0 +1,210 @@
+"""What a replay records: every emission, partial snapshot and step, on the replay clock.
+
+A :class:`Trace` is the raw material of every metric: it can be saved as JSONL and
+scored again later without re-running the engine. All times are stream seconds: the
+position in the audio stream, on the clock the replay ran with (see ``asr_lab.replay``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator, Optional, Union
+
+__all__ = ["Emission", "PartialSnapshot", "Step", "ReplayError", "Trace"]
+
+
+class _Record:
+    """``to_dict``/``from_dict`` for the flat dataclasses below."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Emission(_Record):
+    """A committed segment and when it appeared.
+
+    ``start``/``end``: the audio span the engine attributes it to; ``emitted_at``: stream
+    time when ``process_iter()`` (or ``finish()``) returned it; ``audio_fed``: stream time
+    up to which audio had been given to the engine; ``compute_sec``: measured duration of
+    the call that produced it; ``final``: it came from ``finish()``.
+    """
+
+    start: float
+    end: float
+    text: str
+    emitted_at: float
+    compute_sec: float
+    audio_fed: float
+    step: int
+    final: bool = False
+
+    @property
+    def latency(self) -> float:
+        """``emitted_at - end``: how long after its audio ended the segment appeared."""
+        return self.emitted_at - self.end
+
+
+@dataclass
+class PartialSnapshot(_Record):
+    """The engine's unconfirmed text (``partial()``) after a step, recorded when it changed.
+
+    ``committed`` is the committed text displayed at that moment, so ``committed`` +
+    ``text`` is what a live display showed at stream time ``at``.
+    """
+
+    at: float
+    text: str
+    committed: str
+    start: Optional[float]
+    end: Optional[float]
+    step: int
+
+
+@dataclass
+class Step(_Record):
+    """One iteration of the replay loop: what was fed, how long the engine took, when it returned."""
+
+    index: int
+    fed_from: float
+    fed_until: float
+    compute_sec: float
+    returned_at: float
+
+
+@dataclass
+class ReplayError(_Record):
+    """The processor raised: what, where in the stream, and the traceback text."""
+
+    type: str
+    message: str
+    step: int
+    at: float
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message} (step {self.step}, stream time {self.at:.2f} s)"
+
+
+@dataclass
+class Trace:
+    """Everything one replay of one stream through one processor produced.
+
+    ``meta`` holds the settings and facts of the run (clock, chunk_sec, speed, duration,
+    processor name, warm-up and wall time...). ``error`` is set when the processor raised;
+    what it emitted before that is kept.
+    """
+
+    emissions: list[Emission] = field(default_factory=list)
+    partials: list[PartialSnapshot] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    error: Optional[ReplayError] = None
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def separator(self) -> str:
+        return self.meta.get("separator", " ")
+
+    @property
+    def text(self) -> str:
+        """The committed transcript, segments joined by the engine's separator."""
+        return self.separator.join(e.text for e in self.emissions).strip()
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio in the stream."""
+        return float(self.meta.get("duration", 0.0))
+
+    @property
+    def compute_sec(self) -> float:
+        """Total measured engine time over all steps (``finish()`` included, warm-up excluded)."""
+        return sum(s.compute_sec for s in self.steps)
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: engine compute time / audio duration (< 1 keeps up with live audio)."""
+        return self.compute_sec / self.duration if self.duration > 0 else float("nan")
+
+    def raise_for_error(self) -> "Trace":
+        """Raise the recorded processor error as a RuntimeError, if there is one."""
+        if self.error is not None:
+            raise RuntimeError(f"the processor failed during replay: {self.error}\n{self.error.traceback}")
+        return self
+
+    def to_dataframe(self):
+        """Emissions as a pandas DataFrame (one row each, with ``latency``)."""
+        import pandas as pd
+
+        rows = [dict(e.to_dict(), latency=e.latency) for e in self.emissions]
+        columns = [f.name for f in fields(Emission)] + ["latency"]
+        return pd.DataFrame(rows, columns=columns)
+
+    # -- JSONL -------------------------------------------------------------------------
+    def records(self) -> Iterator[dict]:
+        """The trace as JSON-able records, ``{"record": kind, ...}``, meta first."""
+        yield {"record": "meta", **self.meta}
+        for kind, items in (("emission", self.emissions), ("partial", self.partials), ("step", self.steps)):
+            for item in items:
+                yield {"record": kind, **item.to_dict()}
+        if self.error is not None:
+            yield {"record": "error", **self.error.to_dict()}
+
+    @classmethod
+    def from_records(cls, records) -> "Trace":
+        trace = cls()
+        kinds = {"emission": (Emission, trace.emissions), "partial": (PartialSnapshot, trace.partials), "step": (Step, trace.steps)}
+        for rec in records:
+            rec = dict(rec)
+            kind = rec.pop("record", None)
+            if kind == "meta":
+                trace.meta = rec
+            elif kind == "error":
+                trace.error = ReplayError.from_dict(rec)
+            elif kind in kinds:
+                cls_, target = kinds[kind]
+                target.append(cls_.from_dict(rec))
+            else:
+                raise ValueError(f"unknown trace record type {kind!r}; expected meta, emission, partial, step or error")
+        return trace
+
+    def to_jsonl(self, path: Union[str, os.PathLike, None] = None) -> str:
+        """The trace as JSON Lines; written to ``path`` too when given."""
+        text = "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in self.records())
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_jsonl(cls, source: Union[str, os.PathLike]) -> "Trace":
+        """Read a trace from a JSONL file path, or from JSONL text."""
+        text = source if isinstance(source, str) and "\n" in source else Path(source).read_text(encoding="utf-8")
+        return cls.from_records(json.loads(line) for line in text.splitlines() if line.strip())
+
+    def __repr__(self) -> str:
+        status = "ok" if self.ok else f"error={self.error}"
+        return (
+            f"Trace({self.meta.get('processor', '?')}, clock={self.meta.get('clock')}, "
+            f"{len(self.emissions)} emissions, {self.duration:.1f} s audio, rtf={self.rtf:.3f}, {status})"
+        )
+
+
+def _json_default(obj: Any):
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to a trace")
