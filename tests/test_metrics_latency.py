@@ -2,7 +2,6 @@
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import pandas as pd
 import pytest
@@ -16,9 +15,10 @@ from asr_lab.metrics import (
     word_latencies,
 )
 
+
 def same(a: dict, b: dict) -> bool:
     """Dict equality where nan equals nan (a summary of zero words is all nan)."""
-    nan = lambda v: isinstance(v, float) and math.isnan(v)  # noqa: E731
+    nan = lambda v: isinstance(v, float) and math.isnan(v)
     return a.keys() == b.keys() and all(a[k] == b[k] or (nan(a[k]) and nan(b[k])) for k in a)
 
 
@@ -28,10 +28,16 @@ REF = [(0.0, 0.5, "Hello"), (0.5, 1.0, "big"), (1.0, 1.5, "world,"), (2.0, 2.5, 
 def emissions():
     return [
         # no engine word timestamps: "hello" spread to [0, 0.5], "big" to [0.5, 1.0]
-        dict(start=0.0, end=1.0, text="Hello big", emitted_at=2.0, compute_sec=0.3),
+        {"start": 0.0, "end": 1.0, "text": "Hello big", "emitted_at": 2.0, "compute_sec": 0.3},
         # engine word timestamps; "word" is a substitution for "world"
-        dict(start=1.0, end=2.5, text=" word again.", emitted_at=3.5, compute_sec=0.5,
-             words=[(1.0, 1.6, " word"), (2.0, 2.4, " again.")]),
+        {
+            "start": 1.0,
+            "end": 2.5,
+            "text": " word again.",
+            "emitted_at": 3.5,
+            "compute_sec": 0.5,
+            "words": [(1.0, 1.6, " word"), (2.0, 2.4, " again.")],
+        },
     ]
 
 
@@ -41,14 +47,14 @@ class Emission:  # what the replayer's dataclass might look like
     end: float
     text: str
     emitted_at: float
-    compute_sec: Optional[float] = None
-    words: Optional[list] = None
+    compute_sec: float | None = None
+    words: list | None = None
 
 
 @dataclass
 class Utterance:
     text: str
-    words: Optional[list] = None
+    words: list | None = None
 
 
 def test_word_latencies_hand_computed():
@@ -69,8 +75,9 @@ def test_word_latencies_hand_computed():
 
 
 def test_latency_report_hand_computed():
-    r = latency_report(reference=REF, hypothesis=emissions(), audio_duration=3.0,
-                       compute_sec=[0.3, 0.1, 0.5, 0.3], clock="virtual")
+    r = latency_report(
+        reference=REF, hypothesis=emissions(), audio_duration=3.0, compute_sec=[0.3, 0.1, 0.5, 0.3], clock="virtual"
+    )
     assert r.latency.count == 3
     assert r.latency.mean == pytest.approx(3.5 / 3)
     assert r.latency.p50 == pytest.approx(1.0)
@@ -89,7 +96,7 @@ def test_latency_report_hand_computed():
 
 def test_objects_and_dicts_give_the_same_report():
     objs = [Emission(**e) for e in emissions()]
-    utt = Utterance("Hello big world, again", [dict(start=s, end=e, word=w) for s, e, w in REF])
+    utt = Utterance("Hello big world, again", [{"start": s, "end": e, "word": w} for s, e, w in REF])
     a = latency_report(reference=REF, hypothesis=emissions(), clock="virtual")
     b = latency_report(reference=utt, hypothesis=objs, clock="virtual")
     assert a == b
@@ -110,7 +117,7 @@ def test_explicit_fed_until_wins():
 
 
 def test_without_compute_information_policy_split_is_empty():
-    ems = [dict(start=0.0, end=0.5, text="hello", emitted_at=1.0)]
+    ems = [{"start": 0.0, "end": 0.5, "text": "hello", "emitted_at": 1.0}]
     r = latency_report(reference=REF, hypothesis=ems)
     assert r.latency.count == 1 and r.policy_latency.count == 0 and math.isnan(r.policy_latency.mean)
     assert r.compute_lag.count == 0 and r.rtf is None and r.finish_delay is None
@@ -118,20 +125,20 @@ def test_without_compute_information_policy_split_is_empty():
 
 def test_repeated_words_align_to_the_unbroken_run():
     ref = [(0.0, 0.3, "the"), (0.3, 0.8, "cat"), (2.0, 2.3, "the"), (2.3, 2.9, "dog")]
-    ems = [dict(start=2.0, end=2.9, text="the dog", emitted_at=4.0)]
+    ems = [{"start": 2.0, "end": 2.9, "text": "the dog", "emitted_at": 4.0}]
     words = word_latencies(reference=ref, hypothesis=ems)
     assert [w.ref_index for w in words] == [2, 3]
     assert [w.latency for w in words] == pytest.approx([1.7, 1.1])
 
 
 def test_engine_word_splitting_into_two_tokens_keeps_its_times():
-    ems = [dict(start=0.0, end=1.0, text="well-known", emitted_at=1.5, words=[(0.2, 0.9, "well-known")])]
+    ems = [{"start": 0.0, "end": 1.0, "text": "well-known", "emitted_at": 1.5, "words": [(0.2, 0.9, "well-known")]}]
     words = word_latencies(reference=None, hypothesis=ems)
     assert [(w.word, w.hyp_end) for w in words] == [("well", 0.9), ("known", 0.9)]
 
 
 def test_spread_puts_equal_parts_and_the_last_word_at_the_segment_end():
-    ems = [dict(start=1.0, end=2.0, text="one two three", emitted_at=2.5)]
+    ems = [{"start": 1.0, "end": 2.0, "text": "one two three", "emitted_at": 2.5}]
     words = word_latencies(reference=None, hypothesis=ems)
     assert [w.hyp_end for w in words] == pytest.approx([1.0 + 1 / 3, 1.0 + 2 / 3, 2.0])
     assert words[-1].hyp_end == 2.0
@@ -162,7 +169,10 @@ def test_no_emissions():
 
 
 def test_finish_delay_ignores_blank_emissions_and_can_be_negative():
-    ems = [dict(start=0, end=1, text="hi", emitted_at=1.5), dict(start=1, end=2, text="  ", emitted_at=9.0)]
+    ems = [
+        {"start": 0, "end": 1, "text": "hi", "emitted_at": 1.5},
+        {"start": 1, "end": 2, "text": "  ", "emitted_at": 9.0},
+    ]
     assert finish_delay(hypothesis=ems, audio_duration=2.0) == pytest.approx(-0.5)
 
 
@@ -193,8 +203,13 @@ def test_accumulator_pools_words():
     acc = LatencyAccumulator()
     acc.update(reference=REF, hypothesis=emissions(), audio_duration=3.0, compute_sec=1.2, clock="virtual")
     ref2 = [(0.0, 1.0, "yes")]
-    acc.update(reference=ref2, hypothesis=[dict(start=0, end=1, text="yes", emitted_at=4.0, compute_sec=0.1)],
-               audio_duration=1.0, compute_sec=0.2, clock="virtual")
+    acc.update(
+        reference=ref2,
+        hypothesis=[{"start": 0, "end": 1, "text": "yes", "emitted_at": 4.0, "compute_sec": 0.1}],
+        audio_duration=1.0,
+        compute_sec=0.2,
+        clock="virtual",
+    )
     total = acc.compute()
     assert len(acc) == 2
     # pooled: [1.5, 1.0, 1.0] + [3.0] -> mean 6.5 / 4 (a mean of means would be (7/6 + 3) / 2)
@@ -221,16 +236,39 @@ def test_accumulator_refuses_mixed_clocks_and_wordless_reports():
 @pytest.mark.parametrize(
     "bad, error, message",
     [
-        (dict(start=0.0, end=1.0, text="a", emitted_at=-1.0), ValueError, r"emissions\[0\]\.emitted_at must be >= 0"),
-        (dict(start=float("nan"), end=1.0, text="a", emitted_at=1.0), ValueError, r"emissions\[0\].start must be a finite number"),
-        (dict(start=2.0, end=1.0, text="a", emitted_at=3.0), ValueError, r"ends before it starts"),
-        (dict(start=0.0, end=1.0, text=["a"], emitted_at=1.0), TypeError, r"emissions\[0\]\.text must be a str"),
-        (dict(start=0.0, end=1.0, text="a"), TypeError, r"emissions\[0\] has no 'emitted_at'"),
-        (dict(start=0.0, end=1.0, text="a", emitted_at="1"), TypeError, r"emitted_at must be a number of seconds"),
+        (
+            {"start": 0.0, "end": 1.0, "text": "a", "emitted_at": -1.0},
+            ValueError,
+            r"emissions\[0\]\.emitted_at must be >= 0",
+        ),
+        (
+            {"start": float("nan"), "end": 1.0, "text": "a", "emitted_at": 1.0},
+            ValueError,
+            r"emissions\[0\].start must be a finite number",
+        ),
+        ({"start": 2.0, "end": 1.0, "text": "a", "emitted_at": 3.0}, ValueError, r"ends before it starts"),
+        (
+            {"start": 0.0, "end": 1.0, "text": ["a"], "emitted_at": 1.0},
+            TypeError,
+            r"emissions\[0\]\.text must be a str",
+        ),
+        ({"start": 0.0, "end": 1.0, "text": "a"}, TypeError, r"emissions\[0\] has no 'emitted_at'"),
+        (
+            {"start": 0.0, "end": 1.0, "text": "a", "emitted_at": "1"},
+            TypeError,
+            r"emitted_at must be a number of seconds",
+        ),
         ((0.0, 1.0, "a"), TypeError, r"must be an object or dict.*e\.g\. dict\("),
-        (dict(start=0.0, end=1.0, text="a", emitted_at=0.1, compute_sec=0.5), ValueError, r"clock='unaware'"),
-        (dict(start=0.0, end=1.0, text="a", emitted_at=1.0, words=[(0.0, 0.5)]), ValueError,
-         r"words\[0\] must be a \(start, end, word\) triple"),
+        (
+            {"start": 0.0, "end": 1.0, "text": "a", "emitted_at": 0.1, "compute_sec": 0.5},
+            ValueError,
+            r"clock='unaware'",
+        ),
+        (
+            {"start": 0.0, "end": 1.0, "text": "a", "emitted_at": 1.0, "words": [(0.0, 0.5)]},
+            ValueError,
+            r"words\[0\] must be a \(start, end, word\) triple",
+        ),
     ],
 )
 def test_bad_emissions_are_named(bad, error, message):
@@ -240,8 +278,13 @@ def test_bad_emissions_are_named(bad, error, message):
 
 def test_other_bad_input():
     with pytest.raises(ValueError, match=r"in the order they appeared.*sort them by emitted_at"):
-        word_latencies(reference=None, hypothesis=[dict(start=0, end=1, text="a", emitted_at=2.0),
-                                                   dict(start=1, end=2, text="b", emitted_at=1.0)])
+        word_latencies(
+            reference=None,
+            hypothesis=[
+                {"start": 0, "end": 1, "text": "a", "emitted_at": 2.0},
+                {"start": 1, "end": 2, "text": "b", "emitted_at": 1.0},
+            ],
+        )
     with pytest.raises(ValueError, match="clock must be one of"):
         word_latencies(reference=None, hypothesis=[], clock="aware")
     with pytest.raises(TypeError, match="pass trace.emissions"):
@@ -252,3 +295,10 @@ def test_other_bad_input():
         word_latencies(reference=["hello"], hypothesis=[])
     with pytest.raises(TypeError, match="neither word timings"):
         word_latencies(reference={"words": None}, hypothesis=[])
+
+
+def test_replay_style_audio_fed_is_fed_until():
+    ems = emissions()
+    ems[0]["audio_fed"] = 1.0
+    words = word_latencies(reference=REF, hypothesis=ems, clock="virtual")
+    assert words[0].fed_until == 1.0 and words[2].fed_until == pytest.approx(3.0)

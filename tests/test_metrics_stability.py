@@ -9,6 +9,7 @@ import pytest
 from asr_lab.metrics import (
     StabilityAccumulator,
     StabilityReport,
+    display_snapshots,
     displayed_words,
     erased_words,
     stability_report,
@@ -94,7 +95,7 @@ def test_objects_and_dicts():
 
     a = stability_report(snapshots=SNAPSHOTS)
     b = stability_report(snapshots=[Snapshot(*s) for s in SNAPSHOTS])
-    c = stability_report(snapshots=[dict(time=t, committed=c, partial=p) for t, c, p in SNAPSHOTS])
+    c = stability_report(snapshots=[{"time": t, "committed": c, "partial": p} for t, c, p in SNAPSHOTS])
     assert a == b == c and a.words == b.words
 
 
@@ -141,3 +142,44 @@ def test_accumulator_sums_erasures():
 def test_bad_snapshots_are_named(snapshots, error, message):
     with pytest.raises(error, match=message):
         stability_report(snapshots=snapshots)
+
+
+def test_display_snapshots_from_emissions_and_partials():
+    ems = [
+        {"start": 0.0, "end": 1.0, "text": "ice cream", "emitted_at": 2.0},
+        {"start": 1.0, "end": 2.0, "text": "is good", "emitted_at": 3.0},
+    ]
+    partials = [(1.0, "I scream"), (2.0, "is"), (2.5, "is goo"), (3.0, "")]
+    snaps = display_snapshots(emissions=ems, partials=partials)
+    assert snaps == [
+        (1.0, "", "I scream"),
+        (2.0, "ice cream", "is"),  # emission and new partial at the same time: one snapshot
+        (2.5, "ice cream", "is goo"),
+        (3.0, "ice cream is good", ""),
+    ]
+    r = stability_report(snapshots=snaps)
+    # [i scream] -> [ice cream is]: 2 erased; [ice cream is goo] -> [ice cream is good]: 1 erased
+    assert r.erased_words == 3 and r.final_words == 4
+    assert [w.revisions for w in r.words] == [1, 1, 0, 1]
+
+
+def test_display_snapshots_closes_with_the_committed_text_and_uses_the_separator():
+    ems = [{"emitted_at": 1.0, "text": " Hello"}, {"emitted_at": 2.0, "text": " world"}]
+    snaps = display_snapshots(emissions=ems, partials=[(2.0, " wor")], separator="")
+    assert snaps == [(1.0, " Hello", ""), (2.0, " Hello world", " wor"), (2.0, " Hello world", "")]
+    with pytest.raises(ValueError, match=r"partials\[0\] must be \(time, partial_text\)"):
+        display_snapshots(emissions=[], partials=[(1.0, "a", "b")])
+    with pytest.raises(ValueError, match=r"emissions\[0\]\.emitted_at must be >= 0"):
+        display_snapshots(emissions=[{"emitted_at": -1.0, "text": "a"}])
+
+
+def test_replay_style_records_are_accepted():
+    @dataclass
+    class PartialSnapshot:  # the field names asr_lab.replay uses
+        at: float
+        text: str
+        committed: str
+
+    snaps = [PartialSnapshot(t, p, c) for t, c, p in SNAPSHOTS]
+    assert stability_report(snapshots=snaps) == stability_report(snapshots=SNAPSHOTS)
+    assert display_snapshots(emissions=[], partials=snaps[:2]) == [(0.5, "", "I"), (1.0, "", "I scream"), (1.0, "", "")]

@@ -126,7 +126,7 @@ def test_aligner_is_a_minimum_edit_alignment(reference, hypothesis):
 
 
 def test_aligner_prefers_an_unbroken_run():
-    pairs = align_words(reference="the cat the dog".split(), hypothesis="the dog".split())
+    pairs = align_words(reference=["the", "cat", "the", "dog"], hypothesis=["the", "dog"])
     assert [(p.op, p.ref_index, p.hyp_index) for p in pairs] == [
         ("deletion", 0, None),
         ("deletion", 1, None),

@@ -12,8 +12,9 @@ Nothing here imports jiwer; numpy is the only dependency.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,8 +37,8 @@ class AlignedPair:
     """
 
     op: Op
-    ref_index: Optional[int]
-    hyp_index: Optional[int]
+    ref_index: int | None
+    hyp_index: int | None
 
 
 def align_words(*, reference: Sequence[str], hypothesis: Sequence[str]) -> list[AlignedPair]:
@@ -152,7 +153,7 @@ class Summary:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], prefix: str = "") -> "Summary":
+    def from_dict(cls, data: dict[str, Any], prefix: str = "") -> Summary:
         """Inverse of :meth:`to_dict` with the same ``prefix``."""
         return cls(
             count=int(data[f"{prefix}count"]),
@@ -218,8 +219,7 @@ def _check_time(value: Any, name: str, *, allow_negative: bool = False) -> float
     """A finite number of seconds (≥ 0 unless ``allow_negative``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(
-            f"{name} must be a number of seconds, got {type(value).__name__} {_show(value)}; "
-            "pass a float such as 1.25"
+            f"{name} must be a number of seconds, got {type(value).__name__} {_show(value)}; pass a float such as 1.25"
         )
     out = float(value)
     if not math.isfinite(out):
@@ -241,8 +241,5 @@ def _field(obj: Any, key: str, where: str, *, required: bool = True, default: An
         return getattr(obj, key)
     if required:
         kind = "dict" if isinstance(obj, dict) else type(obj).__name__
-        raise TypeError(
-            f"{where} has no {key!r} ({kind} {_show(obj)}); "
-            f"give it a {key!r} key or attribute"
-        )
+        raise TypeError(f"{where} has no {key!r} ({kind} {_show(obj)}); give it a {key!r} key or attribute")
     return default

@@ -7,8 +7,9 @@ Inputs are plain data, so this module does not depend on the replayer:
   seconds and the committed text) and ``emitted_at`` (stream time, on the replay clock, at
   which the engine returned it). Optional: ``words`` — the engine's own word timestamps
   ``[(start, end, word), ...]`` in absolute stream seconds; ``compute_sec`` — seconds the
-  call that returned it computed; ``fed_until`` — stream seconds of audio the engine had
-  been given when that call began.
+  call that returned it computed; ``fed_until`` (or ``audio_fed``, the name in
+  :class:`asr_lab.replay` traces) — stream seconds of audio the engine had been given when
+  that call began.
 * **reference** (``reference=``): word timings ``[(start, end, word), ...]`` (tuples, dicts or
   objects with those fields), or an object/dict with a ``words`` attribute/key holding them
   (an Utterance; its ``words`` may be ``None``), or plain text (alignment without timings),
@@ -29,8 +30,9 @@ Clocks (the variant is named in every field; terminology of SimulEval, Ma et al.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Any, Literal
 
 from asr_lab.metrics.align import (
     Summary,
@@ -100,13 +102,13 @@ class WordLatency:
     hyp_start: float
     hyp_end: float
     hyp_timing: HypTiming
-    fed_until: Optional[float] = None
-    ref_index: Optional[int] = None
-    ref_start: Optional[float] = None
-    ref_end: Optional[float] = None
+    fed_until: float | None = None
+    ref_index: int | None = None
+    ref_start: float | None = None
+    ref_end: float | None = None
 
     @property
-    def latency(self) -> Optional[float]:
+    def latency(self) -> float | None:
         return None if self.ref_end is None else self.emitted_at - self.ref_end
 
     @property
@@ -114,13 +116,13 @@ class WordLatency:
         return self.emitted_at - self.hyp_end
 
     @property
-    def policy_latency(self) -> Optional[float]:
+    def policy_latency(self) -> float | None:
         if self.ref_end is None or self.fed_until is None:
             return None
         return self.fed_until - self.ref_end
 
     @property
-    def compute_lag(self) -> Optional[float]:
+    def compute_lag(self) -> float | None:
         return None if self.fed_until is None else self.emitted_at - self.fed_until
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,10 +145,20 @@ class WordLatency:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "WordLatency":
+    def from_dict(cls, data: dict[str, Any]) -> WordLatency:
         """Inverse of :meth:`to_dict` (derived keys are ignored)."""
-        names = ("word", "emission_index", "emitted_at", "hyp_start", "hyp_end", "hyp_timing",
-                 "fed_until", "ref_index", "ref_start", "ref_end")
+        names = (
+            "word",
+            "emission_index",
+            "emitted_at",
+            "hyp_start",
+            "hyp_end",
+            "hyp_timing",
+            "fed_until",
+            "ref_index",
+            "ref_start",
+            "ref_end",
+        )
         return cls(**{k: data.get(k) for k in names})
 
 
@@ -160,9 +172,9 @@ class _Emission:
     end: float
     text: str
     emitted_at: float
-    compute_sec: Optional[float]
-    fed_until: Optional[float]
-    words: Optional[list[tuple[float, float, str]]]
+    compute_sec: float | None
+    fed_until: float | None
+    words: list[tuple[float, float, str]] | None
 
 
 def _timed_word(item: Any, where: str) -> tuple[float, float, str]:
@@ -199,6 +211,8 @@ def _emission(obj: Any, k: int) -> _Emission:
     compute = _field(obj, "compute_sec", where, required=False)
     compute = None if compute is None else _check_time(compute, f"{where}.compute_sec")
     fed = _field(obj, "fed_until", where, required=False)
+    if fed is None:  # asr_lab.replay's Emission calls it audio_fed
+        fed = _field(obj, "audio_fed", where, required=False)
     fed = None if fed is None else _check_time(fed, f"{where}.fed_until")
     raw_words = _field(obj, "words", where, required=False)
     words = None
@@ -226,9 +240,7 @@ def _emissions(hypothesis: Any) -> list[_Emission]:
     return out
 
 
-def _reference(
-    reference: Any, normalize: Normalize
-) -> tuple[Optional[list[str]], Optional[list[tuple[float, float]]]]:
+def _reference(reference: Any, normalize: Normalize) -> tuple[list[str] | None, list[tuple[float, float]] | None]:
     """(tokens, (start, end) per token): tokens ``None`` without a reference, times ``None`` without timings."""
     if reference is None:
         return None, None
@@ -270,7 +282,7 @@ def _total_compute(compute_sec: Any) -> float:
     return sum(_check_time(c, f"compute_sec[{k}]") for k, c in enumerate(compute_sec))
 
 
-def _fed_until(em: _Emission, clock: Optional[str], k: int) -> Optional[float]:
+def _fed_until(em: _Emission, clock: str | None, k: int) -> float | None:
     if em.fed_until is not None:
         return em.fed_until
     if clock == "unaware":
@@ -287,7 +299,7 @@ def _fed_until(em: _Emission, clock: Optional[str], k: int) -> Optional[float]:
     return None
 
 
-def _check_clock(clock: Any) -> Optional[str]:
+def _check_clock(clock: Any) -> str | None:
     if clock is not None and clock not in CLOCKS:
         raise ValueError(f"clock must be one of {CLOCKS} or None, got {_show(clock)}; pass the trace's clock name")
     return clock
@@ -302,7 +314,7 @@ def word_latencies(
     reference: Any,
     hypothesis: Sequence[Any],
     normalize: Normalize = ENGLISH_NORMALIZER,
-    clock: Optional[str] = None,
+    clock: str | None = None,
 ) -> list[WordLatency]:
     """Every hypothesis word with its emission time, its audio position and its reference match.
 
@@ -328,8 +340,8 @@ def word_latencies(
 
 
 def _word_latencies(
-    reference: Any, hypothesis: Any, normalize: Normalize, clock: Optional[str]
-) -> tuple[list[WordLatency], Optional[list[str]], Optional[list[tuple[float, float]]]]:
+    reference: Any, hypothesis: Any, normalize: Normalize, clock: str | None
+) -> tuple[list[WordLatency], list[str] | None, list[tuple[float, float]] | None]:
     clock = _check_clock(clock)
     emissions = _emissions(hypothesis)
     hyp: list[WordLatency] = []
@@ -358,12 +370,13 @@ def _word_latencies(
             continue
         w = hyp[h]
         rs, re_ = ref_times[r] if ref_times is not None else (None, None)
-        out[h] = WordLatency(w.word, w.emission_index, w.emitted_at, w.hyp_start, w.hyp_end, w.hyp_timing,
-                             w.fed_until, r, rs, re_)
+        out[h] = WordLatency(
+            w.word, w.emission_index, w.emitted_at, w.hyp_start, w.hyp_end, w.hyp_timing, w.fed_until, r, rs, re_
+        )
     return out, ref_tokens, ref_times
 
 
-def real_time_factor(*, compute_sec: Union[float, Sequence[float]], audio_duration: float) -> float:
+def real_time_factor(*, compute_sec: float | Sequence[float], audio_duration: float) -> float:
     """Real-time factor: total compute time over audio duration.
 
     Formula: ``RTF = Σ compute_sec / audio_duration`` (< 1: faster than real time).
@@ -377,7 +390,7 @@ def real_time_factor(*, compute_sec: Union[float, Sequence[float]], audio_durati
     return _total_compute(compute_sec) / duration
 
 
-def finish_delay(*, hypothesis: Sequence[Any], audio_duration: float) -> Optional[float]:
+def finish_delay(*, hypothesis: Sequence[Any], audio_duration: float) -> float | None:
     """Time from the end of the audio to the last emission that carries text.
 
     Formula: ``finish_delay = max emitted_at over emissions with non-blank text − audio_duration``
@@ -423,23 +436,33 @@ class LatencyReport:
     hyp_latency: Summary
     policy_latency: Summary
     compute_lag: Summary
-    first_word_latency: Optional[float]
-    finish_delay: Optional[float]
-    rtf: Optional[float]
-    audio_duration: Optional[float]
-    compute_sec: Optional[float]
-    reference_words: Optional[int]
+    first_word_latency: float | None
+    finish_delay: float | None
+    rtf: float | None
+    audio_duration: float | None
+    compute_sec: float | None
+    reference_words: int | None
     hypothesis_words: int
-    matched_words: Optional[int]
+    matched_words: int | None
     reference_timed: bool
     hypothesis_timing: str
-    clock: Optional[str]
+    clock: str | None
     words: tuple[WordLatency, ...] = field(default=(), repr=False, compare=False)
 
     _SUMMARIES = ("latency", "hyp_latency", "policy_latency", "compute_lag")
-    _SCALARS = ("first_word_latency", "finish_delay", "rtf", "audio_duration", "compute_sec",
-                "reference_words", "hypothesis_words", "matched_words", "reference_timed",
-                "hypothesis_timing", "clock")
+    _SCALARS = (
+        "first_word_latency",
+        "finish_delay",
+        "rtf",
+        "audio_duration",
+        "compute_sec",
+        "reference_words",
+        "hypothesis_words",
+        "matched_words",
+        "reference_timed",
+        "hypothesis_timing",
+        "clock",
+    )
 
     def to_dict(self, *, include_words: bool = False) -> dict[str, Any]:
         """Flat dict, summaries as ``latency_mean``, ``latency_p90``, ... (one DataFrame row)."""
@@ -453,7 +476,7 @@ class LatencyReport:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LatencyReport":
+    def from_dict(cls, data: dict[str, Any]) -> LatencyReport:
         """Inverse of :meth:`to_dict` (``words`` restored only if present)."""
         kwargs: dict[str, Any] = {name: Summary.from_dict(data, prefix=f"{name}_") for name in cls._SUMMARIES}
         for name in cls._SCALARS:
@@ -490,10 +513,10 @@ def latency_report(
     *,
     reference: Any,
     hypothesis: Sequence[Any],
-    audio_duration: Optional[float] = None,
-    compute_sec: Optional[Union[float, Sequence[float]]] = None,
+    audio_duration: float | None = None,
+    compute_sec: float | Sequence[float] | None = None,
     normalize: Normalize = ENGLISH_NORMALIZER,
-    clock: Optional[str] = None,
+    clock: str | None = None,
 ) -> LatencyReport:
     """Latency of one streamed utterance: per-word latencies summarised, first word, finish, RTF.
 
@@ -569,12 +592,12 @@ class LatencyAccumulator:
         self._finish: list[float] = []
         self._compute = 0.0
         self._audio_rtf = 0.0  # audio of the utterances that have compute_sec
-        self._audio: Optional[float] = None
-        self._ref_words: Optional[int] = None
-        self._matched: Optional[int] = None
+        self._audio: float | None = None
+        self._ref_words: int | None = None
+        self._matched: int | None = None
         self._hyp_words = 0
         self._timings: set[str] = set()
-        self._clock: Optional[str] = None
+        self._clock: str | None = None
         self._n = 0
         self._all_timed = True
 
@@ -627,7 +650,7 @@ class LatencyAccumulator:
     def compute(self) -> LatencyReport:
         """The pooled :class:`LatencyReport` (``words`` = all words, in the order added)."""
 
-        def mean(values: list[float]) -> Optional[float]:
+        def mean(values: list[float]) -> float | None:
             return sum(values) / len(values) if values else None
 
         timing = "none" if not self._timings else next(iter(self._timings)) if len(self._timings) == 1 else "mixed"

@@ -1,7 +1,9 @@
 """Stability of what a streaming recogniser displays: erasure, revisions, time to stable.
 
 Input (``snapshots=``): the display over time, as a sequence of ``(time, committed, partial)``
-— tuples, or objects/dicts with ``time``, ``committed`` and ``partial`` — in time order.
+— tuples, or objects/dicts with ``time`` (or ``at``), ``committed`` and ``partial`` (or
+``text``) — in time order. :func:`display_snapshots` builds this sequence from a trace's
+emissions and partial snapshots.
 ``time`` is stream seconds (the replay clock), ``committed`` is all text committed so far,
 ``partial`` the current unconfirmed text (``""`` for an engine without partials). The
 displayed text is ``committed + " " + partial``, normalised
@@ -40,8 +42,9 @@ defined above (in the spirit of the "stability" / "flicker" measures of re-trans
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from asr_lab.metrics.align import Summary, _check_text, _check_time, _field, _show, summarize
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER, Normalize, normalize_text
@@ -50,6 +53,7 @@ __all__ = [
     "StabilityAccumulator",
     "StabilityReport",
     "WordStability",
+    "display_snapshots",
     "displayed_words",
     "erased_words",
     "stability_report",
@@ -82,7 +86,7 @@ class WordStability:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "WordStability":
+    def from_dict(cls, data: dict[str, Any]) -> WordStability:
         return cls(
             position=int(data["position"]),
             word=data["word"],
@@ -102,10 +106,16 @@ def _snapshot(item: Any, k: int) -> tuple[float, str, str]:
         time, committed, partial = item
     elif isinstance(item, str):
         raise TypeError(f"{where} must be (time, committed_text, partial_text), got the str {_show(item)}")
-    else:
-        time = _field(item, "time", where)
+    else:  # asr_lab.replay's PartialSnapshot names them at / committed / text
+        time = _field(item, "time", where, required=False)
+        if time is None:
+            time = _field(item, "at", where, required=False)
+        if time is None:
+            raise TypeError(f"{where} has no 'time' (or 'at'): {_show(item)}; give it the stream time of the display")
         committed = _field(item, "committed", where)
-        partial = _field(item, "partial", where, required=False, default="")
+        partial = _field(item, "partial", where, required=False)
+        if partial is None:
+            partial = _field(item, "text", where, required=False, default="")
     time = _check_time(time, f"{where} time")
     committed = _check_text(committed, f"{where} committed text")
     partial = "" if partial is None else _check_text(partial, f"{where} partial text")
@@ -133,6 +143,70 @@ def displayed_words(
                 f"snapshots[{k - 1}] time {out[-1][0]!r}; sort them by time"
             )
         out.append((time, normalize_text(f"{committed} {partial}", normalize).split()))
+    return out
+
+
+def display_snapshots(
+    *, emissions: Sequence[Any], partials: Sequence[Any] = (), separator: str = " "
+) -> list[tuple[float, str, str]]:
+    """What a live display showed, ``[(time, committed, partial), ...]``, from emissions and partials.
+
+    What
+        ``emissions``: committed segments with ``emitted_at`` and ``text`` (as for
+        :func:`asr_lab.metrics.latency_report`); ``partials``: the engine's unconfirmed text
+        over time — objects/dicts with ``at`` (or ``time``) and ``text`` (or ``partial``),
+        or ``(time, text)`` pairs — as recorded when it changed. Events are replayed in time
+        order (at equal times emissions first, then partials, in input order); the committed
+        text is the emissions so far joined by ``separator`` (the engine's ``sep``). One
+        snapshot per distinct time, holding the state after every event at that time, so an
+        emission and the partial that replaced it in the same step are never seen half-way.
+        A last snapshot with an empty partial is added when the last partial is not empty:
+        the final display is the committed transcript.
+    """
+    events: list[tuple[float, int, int, str]] = []
+    for k, em in enumerate(emissions):
+        where = f"emissions[{k}]"
+        if isinstance(em, (tuple, list, str)):
+            raise TypeError(f"{where} must be an object or dict with emitted_at and text, got {_show(em)}")
+        events.append(
+            (
+                _check_time(_field(em, "emitted_at", where), f"{where}.emitted_at"),
+                0,
+                k,
+                _check_text(_field(em, "text", where), f"{where}.text"),
+            )
+        )
+    for k, item in enumerate(partials):
+        where = f"partials[{k}]"
+        if isinstance(item, (tuple, list)):
+            if len(item) != 2:
+                raise ValueError(f"{where} must be (time, partial_text), got {_show(item)}")
+            time, text = item
+        elif isinstance(item, str):
+            raise TypeError(f"{where} must be (time, partial_text) or an object with at and text, got {_show(item)}")
+        else:
+            time = _field(item, "at", where, required=False)
+            if time is None:
+                time = _field(item, "time", where)
+            text = _field(item, "text", where, required=False)
+            if text is None:
+                text = _field(item, "partial", where, required=False, default="")
+        text = "" if text is None else _check_text(text, f"{where} text")
+        events.append((_check_time(time, f"{where} time"), 1, k, text))
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
+
+    committed: list[str] = []
+    partial = ""
+    out: list[tuple[float, str, str]] = []
+    for n, (time, kind, _, text) in enumerate(events):
+        if kind == 0:
+            committed.append(text)
+        else:
+            partial = text
+        if n + 1 == len(events) or events[n + 1][0] != time:
+            out.append((time, separator.join(committed), partial))
+    if out and out[-1][2].strip():
+        out.append((out[-1][0], out[-1][1], ""))
     return out
 
 
@@ -196,7 +270,7 @@ class StabilityReport:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StabilityReport":
+    def from_dict(cls, data: dict[str, Any]) -> StabilityReport:
         """Inverse of :meth:`to_dict` (``words`` restored only if present)."""
         return cls(
             snapshots=int(data["snapshots"]),
@@ -228,8 +302,8 @@ def stability_report(*, snapshots: Sequence[Any], normalize: Normalize = ENGLISH
 
     records: list[WordStability] = []
     for k, target in enumerate(final):
-        first_shown: Optional[float] = None
-        last_shown: Optional[str] = None
+        first_shown: float | None = None
+        last_shown: str | None = None
         revisions = 0
         stable_from = 0  # index of the earliest snapshot of the final unbroken run
         for t, (time, words) in enumerate(displays):

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal
 
 from asr_lab.metrics.align import _check_text, _show
 
@@ -73,7 +74,7 @@ class TextNormalizer:
     remove_punctuation: bool = True
     keep_apostrophes: bool = True
     keep_number_punctuation: bool = True
-    unicode_form: Optional[Literal["NFC", "NFKC", "NFD", "NFKD"]] = "NFKC"
+    unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = "NFKC"
     replacements: tuple[tuple[str, str], ...] = ()
     extra_steps: tuple[Callable[[str], str], ...] = field(default=(), compare=False)
 
@@ -92,7 +93,7 @@ class TextNormalizer:
             if not callable(step):
                 raise TypeError(f"extra_steps[{k}] must be a callable str -> str, got {_show(step)}")
 
-    def then(self, step: Callable[[str], str]) -> "TextNormalizer":
+    def then(self, step: Callable[[str], str]) -> TextNormalizer:
         """A copy of this normaliser with ``step`` (a callable ``str -> str``) appended."""
         if not callable(step):
             raise TypeError(f"step must be a callable str -> str, got {_show(step)}")
@@ -140,7 +141,7 @@ ENGLISH_NORMALIZER = TextNormalizer()
 """The default normaliser of every metric: NFKC, lower-case, punctuation to spaces (keeping
 intra-word apostrophes and digit-internal ``.``/``,``), whitespace collapsed."""
 
-Normalize = Optional[Callable[[str], str]]
+Normalize = Callable[[str], str] | None
 """What ``normalize=`` accepts: a callable ``str -> str`` (e.g. a :class:`TextNormalizer`),
 or ``None`` to compare the texts as they are, only split on whitespace."""
 
@@ -226,7 +227,7 @@ class ErrorCounts:
             return math.inf if self.errors else math.nan
         return self.errors / self.reference_length
 
-    def __add__(self, other: "ErrorCounts") -> "ErrorCounts":
+    def __add__(self, other: ErrorCounts) -> ErrorCounts:
         if not isinstance(other, ErrorCounts):
             return NotImplemented
         if other.unit != self.unit:
@@ -254,7 +255,7 @@ class ErrorCounts:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ErrorCounts":
+    def from_dict(cls, data: dict[str, Any]) -> ErrorCounts:
         """Inverse of :meth:`to_dict` (derived keys are ignored)."""
         return cls(
             substitutions=int(data["substitutions"]),
@@ -275,7 +276,11 @@ def _counts(reference: str, hypothesis: str, unit: Literal["word", "char"]) -> E
         return ErrorCounts(substitutions=0, deletions=ref_len, insertions=hyp_len, hits=0, unit=unit)
     import jiwer  # lazy: keeps `import asr_lab.metrics` free of jiwer (and rapidfuzz)
 
-    out = jiwer.process_words(reference, hypothesis) if unit == "word" else jiwer.process_characters(reference, hypothesis)
+    out = (
+        jiwer.process_words(reference, hypothesis)
+        if unit == "word"
+        else jiwer.process_characters(reference, hypothesis)
+    )
     return ErrorCounts(
         substitutions=int(out.substitutions),
         deletions=int(out.deletions),
@@ -386,4 +391,3 @@ class WERAccumulator:
     def compute(self) -> ErrorCounts:
         """Summed counts; ``.rate`` is the corpus error rate (``nan`` before anything is added)."""
         return self._total
-
