@@ -13,6 +13,7 @@ named so. Real engines are tested with real models elsewhere.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
@@ -103,6 +104,10 @@ class TimelineASR:
         n = int(round(duration_sec * SAMPLE_RATE))
         return (np.arange(first, first + n, dtype=np.float64) / _POSITION_SCALE).astype(np.float32)
 
+    def __post_init__(self) -> None:
+        self.words = sorted(self.words)
+        self._starts = [w[0] for w in self.words]
+
     def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> ScriptedAnswer:
         if len(audio) == 0:
             self.calls.append(ASRCall(0, init_prompt))
@@ -111,7 +116,9 @@ class TimelineASR:
         self.calls.append(ASRCall(len(audio), init_prompt, first))
         t0 = first / SAMPLE_RATE
         t1 = t0 + len(audio) / SAMPLE_RATE
-        inside = [(s - t0, e - t0, w) for s, e, w in self.words if s >= t0 - 1e-9 and e <= t1 + 1e-9]
+        lo = bisect.bisect_left(self._starts, t0 - 1e-9)
+        hi = bisect.bisect_right(self._starts, t1 + 1e-9)
+        inside = [(s - t0, e - t0, w) for s, e, w in self.words[lo:hi] if e <= t1 + 1e-9]
         if self.unstable_tail_sec > 0:
             horizon = t1 - t0 - self.unstable_tail_sec
             inside = [(s, e, w if e <= horizon else w + "~") for s, e, w in inside]
