@@ -9,6 +9,7 @@ import pytest
 from asr_lab.metrics import (
     LatencyAccumulator,
     LatencyReport,
+    WordLatency,
     finish_delay,
     latency_report,
     real_time_factor,
@@ -302,3 +303,12 @@ def test_replay_style_audio_fed_is_fed_until():
     ems[0]["audio_fed"] = 1.0
     words = word_latencies(reference=REF, hypothesis=ems, clock="virtual")
     assert words[0].fed_until == 1.0 and words[2].fed_until == pytest.approx(3.0)
+
+
+def test_generators_and_dataframe_word_rows():
+    r = latency_report(reference=iter(REF), hypothesis=(e for e in emissions()), audio_duration=3.0)
+    assert r.hypothesis_words == 4 and r.finish_delay == pytest.approx(0.5)
+    rows = pd.DataFrame([w.to_dict() for w in word_latencies(reference=REF, hypothesis=emissions())])
+    back = [WordLatency.from_dict(row) for row in rows.to_dict("records")]
+    assert back[2].ref_index is None and back[2].latency is None and back[0].ref_index == 0
+    assert [w.latency for w in back] == pytest.approx([1.5, 1.0, None, 1.0])

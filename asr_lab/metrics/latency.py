@@ -19,12 +19,13 @@ Words are compared after normalisation (:data:`asr_lab.metrics.ENGLISH_NORMALIZE
 default); a reference or engine word that normalises to several tokens gives each token its
 times; one that normalises to nothing is dropped.
 
-Clocks (the variant is named in every field; terminology of SimulEval, Ma et al. 2020)
+Clocks (terminology of SimulEval, Ma et al. 2020)
     On a computation-*aware* clock (``"wall"``, ``"virtual"``) ``emitted_at`` includes the
     time the engine spent computing; on the computation-*unaware* clock (``"unaware"``) the
     clock stands still while the engine computes, so ``emitted_at`` is the amount of audio
-    fed. :func:`latency_report` splits an aware latency into the two parts (see
-    :class:`WordLatency`).
+    fed. ``latency`` is measured on the trace's clock (named in the report's ``clock``);
+    ``policy_latency`` is always computation-unaware and ``compute_lag`` is the difference
+    (see :class:`WordLatency`).
 """
 
 from __future__ import annotations
@@ -159,7 +160,14 @@ class WordLatency:
             "ref_start",
             "ref_end",
         )
-        return cls(**{k: data.get(k) for k in names})
+        values = {k: data.get(k) for k in names}
+        for k in ("fed_until", "ref_index", "ref_start", "ref_end"):
+            if isinstance(values[k], float) and math.isnan(values[k]):
+                values[k] = None  # a DataFrame round trip turns None into NaN
+        if values["ref_index"] is not None:
+            values["ref_index"] = int(values["ref_index"])
+        values["emission_index"] = int(values["emission_index"])
+        return cls(**values)
 
 
 # --------------------------------------------------------------------------------------
@@ -535,6 +543,8 @@ def latency_report(
         Koehn, "SimulMT to SimulST" (AACL 2020). RTF: Whisper-Streaming (Macháček, Dabre,
         Bojar 2023).
     """
+    if not isinstance(hypothesis, (str, bytes)) and hasattr(hypothesis, "__iter__"):
+        hypothesis = list(hypothesis)  # read twice below; a generator would be empty the second time
     words, ref_tokens, ref_times = _word_latencies(reference, hypothesis, normalize, clock)
     reference_timed = ref_times is not None
     pools = _pools(words, reference_timed)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from asr_lab.metrics.align import _check_text, _show
@@ -76,7 +76,7 @@ class TextNormalizer:
     keep_number_punctuation: bool = True
     unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = "NFKC"
     replacements: tuple[tuple[str, str], ...] = ()
-    extra_steps: tuple[Callable[[str], str], ...] = field(default=(), compare=False)
+    extra_steps: tuple[Callable[[str], str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.unicode_form not in (None, "NFC", "NFKC", "NFD", "NFKD"):
@@ -347,8 +347,8 @@ class WERAccumulator:
 
     Use
         >>> acc = WERAccumulator()
-        >>> acc.update(reference="a b c d", hypothesis="a b c d")
-        >>> acc.update(reference="e", hypothesis="f")
+        >>> _ = acc.update(reference="a b c d", hypothesis="a b c d")
+        >>> _ = acc.update(reference="e", hypothesis="f")
         >>> acc.compute().rate   # 1 error / 5 words, not mean(0, 1) = 0.5
         0.2
 
