@@ -48,7 +48,8 @@ def echo():
 def test_builtins_are_listed_with_install_state():
     rows = {b.name: b for b in asr_lab.available_backends()}
     assert {"pocketsphinx", "pocketsphinx-la", "faster-whisper", "mlx-whisper"} <= set(rows)
-    for b in rows.values():
+    for name in ("pocketsphinx", "pocketsphinx-la", "faster-whisper", "mlx-whisper"):
+        b = rows[name]
         assert b.description and b.source == "builtin"
         assert b.installed or b.install.startswith("pip install 'asr-lab[")
 
