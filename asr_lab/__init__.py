@@ -33,13 +33,23 @@ _EXPORTS = {
     "OnlineASRProcessor": "asr_lab.streaming.local_agreement",
     "HypothesisBuffer": "asr_lab.streaming.local_agreement",
     "check_processor": "asr_lab.testing.conformance",
-    "replay": "asr_lab.replay",
     "Trace": "asr_lab.replay",
     "Emission": "asr_lab.replay",
     "LiveAudio": "asr_lab.replay",
+    "score": "asr_lab.metrics",
+    "Scores": "asr_lab.metrics",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
+
+
+# ``asr_lab.replay`` is both a subpackage and the function users call. Importing a
+# subpackage rebinds the parent's attribute to the module, so the function is bound here,
+# eagerly, after the subpackage is loaded (it needs only numpy).
+from asr_lab.replay.replayer import replay  # noqa: E402
+
+__all__.append("replay")
+__all__.sort()
 
 
 def __getattr__(name: str) -> Any:
@@ -61,5 +71,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from asr_lab.core.config import ASRConfig, ConfigError
     from asr_lab.core.protocols import SAMPLE_RATE, ASRBase, ASRProcessor, ModelLoader, SupportsPartial
     from asr_lab.streaming.local_agreement import HypothesisBuffer, OnlineASRProcessor
-    from asr_lab.replay import Emission, LiveAudio, Trace, replay
+    from asr_lab.metrics import Scores, score
+    from asr_lab.replay import Emission, LiveAudio, Trace
     from asr_lab.testing.conformance import check_processor

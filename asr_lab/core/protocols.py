@@ -30,7 +30,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from asr_lab.core.config import ASRConfig
 
-__all__ = ["SAMPLE_RATE", "Segment", "ASRProcessor", "SupportsPartial", "ASRBase", "ModelLoader"]
+__all__ = ["SAMPLE_RATE", "Segment", "ASRProcessor", "SupportsPartial", "SupportsWords", "ASRBase", "ModelLoader"]
 
 SAMPLE_RATE = 16000
 """Samples per second of every array that crosses a contract."""
@@ -75,6 +75,19 @@ class SupportsPartial(Protocol):
     """
 
     def partial(self) -> Optional[Tuple[float, float, str]]: ...
+
+
+@runtime_checkable
+class SupportsWords(Protocol):
+    """Optional capability of an :class:`ASRProcessor`, detected at run time.
+
+    ``last_words()`` returns the engine's own word timestamps ``[(start, end, word)]``
+    (absolute stream seconds) of the segment the latest ``process_iter()`` or
+    ``finish()`` returned; the replayer stores them with the emission so latency can be
+    measured against the engine's word times, as Whisper-Streaming logs them.
+    """
+
+    def last_words(self) -> list[tuple[float, float, str]]: ...
 
 
 @runtime_checkable

@@ -8,6 +8,8 @@
 * :mod:`~asr_lab.metrics.stability` — normalized erasure, revisions and time-to-stable of
   the displayed text; :class:`StabilityAccumulator`.
 * :mod:`~asr_lab.metrics.align` — the word aligner they share, and :class:`Summary`.
+* :mod:`~asr_lab.metrics.score` — :func:`score` (also ``asr_lab.score``): all of the above
+  for one replay trace against one reference, as a :class:`Scores` record.
 
 Every function takes keyword arguments only (``reference=``, ``hypothesis=``) and documents
 its formula and source. Corpus numbers come from accumulators that sum counts or pool words,
@@ -25,6 +27,7 @@ from asr_lab.metrics.latency import (
     real_time_factor,
     word_latencies,
 )
+from asr_lab.metrics.score import Scores, score
 from asr_lab.metrics.stability import (
     StabilityAccumulator,
     StabilityReport,
@@ -53,6 +56,7 @@ __all__ = [
     "LatencyAccumulator",
     "LatencyReport",
     "Normalize",
+    "Scores",
     "StabilityAccumulator",
     "StabilityReport",
     "Summary",
@@ -69,6 +73,7 @@ __all__ = [
     "latency_report",
     "normalize_text",
     "real_time_factor",
+    "score",
     "stability_report",
     "summarize",
     "wer",

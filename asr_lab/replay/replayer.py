@@ -99,6 +99,7 @@ def replay(
                 f"start_at={start_at} s is at or past the end of the audio ({len(samples) / SAMPLE_RATE:.2f} s)"
             )
     partial_fn = getattr(processor, "partial", None) if callable(getattr(processor, "partial", None)) else None
+    words_fn = getattr(processor, "last_words", None) if callable(getattr(processor, "last_words", None)) else None
     if separator is None:
         separator = getattr(getattr(processor, "asr", None), "sep", None)
         separator = " " if separator is None or separator == "" else separator
@@ -117,7 +118,7 @@ def replay(
             **(meta or {}),
         }
     )
-    recorder = _Recorder(trace, separator, on_emission, on_partial)
+    recorder = _Recorder(trace, separator, on_emission, on_partial, words_fn)
 
     # 1. warm-up
     warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
@@ -206,8 +207,8 @@ def _wait_live(audio: LiveAudio, target: int, stop: Optional[threading.Event]) -
 class _Recorder:
     """Appends to the trace and calls the user's callbacks without letting them break the run."""
 
-    def __init__(self, trace: Trace, separator: str, on_emission, on_partial) -> None:
-        self.trace, self.sep = trace, separator
+    def __init__(self, trace: Trace, separator: str, on_emission, on_partial, words_fn) -> None:
+        self.trace, self.sep, self.words_fn = trace, separator, words_fn
         self.on_emission, self.on_partial = on_emission, on_partial
         self.committed: list[str] = []
         self.last_partial: Optional[str] = None
@@ -218,7 +219,8 @@ class _Recorder:
         start, end, text = out
         if start is None or not str(text).strip():  # the reference's (None, None, "") for "nothing"
             return
-        emission = Emission(float(start), float(end), str(text), float(returned), float(compute), float(fed_sec), step, final)
+        words = [(float(a), float(b), str(w)) for a, b, w in self.words_fn()] if self.words_fn else None
+        emission = Emission(float(start), float(end), str(text), float(returned), float(compute), float(fed_sec), step, final, words)
         self.trace.emissions.append(emission)
         self.committed.append(emission.text)
         self._call(self.on_emission, emission)

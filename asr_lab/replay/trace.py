@@ -46,6 +46,11 @@ class Emission(_Record):
     audio_fed: float
     step: int
     final: bool = False
+    words: Optional[list] = None
+
+    def __post_init__(self) -> None:
+        if self.words is not None:  # JSON gives lists; keep tuples so traces compare equal
+            self.words = [tuple(w) for w in self.words]
 
     @property
     def latency(self) -> float:

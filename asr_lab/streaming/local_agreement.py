@@ -145,6 +145,7 @@ class OnlineASRProcessor:
         self.buffer_time_offset = float(offset) if offset is not None else 0.0
         self.transcript_buffer = HypothesisBuffer(self.buffer_time_offset)
         self.committed: list[Word] = []
+        self._last_words: list[Word] = []
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Append ``audio`` (float32, 16 kHz, mono) to the buffer."""
@@ -161,6 +162,7 @@ class OnlineASRProcessor:
         self.transcript_buffer.insert(words, self.buffer_time_offset)
         new = self.transcript_buffer.flush()
         self.committed.extend(new)
+        self._last_words = new
 
         if new and self.buffer_trimming_way == "sentence" and self._buffer_sec() > self.buffer_trimming_sec:
             self._trim_at_sentence()
@@ -171,13 +173,18 @@ class OnlineASRProcessor:
 
     def finish(self) -> Optional[Tuple[float, float, str]]:
         """End of stream: return the unconfirmed words and move the offset past the buffer."""
-        pending = self._join(self.transcript_buffer.unconfirmed())
+        self._last_words = list(self.transcript_buffer.unconfirmed())
+        pending = self._join(self._last_words)
         self.buffer_time_offset += self._buffer_sec()
         return pending
 
     def partial(self) -> Optional[Tuple[float, float, str]]:
         """The current unconfirmed hypothesis (may change on the next call), or ``None``."""
         return self._join(self.transcript_buffer.unconfirmed())
+
+    def last_words(self) -> list[Word]:
+        """Word timestamps of the segment the last ``process_iter()``/``finish()`` returned."""
+        return list(self._last_words)
 
     # -- the policy's parts --------------------------------------------------------
     def prompt(self) -> str:

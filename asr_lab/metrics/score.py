@@ -1,0 +1,107 @@
+"""``score(trace, reference)``: every metric of one replayed utterance, in one record.
+
+It wires a :class:`~asr_lab.replay.Trace` to the pure metric functions: WER and CER of
+the committed transcript (:mod:`.wer`), word latencies against the reference timings and
+the engine's own (:mod:`.latency`), and stability of the displayed text (:mod:`.stability`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from asr_lab.metrics.latency import LatencyReport, latency_report
+from asr_lab.metrics.stability import StabilityReport, display_snapshots, stability_report
+from asr_lab.metrics.wer import ENGLISH_NORMALIZER, ErrorCounts, Normalize, cer, wer
+
+__all__ = ["Scores", "score"]
+
+
+@dataclass
+class Scores:
+    """The metrics of one trace against one reference."""
+
+    wer: ErrorCounts
+    cer: ErrorCounts
+    latency: LatencyReport
+    stability: StabilityReport
+    hypothesis: str
+    reference: str
+
+    def to_dict(self) -> dict:
+        """One flat row: ``wer``, S/D/I/hits, ``cer``, ``latency_*``, ``rtf``, stability columns."""
+        w = self.wer
+        row = {
+            "wer": w.rate,
+            "word_errors": w.errors,
+            "substitutions": w.substitutions,
+            "deletions": w.deletions,
+            "insertions": w.insertions,
+            "reference_words": w.reference_length,
+            "cer": self.cer.rate,
+            "char_errors": self.cer.errors,
+            "reference_chars": self.cer.reference_length,
+        }
+        row.update(self.latency.to_dict())
+        st = self.stability
+        row.update(
+            {
+                "normalized_erasure": st.normalized_erasure,
+                "erased_words": st.erased_words,
+                "final_words": st.final_words,
+                "display_updates": st.updates,
+                "revised_words": st.revised_words,
+                "revisions_per_word": st.revisions.mean,
+                "time_to_stable_mean": st.time_to_stable.mean,
+                "time_to_stable_p90": st.time_to_stable.p90,
+            }
+        )
+        return row
+
+
+def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER) -> Scores:
+    """Score a replay ``trace`` against ``reference``.
+
+    ``reference``: an utterance-like object (``text`` and optional ``words`` timings
+    ``[(start, end, word)]``), a dict with those keys, or the reference text alone (then
+    latency against the reference is unavailable; latency against the engine's own word
+    times still is). WER/CER use ``normalize`` (default: English — case, punctuation,
+    white space). Corpus figures come from accumulating these, never from averaging rates.
+    """
+    text, words = _reference(reference)
+    sep = trace.separator
+    hypothesis = sep.join(e.text for e in trace.emissions)
+    ref_for_latency = words if words is not None else text
+    return Scores(
+        wer=wer(reference=text, hypothesis=hypothesis, normalize=normalize),
+        cer=cer(reference=text, hypothesis=hypothesis, normalize=normalize),
+        latency=latency_report(
+            reference=ref_for_latency,
+            hypothesis=trace.emissions,
+            audio_duration=trace.duration or None,
+            compute_sec=[s.compute_sec for s in trace.steps],
+            normalize=normalize,
+            clock=trace.meta.get("clock"),
+        ),
+        stability=stability_report(
+            snapshots=display_snapshots(emissions=trace.emissions, partials=trace.partials, separator=sep),
+            normalize=normalize,
+        ),
+        hypothesis=hypothesis,
+        reference=text,
+    )
+
+
+def _reference(reference: Any) -> tuple[str, Optional[list]]:
+    if isinstance(reference, str):
+        return reference, None
+    if isinstance(reference, dict):
+        text, words = reference.get("text"), reference.get("words")
+    else:
+        text, words = getattr(reference, "text", None), getattr(reference, "words", None)
+    if not isinstance(text, str):
+        raise TypeError(
+            f"reference must be text, or an utterance / dict with a 'text' string (and optional 'words'); "
+            f"got {type(reference).__name__} with text={text!r:.60}"
+        )
+    return text, (list(words) if words else None)
