@@ -43,12 +43,13 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
-# ``asr_lab.replay`` is both a subpackage and the function users call. Importing a
-# subpackage rebinds the parent's attribute to the module, so the function is bound here,
-# eagerly, after the subpackage is loaded (it needs only numpy).
+# ``asr_lab.replay`` and ``asr_lab.compare`` are both modules and the functions users
+# call. Importing a submodule rebinds the parent's attribute to the module, so the
+# functions are bound here, eagerly, after their modules are loaded (they need only numpy).
 from asr_lab.replay.replayer import replay  # noqa: E402
+from asr_lab.compare import Results, compare  # noqa: E402
 
-__all__.append("replay")
+__all__ += ["replay", "compare", "Results"]
 __all__.sort()
 
 

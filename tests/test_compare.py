@@ -1,0 +1,145 @@
+"""The comparison runner: tables, corpus aggregation, cache and resume, failures, executors."""
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import multiprocessing
+import pytest
+
+import asr_lab
+from asr_lab.backends import registry
+from asr_lab.compare import CACHE_FILE, Results, compare
+from asr_lab.testing import TimelineASR, words_from_text
+
+SENTENCES = ["the cat sat on the mat", "a dog ran in the park today", "we like green tea and cake"]
+
+
+@dataclass
+class Utt:
+    """Stand-in utterance (the real one lives in asr_lab.data) with position-encoded audio."""
+
+    id: str
+    text: str
+    words: list
+    offset: float
+
+    def load_audio(self):
+        return TimelineASR.stream_audio(self.words[-1][1] + 0.6 - self.offset, start_sec=self.offset)
+
+
+def make_dataset():
+    utts, t = [], 0.0
+    for i, s in enumerate(SENTENCES):
+        words = words_from_text(s, start=t)
+        utts.append(Utt(f"u{i}", s, words, t))
+        t = words[-1][1] + 5.0
+    return utts
+
+
+ALL_WORDS = [w for u in make_dataset() for w in u.words]
+
+
+class TimelineLoader:
+    """Stand-in backend: LocalAgreement over an ideal recogniser of the test timeline."""
+
+    def load(self, config):
+        drop = (config.model or "") == "drop-last"
+        words = [w for w in ALL_WORDS if not (drop and w[2] in ("mat", "today", "cake"))]
+        asr = TimelineASR(words, unstable_tail_sec=0.3)
+        return asr_lab.OnlineASRProcessor(asr, min_chunk_sec=config.min_chunk_size), {"separator": " "}
+
+
+class CrashingLoader:
+    def load(self, config):
+        raise RuntimeError("weights are corrupt")
+
+
+@pytest.fixture(autouse=True)
+def backends():
+    asr_lab.register_loader("timeline-test", TimelineLoader())
+    asr_lab.register_loader("crash-test", CrashingLoader())
+    yield
+    registry.unregister_loader("timeline-test")
+    registry.unregister_loader("crash-test")
+
+
+def test_tables_and_corpus_figures(tmp_path):
+    # the stand-in audio starts at each utterance's offset; shift the reference words accordingly
+    data = make_dataset()
+    configs = {"perfect": {"backend": "timeline-test", "min_chunk_size": 0.5},
+               "lossy": {"backend": "timeline-test", "model": "drop-last", "min_chunk_size": 0.5}}
+    res = compare(configs, data, clock="unaware", progress=False)
+    assert res.systems == ["perfect", "lossy"] and not res.failures
+    u = res.utterances
+    assert len(u) == 6 and set(u.columns) >= {"system", "utterance", "wer", "latency_p50", "normalized_erasure", "rtf"}
+    s = res.summary
+    assert s.loc["perfect", "wer"] == 0
+    n_words = sum(len(x.text.split()) for x in data)
+    assert s.loc["lossy", "wer"] == pytest.approx(3 / n_words)  # summed errors / summed words
+    assert s.loc["lossy", "deletions"] == 3
+    out = res.to_files(tmp_path / "out")
+    assert (out / "summary.csv").exists() and (out / "utterances.csv").exists()
+    assert len(list((out / "traces").glob("*.jsonl"))) == 6
+    assert "| perfect |" in (out / "summary.md").read_text()
+
+
+def test_a_failing_system_is_recorded_and_the_rest_go_on():
+    res = compare({"ok": {"backend": "timeline-test"}, "bad": {"backend": "crash-test"}}, make_dataset(), clock="unaware", progress=False)
+    assert len(res.failures) == 3 and all("weights are corrupt" in r.error for r in res.failures)
+    assert res.summary.loc["bad", "failed"] == 3 and res.summary.loc["ok", "failed"] == 0
+    assert "Failures:" in res.markdown()
+
+
+def test_typos_fail_before_any_work():
+    with pytest.raises(asr_lab.ConfigError, match="min_chunk_sise"):
+        compare({"x": {"backend": "timeline-test", "min_chunk_sise": 1}}, make_dataset(), progress=False)
+    with pytest.raises(KeyError, match="unknown backend"):
+        compare({"x": {"backend": "no-such"}}, make_dataset(), progress=False)
+    with pytest.raises(ValueError, match="repeats=0"):
+        compare({"x": {"backend": "timeline-test"}}, make_dataset(), repeats=0)
+
+
+def test_cache_resumes_a_killed_run_and_gives_the_same_table(tmp_path):
+    configs = {"a": {"backend": "timeline-test", "min_chunk_size": 0.5}}
+    full = compare(configs, make_dataset(), clock="unaware", cache_dir=tmp_path, progress=False)
+    lines = (tmp_path / CACHE_FILE).read_text().splitlines()
+    assert len(lines) == 3
+    # simulate a kill after the first run, with half a line written
+    (tmp_path / CACHE_FILE).write_text(lines[0] + "\n" + lines[1][:50])
+    with pytest.warns(RuntimeWarning, match="unreadable run record"):
+        resumed = compare(configs, make_dataset(), clock="unaware", cache_dir=tmp_path, progress=False)
+    measured = ["rtf", "compute_sec"]  # wall-clock measurements differ between any two runs
+    diff = [c for c in full.summary.columns if c not in measured and not resumed.summary[c].equals(full.summary[c])]
+    assert diff == []
+    records = [json.loads(x) for x in (tmp_path / CACHE_FILE).read_text().splitlines()[2:]]
+    assert sorted(r["utterance"] for r in records) == ["u1", "u2"]  # only the missing runs ran again
+    # a finished cache re-scores without running anything
+    again = compare(configs, make_dataset(), clock="unaware", cache_dir=tmp_path, progress=False)
+    assert again.utterances["wer"].tolist() == full.utterances["wer"].tolist()
+    # a different clock or chunk is a different run
+    before = len((tmp_path / CACHE_FILE).read_text().splitlines())
+    compare(configs, make_dataset(), clock="unaware", chunk_sec=1.0, cache_dir=tmp_path, progress=False)
+    assert len((tmp_path / CACHE_FILE).read_text().splitlines()) == before + 3
+
+
+def test_repeats_give_run_to_run_spread():
+    res = compare({"a": {"backend": "timeline-test", "min_chunk_size": 0.5}}, make_dataset(), clock="virtual", repeats=2, progress=False)
+    assert len(res.records) == 6
+    assert "latency_p50_spread" in res.summary.columns and res.summary.loc["a", "wer_spread"] == 0
+
+
+def test_process_pool_gives_the_same_words():
+    ctx = multiprocessing.get_context("fork")  # registered stand-in loaders are inherited by forked workers
+    configs = {"a": {"backend": "timeline-test", "min_chunk_size": 0.5}}
+    local = compare(configs, make_dataset(), clock="unaware", progress=False)
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        pooled = compare(configs, make_dataset(), clock="unaware", executor=pool, progress=False)
+    assert pooled.utterances["hypothesis"].tolist() == local.utterances["hypothesis"].tolist()
+    assert pooled.summary.loc["a", "latency_p50"] == local.summary.loc["a", "latency_p50"]
+
+
+def test_factories_are_accepted():
+    res = compare({"f": lambda: TimelineLoader().load(asr_lab.ASRConfig(min_chunk_size=0.5))[0]}, make_dataset(), clock="unaware", progress=False)
+    assert res.summary.loc["f", "wer"] == 0
+    assert isinstance(res, Results) and "Results(1 systems" in repr(res)
