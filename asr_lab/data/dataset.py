@@ -1,0 +1,971 @@
+"""Utterances, datasets, manifests, and loaders for the corpora people already have.
+
+An :class:`Utterance` is one recording with its transcript and, when known, the time of
+every word (``[(start, end, word), ...]`` in seconds); a :class:`Dataset` is a named list
+of them. Every source ends up in that one shape, so the replayer, the metrics and the
+comparison runner never care where audio came from.
+
+The on-disk form is a **manifest**: a JSON Lines file (``manifest.jsonl``), one utterance
+per line, with audio paths relative to the manifest's folder so a dataset folder can be
+moved or zipped as a whole (the lhotse/NeMo convention)::
+
+    {"id": "slt-000", "audio": "utterances/slt-000.flac", "text": "The cat sat on the mat.",
+     "duration": 2.135, "words": [[0.12, 0.31, "the"], [0.31, 0.58, "cat"], ...],
+     "meta": {"voice": "slt", "engine": "flite"}}
+
+``words`` is ``null`` when timings are unknown; ``meta`` is optional and free-form.
+
+:func:`load_dataset` reads a manifest (or a folder holding ``manifest.jsonl``), a
+LibriSpeech-style folder, a Common Voice TSV, or a Hugging Face ``datasets.Dataset``.
+Heavy libraries (soundfile, pandas, datasets) are imported inside the functions that need
+them, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import math
+import os
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MANIFEST_NAME",
+    "Dataset",
+    "DatasetError",
+    "DatasetFileNotFoundError",
+    "Utterance",
+    "WordTiming",
+    "load_dataset",
+    "read_manifest",
+]
+
+MANIFEST_NAME = "manifest.jsonl"
+"""The file name :func:`load_dataset` looks for inside a dataset folder."""
+
+SAMPLE_RATE = 16000
+WordTiming = tuple[float, float, str]
+PathLike = str | os.PathLike
+
+_TEXT_COLUMN_GUESSES = ("text", "sentence", "transcription", "transcript", "normalized_text")
+_CV_META_COLUMNS = ("client_id", "sentence_id", "age", "gender", "accents", "variant", "locale", "segment")
+_AUDIO_SUFFIXES = (".flac", ".wav", ".mp3", ".ogg", ".opus", ".m4a")
+
+
+class DatasetError(ValueError):
+    """A dataset source that cannot be read as given; the message names it, what is allowed and the fix."""
+
+
+class DatasetFileNotFoundError(DatasetError, FileNotFoundError):
+    """A manifest, folder or audio file that a dataset needs does not exist."""
+
+
+# ----------------------------------------------------------------------------- Utterance
+
+
+@dataclass
+class Utterance:
+    """One recording, its transcript and (optionally) the time of every word.
+
+    ``id``
+        Unique within its dataset; used to find it (``dataset["slt-000"]``) and to name
+        results.
+    ``audio``
+        Path of the audio file (any format :func:`asr_lab.core.audio.load_audio` reads), or
+        ``None`` for an utterance whose audio lives only in memory (see :meth:`from_array`)
+        or is unknown. In memory the path is absolute (or as given); in a manifest it is
+        stored relative to the manifest's folder.
+    ``text``
+        The reference transcript, as written (normalisation is the metrics' job).
+    ``duration``
+        Seconds of audio, or ``None`` when not measured.
+    ``words``
+        Reference word timings ``[(start, end, word), ...]`` in seconds from the start of
+        the audio, in spoken order, or ``None`` when unknown (latency metrics need them).
+    ``meta``
+        Anything else: voice, engine, speaker, source utterances of a long-form stream...
+    """
+
+    id: str
+    audio: str | None
+    text: str
+    duration: float | None = None
+    words: list[WordTiming] | None = None
+    meta: dict = field(default_factory=dict)
+    _array_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise DatasetError(f"utterance id must be a non-empty string, got {self.id!r}")
+        if self.audio is not None:
+            if not isinstance(self.audio, (str, os.PathLike)):
+                raise DatasetError(
+                    f"utterance {self.id!r}: audio must be a file path (str) or None, got "
+                    f"{type(self.audio).__name__}; for samples in memory use Utterance.from_array(...)"
+                )
+            self.audio = os.fspath(self.audio)
+        if not isinstance(self.text, str):
+            raise DatasetError(f"utterance {self.id!r}: text must be a string, got {type(self.text).__name__}")
+        if self.duration is not None:
+            if isinstance(self.duration, bool) or not isinstance(self.duration, (int, float, np.number)):
+                raise DatasetError(
+                    f"utterance {self.id!r}: duration must be seconds (a number) or None, got {self.duration!r}"
+                )
+            if not math.isfinite(float(self.duration)) or self.duration < 0:
+                raise DatasetError(f"utterance {self.id!r}: duration must be >= 0 seconds, got {self.duration!r}")
+            self.duration = float(self.duration)
+        if self.words is not None:
+            self.words = _parse_words(self.words, f"utterance {self.id!r}")
+        if not isinstance(self.meta, dict):
+            raise DatasetError(f"utterance {self.id!r}: meta must be a dict, got {type(self.meta).__name__}")
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_array(
+        cls,
+        id: str,
+        audio: np.ndarray,
+        text: str,
+        sr: int = SAMPLE_RATE,
+        *,
+        words: Iterable | None = None,
+        meta: dict | None = None,
+    ) -> Utterance:
+        """An utterance whose audio is an array in memory (converted to float32 16 kHz mono now).
+
+        :meth:`Dataset.to_manifest` writes such audio to FLAC beside the manifest.
+        """
+        from asr_lab.core.audio import load_audio
+
+        samples = load_audio(np.asarray(audio), sr=sr)
+        return cls(
+            id=id,
+            audio=None,
+            text=text,
+            duration=len(samples) / SAMPLE_RATE,
+            words=None if words is None else list(words),
+            meta=dict(meta or {}),
+            _array_loader=lambda: samples,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], root: PathLike | None = None) -> Utterance:
+        """Build from a manifest record; a relative ``audio`` path is taken relative to ``root``.
+
+        Accepted keys: ``id``, ``audio`` (also ``audio_filepath`` as in NeMo manifests),
+        ``text``, ``duration``, ``words`` (``[[start, end, word], ...]`` or
+        ``[{"start", "end", "word"}, ...]``), ``meta``. Any other key is kept in ``meta``.
+        A missing ``id`` is taken from the audio file's name.
+        """
+        if not isinstance(data, Mapping):
+            raise DatasetError(
+                f"an utterance record must be a JSON object (dict), got {type(data).__name__}: {data!r:.80}"
+            )
+        record = dict(data)
+        audio = record.pop("audio", None)
+        if audio is None:
+            audio = record.pop("audio_filepath", None)
+        if audio is not None and not isinstance(audio, str):
+            raise DatasetError(f"'audio' must be a path string or null, got {audio!r:.80}")
+        if audio is not None and root is not None and not os.path.isabs(audio):
+            audio = os.path.normpath(os.path.join(os.fspath(root), audio))
+        uid = record.pop("id", None)
+        if uid is None and audio is not None:
+            uid = Path(audio).stem
+        if uid is None:
+            raise DatasetError(
+                f"record has no 'id' (and no 'audio' to take one from): keys {sorted(data)}; "
+                f'add "id": "<unique name>"'
+            )
+        if "text" not in record:
+            raise DatasetError(f"record {uid!r} has no 'text': keys {sorted(data)}; add the transcript as \"text\"")
+        text = record.pop("text")
+        meta = record.pop("meta", None) or {}
+        if not isinstance(meta, dict):
+            raise DatasetError(f"record {uid!r}: 'meta' must be a JSON object, got {meta!r:.80}")
+        meta = {**{k: v for k, v in record.items() if k not in ("duration", "words")}, **meta}
+        return cls(
+            id=str(uid),
+            audio=audio,
+            text=text,
+            duration=record.get("duration"),
+            words=record.get("words"),
+            meta=meta,
+        )
+
+    # -- views --------------------------------------------------------------------------
+
+    @property
+    def has_words(self) -> bool:
+        """Whether reference word timings are known."""
+        return self.words is not None
+
+    @property
+    def audio_path(self) -> Path | None:
+        """The audio file as a :class:`~pathlib.Path`, or ``None`` for in-memory/unknown audio."""
+        return None if self.audio is None else Path(self.audio)
+
+    @property
+    def voice(self) -> str | None:
+        """``meta["voice"]`` (synthetic data) or ``meta["speaker"]``, else ``None``."""
+        return self.meta.get("voice", self.meta.get("speaker"))
+
+    def load_audio(self) -> np.ndarray:
+        """The samples as float32, 16 kHz, mono (read from the file, or the in-memory array)."""
+        if self._array_loader is not None:
+            return self._array_loader()
+        if self.audio is None:
+            raise DatasetError(
+                f"utterance {self.id!r} has no audio (audio=None); give a file path, or build it "
+                f"with Utterance.from_array(id, samples, text, sr)"
+            )
+        from asr_lab.core.audio import load_audio
+
+        if not os.path.exists(self.audio):
+            raise DatasetFileNotFoundError(
+                f"audio file of utterance {self.id!r} not found: {self.audio!r}; the manifest points to a "
+                f"file that was moved or never built — rebuild the dataset or fix the path"
+            )
+        return load_audio(self.audio)
+
+    def to_dict(self, relative_to: PathLike | None = None) -> dict:
+        """The manifest record: ``id, audio, text, duration, words[, meta]`` (JSON-ready).
+
+        With ``relative_to`` (a folder), an audio path inside that folder is written
+        relative to it (POSIX separators); paths outside it stay absolute.
+        """
+        audio = self.audio
+        if audio is not None and relative_to is not None:
+            audio = _relative_path(audio, relative_to)
+        record: dict[str, Any] = {
+            "id": self.id,
+            "audio": audio,
+            "text": self.text,
+            "duration": None if self.duration is None else round(self.duration, 4),
+            "words": None if self.words is None else [[round(s, 3), round(e, 3), w] for s, e, w in self.words],
+        }
+        if self.meta:
+            record["meta"] = _jsonable(self.meta)
+        return record
+
+
+def _parse_words(words: Any, where: str) -> list[WordTiming]:
+    if isinstance(words, (str, bytes)) or not isinstance(words, Iterable):
+        raise DatasetError(f"{where}: words must be a list of (start, end, word) or None, got {type(words).__name__}")
+    out: list[WordTiming] = []
+    for k, item in enumerate(words):
+        if isinstance(item, Mapping):
+            try:
+                item = (item["start"], item["end"], item["word"])
+            except KeyError as missing:
+                raise DatasetError(
+                    f"{where}: words[{k}] = {item!r:.80} lacks {missing}; use {{'start', 'end', 'word'}}"
+                ) from None
+        try:
+            start, end, word = item
+            start, end = float(start), float(end)
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f"{where}: words[{k}] = {item!r:.80} is not (start seconds, end seconds, word)"
+            ) from None
+        if not isinstance(word, str):
+            raise DatasetError(f"{where}: words[{k}] word must be a string, got {word!r}")
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
+            raise DatasetError(f"{where}: words[{k}] = ({start}, {end}, {word!r}) needs 0 <= start <= end (seconds)")
+        out.append((start, end, word))
+    return out
+
+
+def _relative_path(path: str, folder: PathLike) -> str:
+    folder_abs = os.path.abspath(os.fspath(folder))
+    path_abs = os.path.abspath(path)
+    try:
+        inside = os.path.commonpath([folder_abs, path_abs]) == folder_abs
+    except ValueError:  # different drives on Windows
+        inside = False
+    if not inside:
+        return path
+    return Path(os.path.relpath(path_abs, folder_abs)).as_posix()
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy scalars/arrays and tuples into plain JSON types (recursively)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return value.as_posix()
+    return value
+
+
+# ----------------------------------------------------------------------------- Dataset
+
+
+class Dataset:
+    """A named, ordered list of :class:`Utterance` with a root folder.
+
+    Index it by position (``ds[0]``), slice (``ds[:5]`` is a Dataset) or id
+    (``ds["slt-000"]``); iterate it; :meth:`filter` and :meth:`subset` make smaller
+    datasets; :meth:`to_manifest` saves it; :meth:`to_dataframe` and :meth:`summary` describe it.
+    """
+
+    def __init__(
+        self,
+        utterances: Iterable[Utterance] = (),
+        name: str | None = None,
+        root: PathLike | None = None,
+    ) -> None:
+        self.utterances: list[Utterance] = list(utterances)
+        for k, utt in enumerate(self.utterances):
+            if not isinstance(utt, Utterance):
+                raise DatasetError(
+                    f"Dataset item {k} is a {type(utt).__name__}, not an Utterance; build items with "
+                    f"Utterance(id=..., audio=..., text=...) or Utterance.from_dict(record)"
+                )
+        self.root: Path | None = None if root is None else Path(root)
+        self.name: str = name or (self.root.name if self.root is not None else "dataset")
+        self._by_id: dict[str, int] = {}
+        for k, utt in enumerate(self.utterances):
+            if utt.id in self._by_id:
+                raise DatasetError(
+                    f"duplicate utterance id {utt.id!r} (items {self._by_id[utt.id]} and {k}) in dataset "
+                    f"{self.name!r}; ids must be unique — rename one"
+                )
+            self._by_id[utt.id] = k
+
+    # -- container protocol ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __iter__(self) -> Iterator[Utterance]:
+        return iter(self.utterances)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_id if isinstance(key, str) else key in self.utterances
+
+    def __getitem__(self, key: int | slice | str) -> Utterance | Dataset:
+        if isinstance(key, str):
+            if key not in self._by_id:
+                close = difflib.get_close_matches(key, list(self._by_id), n=3)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else f"; ids look like {self.ids[:3]}"
+                raise KeyError(f"no utterance with id {key!r} in dataset {self.name!r}{hint}")
+            return self.utterances[self._by_id[key]]
+        if isinstance(key, slice):
+            return self._derive(self.utterances[key])
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            return self.utterances[int(key)]
+        raise TypeError(f"index a Dataset with an int, a slice or an utterance id (str), not {type(key).__name__}")
+
+    def __repr__(self) -> str:
+        total = self.total_duration
+        dur = (f", {total:.1f} s" if total < 120 else f", {total / 60:.1f} min") if total else ""
+        root = f", root={str(self.root)!r}" if self.root is not None else ""
+        return f"Dataset({self.name!r}, {len(self)} utterances{dur}{root})"
+
+    @property
+    def ids(self) -> list[str]:
+        """Utterance ids, in order."""
+        return [u.id for u in self.utterances]
+
+    @property
+    def total_duration(self) -> float:
+        """Sum of known durations, in seconds."""
+        return float(sum(u.duration for u in self.utterances if u.duration is not None))
+
+    def _derive(self, utterances: Iterable[Utterance], suffix: str = "") -> Dataset:
+        return Dataset(utterances, name=self.name + suffix, root=self.root)
+
+    # -- selection ---------------------------------------------------------------------
+
+    def filter(self, predicate: Callable[[Utterance], bool] | None = None, **equals: Any) -> Dataset:
+        """Utterances for which ``predicate(utt)`` is true and every ``key=value`` matches.
+
+        A key is an utterance field (``id``, ``text``, ``audio``, ``duration``) or a
+        ``meta`` key; a list/tuple/set value means "any of these":
+        ``ds.filter(voice=("slt", "rms"), kind="utterance")``,
+        ``ds.filter(lambda u: u.duration < 5)``.
+        """
+        if predicate is not None and not callable(predicate):
+            raise TypeError(f"predicate must be a callable Utterance -> bool, got {predicate!r:.60}")
+        fields_ = {"id", "text", "audio", "duration", "words"}
+
+        def value_of(utt: Utterance, key: str) -> Any:
+            return getattr(utt, key) if key in fields_ else utt.meta.get(key)
+
+        def keep(utt: Utterance) -> bool:
+            for key, wanted in equals.items():
+                got = value_of(utt, key)
+                if isinstance(wanted, (list, tuple, set, frozenset)):
+                    if got not in wanted:
+                        return False
+                elif got != wanted:
+                    return False
+            return predicate is None or bool(predicate(utt))
+
+        return self._derive([u for u in self.utterances if keep(u)])
+
+    def subset(
+        self,
+        n: int | None = None,
+        *,
+        ids: Iterable[str] | None = None,
+        seed: int | None = None,
+    ) -> Dataset:
+        """A smaller dataset: the utterances named in ``ids`` (in that order), or ``n`` of them.
+
+        ``n`` alone takes the first ``n``; with ``seed`` it takes ``n`` chosen at random
+        (reproducibly), kept in dataset order.
+        """
+        if ids is not None:
+            if n is not None:
+                raise ValueError("give either n or ids to subset(), not both")
+            ids = [ids] if isinstance(ids, str) else list(ids)
+            return self._derive([self[i] for i in ids])
+        if n is None:
+            raise ValueError("subset() needs n (how many utterances) or ids (which ones)")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a whole number >= 0, got {n!r}")
+        n = min(int(n), len(self))
+        if seed is None:
+            return self._derive(self.utterances[:n])
+        chosen = sorted(random.Random(seed).sample(range(len(self)), n))
+        return self._derive([self.utterances[k] for k in chosen])
+
+    # -- saving and describing -----------------------------------------------------------
+
+    def to_manifest(self, path: PathLike | None = None, *, audio_dir: str = "audio") -> Path:
+        """Write the manifest JSONL and return its path.
+
+        ``path`` is the file, or a folder (then ``<folder>/manifest.jsonl``); by default
+        ``<root>/manifest.jsonl``. Audio paths inside the manifest's folder are written
+        relative to it. Utterances whose audio is only in memory are first saved as
+        ``<folder>/<audio_dir>/<id>.flac`` (16 kHz, 16-bit) and their ``audio`` set to it.
+        The file is replaced atomically, and not rewritten when its content is unchanged.
+        """
+        if path is None:
+            if self.root is None:
+                raise DatasetError(
+                    f"dataset {self.name!r} has no root folder; give to_manifest() a path, e.g. 'out/manifest.jsonl'"
+                )
+            path = self.root / MANIFEST_NAME
+        path = Path(path)
+        if path.is_dir() or (not path.suffix and not path.exists()):
+            path = path / MANIFEST_NAME
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for utt in self.utterances:
+            if utt.audio is None and utt._array_loader is not None:
+                from asr_lab.core.audio import save_audio
+
+                target = folder / audio_dir / f"{_safe_file_name(utt.id)}.flac"
+                save_audio(target, utt.load_audio())
+                utt.audio = os.path.abspath(target)
+        lines = [json.dumps(u.to_dict(relative_to=folder), ensure_ascii=False) for u in self.utterances]
+        _write_text_if_changed(path, "".join(line + "\n" for line in lines))
+        return path
+
+    def to_dataframe(self):
+        """A pandas DataFrame: one row per utterance (``id, audio, text, duration, n_words,
+        has_words``, then one column per ``meta`` key)."""
+        import pandas as pd
+
+        rows = []
+        for u in self.utterances:
+            row = {
+                "id": u.id,
+                "audio": u.audio,
+                "text": u.text,
+                "duration": u.duration,
+                "n_words": len(u.text.split()),
+                "has_words": u.has_words,
+            }
+            for key, value in u.meta.items():
+                row.setdefault(key, value)
+            rows.append(row)
+        columns = ["id", "audio", "text", "duration", "n_words", "has_words"]
+        return pd.DataFrame(rows, columns=None if rows else columns)
+
+    def summary(self) -> dict:
+        """Counts that describe the dataset, as a plain dict (JSON-ready).
+
+        ``utterances``, ``total_duration_sec``, ``min/mean/max_duration_sec``,
+        ``with_word_timings`` (how many have word times), ``voices`` (count per
+        ``meta["voice"]`` or ``meta["speaker"]``), ``engines``, ``kinds`` (e.g. utterance
+        vs long_form), ``unknown_durations``.
+        """
+        durations = [u.duration for u in self.utterances if u.duration is not None]
+        voices = Counter(str(u.voice) for u in self.utterances if u.voice is not None)
+        engines = Counter(str(u.meta["engine"]) for u in self.utterances if "engine" in u.meta)
+        kinds = Counter(str(u.meta["kind"]) for u in self.utterances if "kind" in u.meta)
+        return {
+            "name": self.name,
+            "root": None if self.root is None else str(self.root),
+            "utterances": len(self),
+            "total_duration_sec": round(sum(durations), 3),
+            "min_duration_sec": round(min(durations), 3) if durations else None,
+            "mean_duration_sec": round(sum(durations) / len(durations), 3) if durations else None,
+            "max_duration_sec": round(max(durations), 3) if durations else None,
+            "unknown_durations": len(self) - len(durations),
+            "with_word_timings": sum(u.has_words for u in self.utterances),
+            "words": sum(len(u.text.split()) for u in self.utterances),
+            "voices": dict(sorted(voices.items())),
+            "engines": dict(sorted(engines.items())),
+            "kinds": dict(sorted(kinds.items())),
+        }
+
+    def info(self) -> str:
+        """:meth:`summary` as a few readable lines (what ``asr-lab dataset info`` prints)."""
+        s = self.summary()
+        lines = [f"dataset {s['name']!r}" + (f" at {s['root']}" if s["root"] else "")]
+        lines.append(f"  utterances:   {s['utterances']} ({s['words']} words)")
+        if s["utterances"]:
+            total = s["total_duration_sec"]
+            lines.append(
+                f"  duration:     {total:.1f} s ({total / 60:.1f} min); per utterance "
+                f"min {_fmt(s['min_duration_sec'])} / mean {_fmt(s['mean_duration_sec'])} / "
+                f"max {_fmt(s['max_duration_sec'])} s"
+                + (f"; {s['unknown_durations']} unknown" if s["unknown_durations"] else "")
+            )
+            lines.append(f"  word timings: {s['with_word_timings']} of {s['utterances']}")
+        for key in ("voices", "engines", "kinds"):
+            if s[key]:
+                lines.append(f"  {key + ':':<13} " + ", ".join(f"{k} ({v})" for k, v in s[key].items()))
+        return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "?" if x is None else f"{x:.2f}"
+
+
+def _safe_file_name(uid: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
+
+
+def _write_text_if_changed(path: Path, content: str) -> bool:
+    """Write ``content`` atomically unless the file already holds exactly that; True if written."""
+    if path.exists():
+        try:
+            if path.read_text(encoding="utf-8") == content:
+                return False
+        except (OSError, UnicodeDecodeError):
+            pass
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(content, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def load_dataset(
+    source: Any,
+    *,
+    name: str | None = None,
+    text_column: str | None = None,
+    audio_column: str = "audio",
+    id_column: str | None = None,
+    sampling_rate: int | None = None,
+    split: str | None = None,
+    check_audio: bool = True,
+    compute_durations: bool = True,
+) -> Dataset:
+    """Load a dataset from whatever form it is in; the form is detected.
+
+    ``source`` may be:
+
+    * a folder holding ``manifest.jsonl`` (e.g. ``"datasets/mini"``), or a manifest
+      ``.jsonl`` file: audio paths relative to the manifest's folder;
+    * a LibriSpeech-style folder: ``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt``
+      (lines ``<id> <TEXT>``) beside ``<id>.flac`` (found at any depth, so the
+      ``LibriSpeech/`` root with several splits works too);
+    * a Common Voice ``.tsv`` (columns ``path`` and ``sentence``) with its ``clips/``
+      folder beside it; ``clip_durations.tsv`` is used for durations when present;
+    * a Hugging Face ``datasets.Dataset`` (or a ``DatasetDict`` with ``split=``): the
+      ``audio_column`` holds ``{"array", "sampling_rate"}``, an ``Audio`` feature, a
+      path, or raw samples (then give ``sampling_rate=``); ``text_column`` defaults to the
+      first of text, sentence, transcription, transcript, normalized_text; ``id_column``
+      defaults to ``id`` when present, else ``<name>-<row>``. Audio stays in the HF
+      dataset and is decoded when :meth:`Utterance.load_audio` is called;
+    * a :class:`Dataset` (returned as is).
+
+    ``check_audio`` checks that every audio file exists (cheap, and it fails early with
+    the path instead of in the middle of a comparison); ``compute_durations`` reads file
+    headers (or decodes HF audio) for utterances whose duration is not recorded.
+    """
+    if isinstance(source, Dataset):
+        return source
+    if _is_hf_dataset(source):
+        return _load_hf(
+            source,
+            name=name,
+            text_column=text_column,
+            audio_column=audio_column,
+            id_column=id_column,
+            sampling_rate=sampling_rate,
+            split=split,
+            compute_durations=compute_durations,
+        )
+    if not isinstance(source, (str, os.PathLike)):
+        raise DatasetError(
+            f"cannot load a dataset from {type(source).__name__} ({source!r:.60}); give a folder with "
+            f"{MANIFEST_NAME}, a manifest .jsonl, a LibriSpeech folder, a Common Voice .tsv, or a "
+            f"Hugging Face datasets.Dataset"
+        )
+    path = Path(source)
+    if not path.exists():
+        raise DatasetFileNotFoundError(
+            f"dataset source {os.fspath(source)!r} does not exist (absolute: {path.resolve()}); give a folder with "
+            f"{MANIFEST_NAME}, a manifest .jsonl, a LibriSpeech folder or a Common Voice .tsv — the bundled "
+            f"set is 'datasets/mini' (rebuild it with `python -m asr_lab.data.build datasets/mini`)"
+        )
+    if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            return read_manifest(path / MANIFEST_NAME, name=name, check_audio=check_audio)
+        transcripts = sorted(path.glob("*/*/*.trans.txt")) or sorted(path.rglob("*.trans.txt"))
+        if transcripts:
+            return _load_librispeech(path, transcripts, name=name, compute_durations=compute_durations)
+        tsvs = sorted(p.name for p in path.glob("*.tsv"))
+        manifests = sorted(p.name for p in path.glob("*.jsonl"))
+        found = ""
+        if tsvs:
+            found += (
+                f"; it holds TSV files ({', '.join(tsvs[:5])}): pass one of them, e.g. {os.fspath(path / tsvs[0])!r}"
+            )
+        if manifests:
+            found += f"; it holds JSONL files ({', '.join(manifests[:5])}): pass one of them as the manifest"
+        raise DatasetError(
+            f"folder {os.fspath(source)!r} is not a dataset this loader knows: no {MANIFEST_NAME} in it and no "
+            f"LibriSpeech transcripts (<speaker>/<chapter>/*.trans.txt){found}. Build a manifest with "
+            f"asr_lab.data.build_utterances(...) or Dataset(...).to_manifest(folder)"
+        )
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return read_manifest(path, name=name, check_audio=check_audio)
+    if suffix == ".tsv":
+        return _load_common_voice(path, name=name, check_audio=check_audio, compute_durations=compute_durations)
+    raise DatasetError(
+        f"file {os.fspath(source)!r} has an unknown dataset format ({suffix or 'no extension'}); allowed: a manifest "
+        f".jsonl, a Common Voice .tsv, or a folder (manifest.jsonl inside, or LibriSpeech layout). To use a single "
+        f"audio file, build Dataset([Utterance(id='x', audio=path, text='...')])"
+    )
+
+
+def read_manifest(path: PathLike, *, name: str | None = None, check_audio: bool = True) -> Dataset:
+    """Read a manifest JSONL: one utterance record per line, paths relative to its folder.
+
+    Blank lines are skipped. A line that is not a JSON object, a record without ``text``,
+    a duplicated id, or (with ``check_audio``) an audio file that does not exist raises
+    :class:`DatasetError` naming the file and line number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetFileNotFoundError(
+            f"manifest {os.fspath(path)!r} not found; build the dataset first (e.g. "
+            f"`python -m asr_lab.data.build datasets/mini`) or give the right path"
+        )
+    root = path.parent
+    utterances: list[Utterance] = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{os.fspath(path)}, line {lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DatasetError(
+                    f"{where}: not valid JSON ({err.msg} at column {err.colno}): {line.strip()[:80]!r}; each line "
+                    f'must be one JSON object like {{"id": "a", "audio": "a.flac", "text": "...", '
+                    f'"duration": 1.5, "words": null}}'
+                ) from None
+            try:
+                utt = Utterance.from_dict(record, root=root)
+            except DatasetError as err:
+                raise DatasetError(f"{where}: {err}") from None
+            if utt.id in seen:
+                raise DatasetError(
+                    f"{where}: id {utt.id!r} was already used on line {seen[utt.id]}; ids must be unique"
+                )
+            seen[utt.id] = lineno
+            if check_audio and utt.audio is not None and not os.path.exists(utt.audio):
+                raise DatasetFileNotFoundError(
+                    f"{where}: audio file of utterance {utt.id!r} not found: {utt.audio!r} (paths are relative to "
+                    f"the manifest's folder {os.fspath(root)!r}); rebuild the dataset, fix the path, or load with "
+                    f"check_audio=False"
+                )
+            utterances.append(utt)
+    return Dataset(utterances, name=name or (root.name if path.name == MANIFEST_NAME else path.stem), root=root)
+
+
+def _file_duration(path: PathLike) -> float | None:
+    """Seconds of audio from the file header (soundfile), else by decoding (librosa); None if unreadable."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(os.fspath(path))
+        if info.samplerate > 0 and info.frames > 0:
+            return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001, S110 -- any failure: try decoding instead
+        pass
+    try:
+        import warnings
+
+        import librosa
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(librosa.get_duration(path=os.fspath(path)))
+    except Exception:  # noqa: BLE001 -- unreadable: the duration stays unknown, load_audio will say why
+        return None
+
+
+def _load_librispeech(root: Path, transcripts: list[Path], *, name: str | None, compute_durations: bool) -> Dataset:
+    utterances = []
+    for trans in transcripts:
+        folder = trans.parent
+        chapter = folder.name
+        speaker = folder.parent.name
+        with open(trans, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                uid, _, text = line.strip().partition(" ")
+                audio = next((folder / (uid + s) for s in _AUDIO_SUFFIXES if (folder / (uid + s)).exists()), None)
+                if audio is None:
+                    raise DatasetFileNotFoundError(
+                        f"{os.fspath(trans)}, line {lineno}: no audio for utterance {uid!r}; expected "
+                        f"{os.fspath(folder / (uid + '.flac'))!r} (LibriSpeech layout: <speaker>/<chapter>/<id>.flac "
+                        f"beside <speaker>-<chapter>.trans.txt)"
+                    )
+                meta = {"speaker": speaker, "chapter": chapter}
+                split = folder.parent.parent
+                if split != root and split.parent != split:
+                    meta["split"] = split.name
+                utterances.append(
+                    Utterance(
+                        id=uid,
+                        audio=os.path.abspath(audio),
+                        text=text.strip(),
+                        duration=_file_duration(audio) if compute_durations else None,
+                        meta=meta,
+                    )
+                )
+    return Dataset(utterances, name=name or root.name, root=root)
+
+
+def _load_common_voice(tsv: Path, *, name: str | None, check_audio: bool, compute_durations: bool) -> Dataset:
+    clips = tsv.parent / "clips"
+    with open(tsv, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        columns = reader.fieldnames or []
+        missing = [c for c in ("path", "sentence") if c not in columns]
+        if missing:
+            raise DatasetError(
+                f"{os.fspath(tsv)}: not a Common Voice TSV — missing column(s) {', '.join(missing)}; found columns "
+                f"{columns[:12]}. A Common Voice TSV is tab-separated with at least 'path' (clip file name) and "
+                f"'sentence' (transcript)"
+            )
+        rows = list(reader)
+    if not clips.is_dir():
+        raise DatasetFileNotFoundError(
+            f"{os.fspath(tsv)}: the clips folder {os.fspath(clips)!r} does not exist; Common Voice keeps audio in "
+            f"'clips/' beside the TSV files — put the TSV back in the extracted release folder"
+        )
+    known_durations: dict[str, float] = {}
+    durations_tsv = tsv.parent / "clip_durations.tsv"
+    if compute_durations and durations_tsv.is_file():
+        with open(durations_tsv, encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                clip, ms = row.get("clip"), row.get("duration[ms]")
+                if clip and ms:
+                    try:
+                        known_durations[clip] = float(ms) / 1000.0
+                    except ValueError:
+                        pass
+    utterances = []
+    for lineno, row in enumerate(rows, start=2):
+        clip = (row.get("path") or "").strip()
+        if not clip:
+            raise DatasetError(f"{os.fspath(tsv)}, line {lineno}: empty 'path'; every row needs its clip file name")
+        audio = clips / clip
+        if check_audio and not audio.exists():
+            raise DatasetFileNotFoundError(
+                f"{os.fspath(tsv)}, line {lineno}: clip {clip!r} not found at {os.fspath(audio)!r}; download/extract "
+                f"the clips, or load with check_audio=False"
+            )
+        duration = known_durations.get(clip)
+        if duration is None and compute_durations and audio.exists():
+            duration = _file_duration(audio)
+        meta = {k: row[k] for k in _CV_META_COLUMNS if row.get(k)}
+        if "client_id" in meta:
+            meta["speaker"] = meta.pop("client_id")
+        utterances.append(
+            Utterance(
+                id=Path(clip).stem,
+                audio=os.path.abspath(audio),
+                text=(row.get("sentence") or "").strip(),
+                duration=duration,
+                meta=meta,
+            )
+        )
+    return Dataset(utterances, name=name or f"{tsv.parent.name}-{tsv.stem}", root=tsv.parent)
+
+
+# -- Hugging Face datasets -----------------------------------------------------------------
+
+
+def _is_hf_dataset(obj: Any) -> bool:
+    module = type(obj).__module__ or ""
+    return module.split(".")[0] == "datasets" and hasattr(obj, "column_names")
+
+
+def _load_hf(
+    hf: Any,
+    *,
+    name: str | None,
+    text_column: str | None,
+    audio_column: str,
+    id_column: str | None,
+    sampling_rate: int | None,
+    split: str | None,
+    compute_durations: bool,
+) -> Dataset:
+    kind = type(hf).__name__
+    if kind == "DatasetDict" or (isinstance(hf, Mapping) and not hasattr(hf, "features")):
+        splits = list(hf.keys())
+        if split is None:
+            raise DatasetError(
+                f"got a DatasetDict with splits {splits}; choose one with split=, e.g. split={splits[0]!r}"
+            )
+        if split not in splits:
+            raise DatasetError(f"split={split!r} is not in this DatasetDict; its splits are {splits}")
+        hf = hf[split]
+        kind = type(hf).__name__
+    elif split is not None:
+        raise DatasetError(f"split={split!r} was given with a single {kind}; drop split= (it is for a DatasetDict)")
+    if not hasattr(hf, "__getitem__") or not hasattr(hf, "__len__") or kind.startswith("Iterable"):
+        raise DatasetError(
+            f"a streaming {kind} cannot be indexed; materialise it first, e.g. "
+            f"datasets.Dataset.from_list(list(ds.take(100)))"
+        )
+    columns = list(hf.column_names)
+    if audio_column not in columns:
+        raise DatasetError(
+            f"the Hugging Face dataset has no audio column {audio_column!r}; its columns are {columns}; "
+            f"pass audio_column=<the column with the audio>"
+        )
+    if text_column is None:
+        text_column = next((c for c in _TEXT_COLUMN_GUESSES if c in columns), None)
+        if text_column is None:
+            raise DatasetError(
+                f"cannot tell which column holds the transcript: none of {list(_TEXT_COLUMN_GUESSES)} is among "
+                f"{columns}; pass text_column=<name>"
+            )
+    elif text_column not in columns:
+        raise DatasetError(
+            f"text_column={text_column!r} is not a column of the Hugging Face dataset; its columns are {columns}"
+        )
+    if id_column is not None and id_column not in columns:
+        raise DatasetError(
+            f"id_column={id_column!r} is not a column of the Hugging Face dataset; its columns are {columns}"
+        )
+    if id_column is None and "id" in columns:
+        id_column = "id"
+    if sampling_rate is None and "sampling_rate" in columns:
+        sr_column: str | None = "sampling_rate"
+    else:
+        sr_column = None
+
+    # An Audio feature decodes through torchcodec (and torch); read the stored bytes/paths
+    # instead and decode them here with soundfile, which the project already depends on.
+    feature = getattr(hf, "features", {}).get(audio_column)
+    if type(feature).__name__ == "Audio" and getattr(feature, "decode", False):
+        import datasets
+
+        hf = hf.cast_column(audio_column, datasets.Audio(decode=False))
+
+    name = name or (getattr(getattr(hf, "info", None), "dataset_name", None) or "hf")
+    other = hf.remove_columns([audio_column]).to_dict() if len(columns) > 1 else {}
+    n = len(hf)
+    utterances = []
+    for i in range(n):
+        uid = str(other[id_column][i]) if id_column else f"{name}-{i:06d}"
+        text = other[text_column][i]
+        if not isinstance(text, str):
+            raise DatasetError(f"row {i}: text column {text_column!r} holds {text!r:.60}, not a string")
+        meta = {
+            k: v[i]
+            for k, v in other.items()
+            if k not in (text_column, id_column, sr_column) and isinstance(v[i], (str, int, float, bool))
+        }
+        loader = _hf_row_loader(hf, i, audio_column, sampling_rate, sr_column)
+        duration = None
+        if compute_durations:
+            duration = len(loader()) / SAMPLE_RATE
+        utterances.append(Utterance(id=uid, audio=None, text=text, duration=duration, meta=meta, _array_loader=loader))
+    return Dataset(utterances, name=name)
+
+
+def _hf_row_loader(hf: Any, i: int, column: str, sampling_rate: int | None, sr_column: str | None):
+    def load() -> np.ndarray:
+        row = hf[i]
+        sr = sampling_rate if sampling_rate is not None else (row[sr_column] if sr_column else None)
+        return _decode_hf_audio(row[column], sr, f"row {i}, column {column!r}")
+
+    return load
+
+
+def _decode_hf_audio(value: Any, sr: int | None, where: str) -> np.ndarray:
+    from asr_lab.core.audio import load_audio
+
+    if isinstance(value, Mapping):
+        if value.get("array") is not None:
+            rate = value.get("sampling_rate", sr)
+            if rate is None:
+                raise DatasetError(
+                    f"{where}: audio array without 'sampling_rate'; pass sampling_rate=16000 (or the rate)"
+                )
+            return load_audio(np.asarray(value["array"], dtype=np.float32), sr=int(rate))
+        if value.get("bytes"):
+            import io
+
+            import soundfile as sf
+
+            samples, rate = sf.read(io.BytesIO(value["bytes"]), dtype="float32")
+            return load_audio(samples, sr=int(rate))
+        if value.get("path"):
+            return load_audio(value["path"])
+        raise DatasetError(f"{where}: audio dict has no 'array', 'bytes' or 'path' (keys: {sorted(value)})")
+    if isinstance(value, (str, os.PathLike)):
+        return load_audio(value)
+    if hasattr(value, "get_all_samples"):  # a torchcodec AudioDecoder
+        samples = value.get_all_samples()
+        return load_audio(np.asarray(samples.data).T, sr=int(samples.sample_rate))
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if sr is None:
+            raise DatasetError(
+                f"{where}: raw samples without a rate; pass sampling_rate=<Hz> to load_dataset or add a "
+                f"'sampling_rate' column"
+            )
+        return load_audio(np.asarray(value, dtype=np.float32), sr=int(sr))
+    raise DatasetError(
+        f"{where}: cannot read audio from {type(value).__name__}; expected {{'array', 'sampling_rate'}}, "
+        f"{{'bytes'|'path'}}, a file path, or a list of samples"
+    )
