@@ -2,6 +2,9 @@
 
     asr-lab backends                         list engines and whether they are installed
     asr-lab replay AUDIO --backend NAME      stream a file through an engine, printing emissions live
+    asr-lab compare --dataset D --backend A --backend B --out DIR
+                                             replay a dataset through several engines, write tables,
+                                             traces and a summary (re-running resumes)
     asr-lab check MODULE:CLASS               run the conformance kit on your processor
 """
 
@@ -47,6 +50,20 @@ def _parser() -> argparse.ArgumentParser:
     _add_clock_options(r)
     r.add_argument("--trace", metavar="FILE", help="also write the trace as JSONL")
     r.set_defaults(run=_replay)
+
+    m = sub.add_parser("compare", help="replay a dataset through several engines and score them")
+    m.add_argument("--dataset", required=True, help="dataset folder or manifest (e.g. datasets/mini)")
+    m.add_argument("--backend", action="append", default=[], help="a backend to compare, with its defaults (repeatable)")
+    m.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="JSON file: one config, or {name: config, ...} (repeatable)")
+    m.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[], help="override a field in every config")
+    _add_clock_options(m)
+    m.add_argument("--repeats", type=int, default=1, help="run everything N times for run-to-run spread")
+    m.add_argument("--workers", type=int, default=0, help="process pool size (0: run in this process)")
+    m.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or 'local')")
+    m.add_argument("--limit", type=int, default=None, help="only the first N utterances")
+    m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
+    m.set_defaults(run=_compare)
 
     c = sub.add_parser("check", help="run the conformance kit on a processor class or a backend")
     c.add_argument("target", help="MODULE:CLASS (a zero-argument ASRProcessor class or factory) or a backend name")
@@ -137,6 +154,74 @@ def _replay(args) -> int:
         print(f"error: {trace.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def compare_configs(args: argparse.Namespace) -> dict:
+    """``{name: config}`` from repeated --backend and --config options, with --set applied."""
+    systems: dict = {}
+    for name in args.backend:
+        systems[name] = {"backend": name}
+    for file in args.config:
+        data = engine_config(argparse.Namespace(config=file, backend=None, set=[]))
+        if "backend" in data or not all(isinstance(v, dict) for v in data.values()):
+            systems[Path(file).stem] = data
+        else:
+            systems.update(data)
+    if not systems:
+        raise ValueError("nothing to compare: give --backend NAME and/or --config FILE (repeatable)")
+    overrides = engine_config(argparse.Namespace(config=None, backend=None, set=args.set))
+    return {name: {**cfg, **overrides} for name, cfg in systems.items()}
+
+
+def _compare(args) -> int:
+    from asr_lab.compare import compare
+    from asr_lab.data import load_dataset
+
+    systems = compare_configs(args)
+    dataset = load_dataset(args.dataset)
+    utterances = list(dataset)[: args.limit] if args.limit else dataset
+    out = Path(args.out)
+    executor, closer = _executor(args)
+    try:
+        results = compare(
+            systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
+            repeats=args.repeats, executor=executor, cache_dir=out / "cache",
+        )
+    finally:
+        closer()
+    from asr_lab import plots
+
+    results.to_files(out)
+    plots.save_all(results, out)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        print(results.table())
+    for r in results.failures:
+        print(f"failed: {r.system} / {r.utterance}: {r.error}", file=sys.stderr)
+    print(f"# wrote {out}/summary.md, summary.csv, utterances.csv, traces/", file=sys.stderr)
+    return 1 if results.failures else 0
+
+
+def _executor(args):
+    if args.dask:
+        from dask.distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1) if args.dask == "local" else None
+        client = Client(cluster or args.dask)
+
+        def close():
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+        return client.get_executor(), close
+    if args.workers > 0:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(args.workers)
+        return pool, pool.shutdown
+    return None, lambda: None
 
 
 def _check(args) -> int:

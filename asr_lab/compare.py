@@ -316,6 +316,31 @@ class Results:
         notes = "".join(f"- {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}\n" for r in self.failures)
         return head + body + (f"\nFailures:\n{notes}" if notes else "")
 
+    # -- figures (asr_lab.plots) --------------------------------------------------------
+    def plot_waterfall(self, utterance: Optional[str] = None, **kwargs):
+        """:func:`asr_lab.plots.waterfall` of one utterance (default: the longest)."""
+        from asr_lab import plots
+
+        return plots.waterfall(self, utterance, **kwargs)
+
+    def plot_latency(self, **kwargs):
+        """:func:`asr_lab.plots.latency_distribution`."""
+        from asr_lab import plots
+
+        return plots.latency_distribution(self, **kwargs)
+
+    def plot_wer_vs_latency(self, **kwargs):
+        """:func:`asr_lab.plots.wer_vs_latency` with the Pareto front."""
+        from asr_lab import plots
+
+        return plots.wer_vs_latency(self, **kwargs)
+
+    def plot_stability(self, utterance: Optional[str] = None, **kwargs):
+        """:func:`asr_lab.plots.stability_over_time` of one utterance."""
+        from asr_lab import plots
+
+        return plots.stability_over_time(self, utterance, **kwargs)
+
     def __repr__(self) -> str:
         return f"Results({len(self.systems)} systems, {len(self.references)} utterances, {len(self.records)} runs, {len(self.failures)} failed)"
 

@@ -17,15 +17,20 @@ SENTENCES = ["the cat sat on the mat", "a dog ran in the park today", "we like g
 
 @dataclass
 class Utt:
-    """Stand-in utterance (the real one lives in asr_lab.data) with position-encoded audio."""
+    """Stand-in utterance (the real one lives in asr_lab.data): a slice of one long timeline,
+    with position-encoded audio; ``words`` are the reference timings on the utterance's own clock."""
 
     id: str
     text: str
-    words: list
+    timeline: list
     offset: float
 
+    @property
+    def words(self):
+        return [(a - self.offset, b - self.offset, w) for a, b, w in self.timeline]
+
     def load_audio(self):
-        return TimelineASR.stream_audio(self.words[-1][1] + 0.6 - self.offset, start_sec=self.offset)
+        return TimelineASR.stream_audio(self.timeline[-1][1] + 0.6 - self.offset, start_sec=self.offset)
 
 
 def make_dataset():
@@ -37,7 +42,7 @@ def make_dataset():
     return utts
 
 
-ALL_WORDS = [w for u in make_dataset() for w in u.words]
+ALL_WORDS = [w for u in make_dataset() for w in u.timeline]
 
 
 class TimelineLoader:
@@ -78,6 +83,11 @@ def test_tables_and_corpus_figures(tmp_path):
     n_words = sum(len(x.text.split()) for x in data)
     assert s.loc["lossy", "wer"] == pytest.approx(3 / n_words)  # summed errors / summed words
     assert s.loc["lossy", "deletions"] == 3
+    # LocalAgreement over an ideal recogniser whose last 0.3 s are garbled: a word is first
+    # heard cleanly within 0.3 s + one chunk after its end and committed one chunk later, so
+    # on the unaware clock every latency lies within (0, 0.3 + 2 x 0.5] s
+    assert 0 < s.loc["perfect", "latency_p50"] and s.loc["perfect", "latency_max"] <= 1.3 + 1e-9
+    assert s.loc["perfect", "matched_words"] == n_words
     out = res.to_files(tmp_path / "out")
     assert (out / "summary.csv").exists() and (out / "utterances.csv").exists()
     assert len(list((out / "traces").glob("*.jsonl"))) == 6
@@ -143,3 +153,26 @@ def test_factories_are_accepted():
     res = compare({"f": lambda: TimelineLoader().load(asr_lab.ASRConfig(min_chunk_size=0.5))[0]}, make_dataset(), clock="unaware", progress=False)
     assert res.summary.loc["f", "wer"] == 0
     assert isinstance(res, Results) and "Results(1 systems" in repr(res)
+
+
+def test_plots_render_from_results(tmp_path):
+    from matplotlib.figure import Figure
+
+    from asr_lab import plots
+
+    configs = {"fast": {"backend": "timeline-test", "min_chunk_size": 0.3},
+               "slow": {"backend": "timeline-test", "min_chunk_size": 1.0},
+               "lossy": {"backend": "timeline-test", "model": "drop-last", "min_chunk_size": 1.0}}
+    res = compare(configs, make_dataset(), clock="unaware", progress=False)
+    assert res.summary.loc["fast", "wer"] == 0 and res.summary.loc["lossy", "wer"] > 0
+    for fig in (res.plot_waterfall(), res.plot_latency(against="engine"), res.plot_wer_vs_latency(), res.plot_stability("u1")):
+        assert isinstance(fig, Figure) and fig.axes
+    ax = res.plot_waterfall("u0").axes[0]
+    assert ax.get_xlabel().startswith("audio time") and len(ax.collections) >= 3
+    paths = plots.save_all(res, tmp_path)
+    assert all(p.stat().st_size > 5000 for p in paths)
+    # slow and lossy have the same latency; lossy has worse WER: the front is fast and slow only if slow wins on WER
+    front = plots.pareto_front([(1.0, 0.1), (0.5, 0.3), (2.0, 0.05), (1.5, 0.2)])
+    assert front == [1, 0, 2]
+    with pytest.raises(KeyError, match="known: u0"):
+        res.plot_waterfall("nope")

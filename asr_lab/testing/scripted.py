@@ -121,7 +121,7 @@ class TimelineASR:
         inside = [(s - t0, e - t0, w) for s, e, w in self.words[lo:hi] if e <= t1 + 1e-9]
         if self.unstable_tail_sec > 0:
             horizon = t1 - t0 - self.unstable_tail_sec
-            inside = [(s, e, w if e <= horizon else w + "~") for s, e, w in inside]
+            inside = [(s, e, w if e <= horizon + 1e-9 else w + "~") for s, e, w in inside]
         ends = [e for (s, e, _), nxt in zip(inside, inside[1:] + [None]) if nxt is None or nxt[0] - e >= self.pause_sec]
         return ScriptedAnswer(inside, ends)
 
