@@ -36,6 +36,9 @@ _EXPORTS = {
     "Trace": "asr_lab.replay",
     "Emission": "asr_lab.replay",
     "LiveAudio": "asr_lab.replay",
+    "load_dataset": "asr_lab.data",
+    "Dataset": "asr_lab.data",
+    "Utterance": "asr_lab.data",
     "score": "asr_lab.metrics",
     "Scores": "asr_lab.metrics",
 }
@@ -72,6 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from asr_lab.core.config import ASRConfig, ConfigError
     from asr_lab.core.protocols import SAMPLE_RATE, ASRBase, ASRProcessor, ModelLoader, SupportsPartial
     from asr_lab.streaming.local_agreement import HypothesisBuffer, OnlineASRProcessor
+    from asr_lab.data import Dataset, Utterance, load_dataset
     from asr_lab.metrics import Scores, score
     from asr_lab.replay import Emission, LiveAudio, Trace
     from asr_lab.testing.conformance import check_processor
