@@ -47,10 +47,13 @@ N_TIMESTAMPS = 1501
 INIT_STD = 0.02
 
 LANGUAGES = (
-    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt la "
-    "mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so af oc ka be "
-    "tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su"
-).split()
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it", "id", "hi",
+    "fi", "vi", "he", "uk", "el", "ms", "cs", "ro", "da", "hu", "ta", "no", "th", "ur", "hr", "bg", "lt", "la",
+    "mi", "ml", "cy", "sk", "te", "fa", "lv", "bn", "sr", "az", "sl", "kn", "et", "mk", "br", "eu", "is", "hy",
+    "ne", "mn", "bs", "kk", "sq", "sw", "gl", "mr", "pa", "si", "km", "sn", "yo", "so", "af", "oc", "ka", "be",
+    "tg", "sd", "gu", "am", "yi", "lo", "uz", "fo", "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl",
+    "mg", "as", "tt", "haw", "ln", "ha", "ba", "jw", "su"
+)
 """Whisper's 99 language tokens, in the order of their ids (OpenAI's order, not alphabetical)."""
 
 MULTILINGUAL_TEXT_TOKENS = 50257
@@ -231,7 +234,10 @@ def _merges(ranked: list[bytes], byte_chars: list[str]) -> list[tuple[str, str]]
             if left is not None and right is not None and left < r and right < r:
                 found.append((r, left, right, token[:i], token[i:]))
     found.sort()
-    text = lambda b: "".join(byte_chars[x] for x in b)  # noqa: E731
+
+    def text(token: bytes) -> str:
+        return "".join(byte_chars[b] for b in token)
+
     return [(text(a), text(b)) for _, _, _, a, b in found]
 
 
