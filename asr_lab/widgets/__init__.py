@@ -1,0 +1,58 @@
+"""Jupyter panels: a live microphone transcriber and a side-by-side replay of a dataset.
+
+* :class:`LiveMicPanel` — the browser's microphone, streamed to the kernel and through any
+  backend, with the transcript (committed text plus grey partial), the lag and the dropped
+  audio on screen; sessions are saved as dataset utterances to be scored later.
+* :class:`ReplayPanel` — pick utterances and backends, listen, and watch every system's
+  transcript appear at wall-clock pace.
+
+Both drive engines through :func:`asr_lab.replay`, the one replay loop. They need the
+``widgets`` extra (``pip install 'asr-lab[widgets]'``: anywidget, ipywidgets, JupyterLab).
+This package is never imported by ``import asr_lab``; its own names load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "LiveMicPanel": "asr_lab.widgets.live",
+    "SavedSession": "asr_lab.widgets.live",
+    "decode_audio_message": "asr_lab.widgets.live",
+    "encode_audio_message": "asr_lab.widgets.live",
+    "ReplayPanel": "asr_lab.widgets.replay_panel",
+}
+
+__all__ = ["LiveMicPanel", "ReplayPanel", "SavedSession", "decode_audio_message", "encode_audio_message"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'asr_lab.widgets' has no attribute {name!r}")
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        if exc.name in ("anywidget", "ipywidgets", "traitlets"):
+            raise ImportError(
+                f"asr_lab.widgets.{name} needs {exc.name}, which is not installed; "
+                f"install it with: pip install 'asr-lab[widgets]'"
+            ) from exc
+        raise
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from asr_lab.widgets.live import (
+        LiveMicPanel,
+        SavedSession,
+        decode_audio_message,
+        encode_audio_message,
+    )
+    from asr_lab.widgets.replay_panel import ReplayPanel
