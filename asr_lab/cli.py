@@ -6,6 +6,7 @@
                                              replay a dataset through several engines, write tables,
                                              traces and a summary (re-running resumes)
     asr-lab check MODULE:CLASS               run the conformance kit on your processor
+    asr-lab serve [--backend NAME]           HTTP + WebSocket server (loopback unless --host)
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--limit", type=int, default=None, help="only the first N utterances")
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
     m.set_defaults(run=_compare)
+
+    v = sub.add_parser("serve", help="serve engines over HTTP + WebSocket (POST /load_model, WS /asr, a page at /)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; 0.0.0.0 exposes it)")
+    v.add_argument("--port", type=int, default=8000)
+    _add_engine_options(v)
+    v.set_defaults(run=_serve)
 
     c = sub.add_parser("check", help="run the conformance kit on a processor class or a backend")
     c.add_argument("target", help="MODULE:CLASS (a zero-argument ASRProcessor class or factory) or a backend name")
@@ -222,6 +229,19 @@ def _executor(args):
         pool = ProcessPoolExecutor(args.workers)
         return pool, pool.shutdown
     return None, lambda: None
+
+
+def _serve(args) -> int:
+    import uvicorn
+
+    from asr_lab.web.server import create_app
+
+    config = engine_config(args)
+    app = create_app(config or None)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"# listening on {args.host}: reachable from other machines", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
 
 
 def _check(args) -> int:

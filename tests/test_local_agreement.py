@@ -292,3 +292,21 @@ def test_long_stream_commits_every_word_once_in_order_and_the_buffer_stays_bound
         assert got[:2] == pytest.approx(want[:2], abs=cuts / SR)
     assert longest < trimming[1] + 5, f"buffer grew to {longest:.1f} s"
     assert all(len(c.prompt) < 200 + 12 for c in asr.calls)
+
+
+def test_spawn_shares_the_recogniser_and_keeps_state_apart():
+    words = words_from_text("one two three four five six")
+    asr = TimelineASR(words)
+    template = OnlineASRProcessor(asr, buffer_trimming=("segment", 9), min_chunk_sec=0.5)
+    a, b = template.spawn(), template.spawn()
+    assert a.asr is b.asr and a.asr.asr is asr  # one serialised wrapper around the one recogniser
+    assert (a.buffer_trimming, a.min_chunk_sec) == (("segment", 9.0), 0.5)
+    a.init()
+    b.init(offset=50.0)
+    audio = TimelineASR.stream_audio(3.0)
+    for i in range(0, len(audio), SR // 2):
+        a.insert_audio_chunk(audio[i : i + SR // 2])
+        a.process_iter()
+    assert a.committed and not b.committed and b.buffer_time_offset == 50.0
+    asr.thread_safe = True
+    assert OnlineASRProcessor(asr).spawn().asr is asr  # a thread-safe recogniser is shared as is

@@ -15,13 +15,14 @@ Words are ``(start, end, text)`` tuples.
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE, ASRBase
 
-__all__ = ["HypothesisBuffer", "OnlineASRProcessor", "split_sentences"]
+__all__ = ["HypothesisBuffer", "OnlineASRProcessor", "SerializedASR", "split_sentences"]
 
 Word = Tuple[float, float, str]
 
@@ -182,6 +183,19 @@ class OnlineASRProcessor:
         """The current unconfirmed hypothesis (may change on the next call), or ``None``."""
         return self._join(self.transcript_buffer.unconfirmed())
 
+    def spawn(self) -> "OnlineASRProcessor":
+        """A fresh processor with the same settings that shares this one's recogniser.
+
+        Servers give every stream its own policy state while the model is loaded once. A
+        recogniser that declares ``thread_safe = True`` is shared as it is; any other is
+        wrapped in a :class:`SerializedASR`, so concurrent streams take turns calling it
+        (correct, though streams then wait for each other).
+        """
+        asr = self.asr
+        if not getattr(asr, "thread_safe", False) and not isinstance(asr, SerializedASR):
+            asr = self.asr = SerializedASR(asr)
+        return OnlineASRProcessor(asr, self.buffer_trimming, self.min_chunk_sec, self.tokenizer)
+
     def last_words(self) -> list[Word]:
         """Word timestamps of the segment the last ``process_iter()``/``finish()`` returned."""
         return list(self._last_words)
@@ -273,6 +287,27 @@ class OnlineASRProcessor:
         if not words:
             return None
         return (words[0][0], words[-1][1], self.asr.sep.join(w[2] for w in words))
+
+
+class SerializedASR:
+    """An :class:`~asr_lab.ASRBase` shared by several streams, one call at a time (a lock)."""
+
+    thread_safe = True
+
+    def __init__(self, asr: ASRBase) -> None:
+        self.asr = asr
+        self.sep = asr.sep
+        self._lock = threading.Lock()
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> Any:
+        with self._lock:
+            return self.asr.transcribe(audio, init_prompt=init_prompt)
+
+    def ts_words(self, result: Any) -> list[Word]:
+        return self.asr.ts_words(result)
+
+    def segments_end_ts(self, result: Any) -> list[float]:
+        return self.asr.segments_end_ts(result)
 
 
 def _check_trimming(buffer_trimming: Any) -> Tuple[str, float]:

@@ -1,0 +1,1 @@
+"""The seed's server: any registered processor over HTTP + WebSocket (extra ``server``)."""

@@ -1,0 +1,350 @@
+"""Serve any registered processor over HTTP and WebSocket — the seed's ``/load_model`` contract.
+
+Endpoints
+---------
+``POST /load_model``
+    Body: an engine configuration (the seed's JSON: ``{"backend": ..., "model": ..., "lan":
+    ..., ...}``), validated by the backend's own config class. 200 with the backend and its
+    separator; 422 with one message per bad field; 404 listing the known backends; 424 when
+    the engine's package is missing (with the pip command); 500 when loading fails.
+``GET /backends``, ``GET /health``
+    What can be loaded; whether a model is loaded and how many streams are open.
+``WS /asr``
+    One audio stream per connection, through its own processor (the loaded model is shared
+    when the backend allows, see ``OnlineASRProcessor.spawn``). The client first sends
+    ``{"type": "start", "format": "int16" | "float32", "sample_rate": 16000}``, then binary
+    frames of little-endian mono PCM, then ``{"type": "stop"}`` (or just closes). The server
+    answers ``ready``, then ``segment`` events (``start``, ``end``, ``text``, ``emitted_at``,
+    ``lag``) as text is committed, ``partial`` events when the processor has ``partial()``,
+    ``done`` with a summary, or ``error`` (``code``, ``message``) before closing with a
+    WebSocket close code. The socket is an audio source arriving in real time, driven by
+    the same replay loop as everything else (:func:`asr_lab.replay` on the wall clock).
+``GET /``
+    A page that captures the browser microphone and shows the live transcript.
+
+The server only instantiates registered backends: a request names a backend, never a module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Optional
+
+import numpy as np
+
+try:
+    from fastapi import Body, FastAPI, WebSocket
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.websockets import WebSocketDisconnect, WebSocketState
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(f"the asr_lab server needs FastAPI ({exc.name} is missing): pip install 'asr-lab[server]'") from exc
+
+from asr_lab.backends.registry import MissingDependencyError, UnknownBackendError, available_backends, get_loader
+from asr_lab.core.config import ASRConfig, ConfigError, parse_config
+from asr_lab.core.protocols import SAMPLE_RATE
+from asr_lab.replay import LiveAudio, replay
+
+__all__ = ["create_app", "ServerSettings"]
+
+FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
+
+
+class CloseCode:
+    """WebSocket close codes (RFC 6455 section 7.4.1) used by this server."""
+
+    NORMAL = 1000
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+
+
+@dataclass
+class ServerSettings:
+    """Limits of one server: they protect it from a client, and each other's streams."""
+
+    max_message_bytes: int = 1 << 20  # 1 MiB: ~32 s of int16 audio in one frame
+    max_connections: int = 16
+    max_pending_sec: float = 30.0  # audio waiting for the engine before new chunks are dropped
+    start_timeout_sec: float = 10.0  # time allowed for the first (start) message
+    chunk_sec: Optional[float] = None  # replay step; default: the engine's min chunk
+
+
+@dataclass
+class _Loaded:
+    backend: str
+    config: ASRConfig
+    template: Any
+    meta: dict
+    loader: Any
+    load_sec: float
+
+    def new_processor(self) -> Any:
+        spawn = getattr(self.template, "spawn", None)
+        return spawn() if callable(spawn) else self.loader.load(self.config)[0]
+
+
+@dataclass
+class _State:
+    settings: ServerSettings
+    loaded: Optional[_Loaded] = None
+    connections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None):
+    """The FastAPI application; ``config`` (dict / JSON / ASRConfig) is loaded at start if given."""
+    state = _State(settings or ServerSettings())
+    app = FastAPI(title="asr_lab server", description="Streaming speech recognition with any registered asr_lab backend.")
+    app.state.asr = state
+
+    def load(body: Any) -> tuple[int, dict]:
+        try:
+            data = json.loads(body) if isinstance(body, (str, bytes)) else body
+            if not isinstance(data, dict):
+                raise ConfigError(f'the body must be a JSON object such as {{"backend": "pocketsphinx"}}, not {data!r:.60}')
+            backend = parse_config({"backend": data.get("backend", ASRConfig.model_fields["backend"].default)}).backend
+            loader = get_loader(backend)
+            cfg = parse_config(data, getattr(loader, "config_class", None) or ASRConfig)
+        except UnknownBackendError as exc:
+            return 404, {"error": "unknown_backend", "message": str(exc), "known": [b.name for b in available_backends()]}
+        except MissingDependencyError as exc:
+            return 424, {"error": "missing_dependency", "message": str(exc)}
+        except (ConfigError, json.JSONDecodeError) as exc:
+            return 422, {"error": "invalid_config", "message": str(exc), "fields": _field_errors(str(exc))}
+        t0 = time.perf_counter()
+        try:
+            template, meta = loader.load(cfg)
+        except Exception as exc:
+            return 500, {"error": "load_failed", "message": f"{type(exc).__name__}: {exc}"}
+        loaded = _Loaded(backend, cfg, template, dict(meta), loader, time.perf_counter() - t0)
+        with state.lock:
+            state.loaded = loaded
+        return 200, {"status": "loaded", "backend": backend, "separator": meta.get("separator", " "),
+                     "load_sec": round(loaded.load_sec, 3), "config": cfg.model_dump()}
+
+    if config is not None:
+        status, body = load(config.model_dump() if isinstance(config, ASRConfig) else config)
+        if status != 200:
+            raise ConfigError(f"cannot load the server's initial model: {body['message']}")
+
+    @app.post("/load_model")
+    def load_model(body: Any = Body(...)):
+        status, payload = load(body)
+        return JSONResponse(payload, status_code=status)
+
+    @app.get("/backends")
+    def backends():
+        return [b.to_dict() for b in available_backends()]
+
+    @app.get("/health")
+    def health():
+        loaded = state.loaded
+        return {"status": "ok", "loaded": loaded.backend if loaded else None, "connections": state.connections}
+
+    @app.get("/", response_class=HTMLResponse)
+    def page():
+        return resources.files("asr_lab.web").joinpath("page.html").read_text(encoding="utf-8").replace(
+            "/*CAPTURE_JS*/", _capture_js()
+        )
+
+    @app.websocket("/asr")
+    async def asr_socket(ws: WebSocket):
+        await _Stream(ws, state).run()
+
+    return app
+
+
+class _Stream:
+    """One WebSocket connection: decode frames into a LiveAudio, replay it in a thread, send events."""
+
+    def __init__(self, ws, state: _State) -> None:
+        self.ws, self.state, self.settings = ws, state, state.settings
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.stop = threading.Event()
+        self.live = LiveAudio(max_pending_sec=self.settings.max_pending_sec)
+
+    async def run(self) -> None:
+        ws = self.ws
+        await ws.accept()
+        with self.state.lock:
+            full = self.state.connections >= self.settings.max_connections
+            if not full:
+                self.state.connections += 1
+        if full:
+            await self._fail(CloseCode.TRY_AGAIN_LATER, "too_many_streams", f"the server already serves {self.settings.max_connections} streams; try again later")
+            return
+        try:
+            await self._serve()
+        except WebSocketDisconnect:
+            pass  # the client left: the worker is stopped below, nothing is left to send
+        finally:
+            self.stop.set()
+            self.live.close()
+            with self.state.lock:
+                self.state.connections -= 1
+
+    async def _serve(self) -> None:
+        ws = self.ws
+        loaded = self.state.loaded
+        if loaded is None:
+            await self._fail(CloseCode.POLICY_VIOLATION, "no_model", "no model is loaded: POST /load_model first")
+            return
+        try:
+            first = await asyncio.wait_for(ws.receive(), timeout=self.settings.start_timeout_sec)
+        except asyncio.TimeoutError:
+            await self._fail(CloseCode.POLICY_VIOLATION, "no_start", f"no start message within {self.settings.start_timeout_sec:g} s")
+            return
+        if first.get("type") == "websocket.disconnect":
+            return
+        dtype, problem = _parse_start(first)
+        if problem:
+            await self._fail(CloseCode.UNSUPPORTED_DATA if "format" in problem or "sample_rate" in problem else CloseCode.PROTOCOL_ERROR, "bad_start", problem)
+            return
+        try:
+            processor = await asyncio.to_thread(loaded.new_processor)
+        except Exception as exc:
+            await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", f"could not create a processor: {type(exc).__name__}: {exc}")
+            return
+        await ws.send_json({"type": "ready", "backend": loaded.backend, "separator": loaded.meta.get("separator", " "),
+                            "sample_rate": SAMPLE_RATE, "format": first_format(dtype)})
+        loop = asyncio.get_running_loop()
+        worker = threading.Thread(target=self._replay, args=(processor, loaded, loop), daemon=True, name="asr-stream")
+        worker.start()
+        sender = asyncio.create_task(self._send_events())
+        try:
+            await self._receive(dtype)
+        finally:
+            self.live.close()
+            await asyncio.to_thread(worker.join)
+            await self.events.put(None)
+            await sender
+
+    async def _receive(self, dtype: np.dtype) -> None:
+        ws, limit = self.ws, self.settings.max_message_bytes
+        while True:
+            message = await ws.receive()
+            kind = message.get("type")
+            if kind == "websocket.disconnect":
+                self.stop.set()  # a client that left mid-stream gets nothing more
+                return
+            data, text = message.get("bytes"), message.get("text")
+            if data is not None:
+                if len(data) > limit:
+                    await self._error_event(CloseCode.TOO_BIG, "message_too_big", f"a frame of {len(data)} bytes exceeds the limit of {limit}; send smaller chunks (e.g. 100-500 ms)")
+                    self.stop.set()
+                    return
+                if len(data) % dtype.itemsize:
+                    await self._error_event(CloseCode.INVALID_PAYLOAD, "bad_frame",
+                                            f"a frame of {len(data)} bytes is not a whole number of {first_format(dtype)} samples ({dtype.itemsize} bytes each)")
+                    self.stop.set()
+                    return
+                samples = np.frombuffer(data, dtype=dtype)
+                audio = samples.astype(np.float32) / 32768.0 if dtype.kind == "i" else samples.astype(np.float32)
+                if not np.isfinite(audio).all():
+                    await self._error_event(CloseCode.INVALID_PAYLOAD, "bad_frame", "a float32 frame holds NaN or infinite samples")
+                    self.stop.set()
+                    return
+                self.live.push(audio)
+            elif text is not None:
+                try:
+                    msg = json.loads(text)
+                except json.JSONDecodeError:
+                    msg = None
+                if isinstance(msg, dict) and msg.get("type") == "stop":
+                    return  # the stream ends: the worker finishes and sends the rest
+                await self._error_event(CloseCode.PROTOCOL_ERROR, "bad_message", f"expected binary audio or {{\"type\": \"stop\"}}, got {text[:80]!r}")
+                self.stop.set()
+                return
+
+    def _replay(self, processor, loaded: _Loaded, loop) -> None:
+        def post(event: dict) -> None:
+            loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+        def on_emission(e) -> None:
+            post({"type": "segment", "start": e.start, "end": e.end, "text": e.text, "emitted_at": round(e.emitted_at, 4),
+                  "lag": round(e.emitted_at - e.end, 4), "final": e.final})
+
+        def on_partial(p) -> None:
+            post({"type": "partial", "text": p.text, "start": p.start, "end": p.end, "at": round(p.at, 4)})
+
+        trace = replay(processor, self.live, clock="wall", chunk_sec=self.settings.chunk_sec, warmup_sec=0,
+                       separator=loaded.meta.get("separator"), on_emission=on_emission, on_partial=on_partial,
+                       stop=self.stop, meta={"backend": loaded.backend})
+        if trace.error is not None:
+            post({"type": "error", "code": "processor_failed", "message": str(trace.error), "close": CloseCode.INTERNAL_ERROR})
+        elif not self.stop.is_set():
+            post({"type": "done", "text": trace.text, "segments": len(trace.emissions), "audio_sec": round(trace.duration, 3),
+                  "rtf": round(trace.rtf, 4), "dropped_chunks": trace.meta.get("dropped_chunks", 0), "close": CloseCode.NORMAL})
+
+    async def _send_events(self) -> None:
+        close_code = None
+        while (event := await self.events.get()) is not None:
+            code = event.pop("close", None)
+            if self.ws.client_state != WebSocketState.CONNECTED:
+                continue
+            try:
+                await self.ws.send_json(event)
+            except Exception:  # the client went away; keep draining so the worker never blocks
+                self.stop.set()
+                continue
+            if code is not None:
+                close_code = code
+        if close_code is not None and self.ws.client_state == WebSocketState.CONNECTED:
+            await self.ws.close(code=close_code)
+
+    async def _error_event(self, code: int, name: str, message: str) -> None:
+        """An input fault: tell the client, then close once everything emitted so far is sent."""
+        await self.events.put({"type": "error", "code": name, "message": message, "close": code})
+
+    async def _fail(self, code: int, name: str, message: str) -> None:
+        await self.ws.send_json({"type": "error", "code": name, "message": message})
+        await self.ws.close(code=code)
+
+
+def first_format(dtype: np.dtype) -> str:
+    return next(name for name, d in FORMATS.items() if d == dtype)
+
+
+def _parse_start(message: dict) -> tuple[Optional[np.dtype], Optional[str]]:
+    text = message.get("text")
+    if text is None:
+        return None, 'the first message must be JSON text {"type": "start", "format": "int16"|"float32", "sample_rate": 16000}, not binary audio'
+    try:
+        start = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"the first message is not valid JSON ({exc.msg}); send {{\"type\": \"start\", \"format\": \"int16\", \"sample_rate\": 16000}}"
+    if not isinstance(start, dict) or start.get("type") != "start":
+        return None, f'the first message must have "type": "start", got {text[:80]!r}'
+    fmt = start.get("format", "int16")
+    if fmt not in FORMATS:
+        return None, f"format={fmt!r} is not supported; use 'int16' or 'float32' (little-endian mono PCM)"
+    rate = start.get("sample_rate", SAMPLE_RATE)
+    if rate != SAMPLE_RATE:
+        return None, f"sample_rate={rate!r} is not supported; resample to {SAMPLE_RATE} Hz before sending"
+    return FORMATS[fmt], None
+
+
+def _field_errors(message: str) -> list[dict]:
+    """The per-field lines of a ConfigError message, as ``{"field", "message"}`` records."""
+    out = []
+    for line in message.splitlines()[1:] or message.splitlines():
+        head, sep, rest = line.strip().partition(": ")
+        if sep:
+            out.append({"field": head.split("=")[0], "message": rest})
+    return out
+
+
+def _capture_js() -> str:
+    """The browser capture code shared with the notebook's live panel."""
+    from asr_lab.widgets import capture_js
+
+    return capture_js()
