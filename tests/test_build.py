@@ -285,3 +285,23 @@ def test_mini_is_up_to_date_with_its_recipe(tmp_path, monkeypatch):
     ds = build_mini(copy)
     after = {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     assert after == before and len(ds) == len(load_dataset(MINI))
+
+
+@needs_tts
+@needs_aligner
+def test_out_of_vocabulary_word_is_named(tmp_path):
+    with pytest.raises(DatasetError, match=r"forced alignment failed for utterance 'slt-000'.*'florbix'"):
+        build_utterances(["The florbix runs."], tmp_path, voices=("slt",))
+
+
+@needs_tts
+@needs_aligner
+def test_dataset_cli_build_from_a_sentence_file(tmp_path, capsys):
+    text = tmp_path / "sentences.txt"
+    text.write_text("# a comment\nGood night.\n\nSee you soon.\n")
+    assert dataset_cli(["build", str(tmp_path / "out"), "--sentences", str(text), "--voices", "awb"]) == 0
+    assert "utterances:   2" in capsys.readouterr().out
+    ds = load_dataset(tmp_path / "out")
+    assert [u.text for u in ds] == ["Good night.", "See you soon."] and all(u.words for u in ds)
+    assert dataset_cli(["build", str(tmp_path / "bad"), "--sentences", str(text), "--voices", "nobody"]) == 2
+    assert "no voice 'nobody'" in capsys.readouterr().err

@@ -81,8 +81,8 @@ class Utterance:
     ``audio``
         Path of the audio file (any format :func:`asr_lab.core.audio.load_audio` reads), or
         ``None`` for an utterance whose audio lives only in memory (see :meth:`from_array`)
-        or is unknown. In memory the path is absolute (or as given); in a manifest it is
-        stored relative to the manifest's folder.
+        or is unknown. Loaders give absolute paths (so a later ``chdir`` does not break
+        them); in a manifest the path is stored relative to the manifest's folder.
     ``text``
         The reference transcript, as written (normalisation is the metrics' job).
     ``duration``
@@ -177,7 +177,7 @@ class Utterance:
         if audio is not None and not isinstance(audio, str):
             raise DatasetError(f"'audio' must be a path string or null, got {audio!r:.80}")
         if audio is not None and root is not None and not os.path.isabs(audio):
-            audio = os.path.normpath(os.path.join(os.fspath(root), audio))
+            audio = os.path.abspath(os.path.join(os.fspath(root), audio))
         uid = record.pop("id", None)
         if uid is None and audio is not None:
             uid = Path(audio).stem
