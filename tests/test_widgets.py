@@ -229,6 +229,8 @@ def test_missing_sequence_numbers_are_counted():
 
 def test_an_engine_that_cannot_load_is_shown_not_raised_in_the_kernel():
     panel = LiveMicPanel({"backend": "faster-whisper", "model": "/nonexistent/model"})
+    panel._preloader.join(30)  # the engine is loaded ahead of Start; its failure is shown at once
+    assert panel.status == "idle" and "could not load backend 'faster-whisper'" in panel.error
     panel.handle_message({"type": "start", "rate": SR})
     panel.handle_message(*encode_audio_message(np.zeros(1600), 0))
     panel.handle_message({"type": "stop", "seq": 1})

@@ -21,10 +21,12 @@ publisher thread that updates the widget. When the engine falls behind by more t
 Numbers on the panel
 --------------------
 ``lag``
-    For the newest text on screen: the stream time it appeared minus the end of the audio
-    it transcribes (:attr:`asr_lab.Emission.latency`; for grey partial text, the end of its
-    last word). Stream time starts when the first chunk reaches the kernel, so the capture
-    of one chunk (``chunk_sec``) and the browser-to-kernel transport come on top.
+    For the newest text on screen: how much audio had been captured when it appeared,
+    minus the end of the audio it transcribes (for grey partial text, the end of its last
+    word) — :attr:`asr_lab.Emission.latency` measured live. "Captured" counts from the
+    arrival of the first chunk in the kernel (that chunk's length, plus the time since), so
+    it includes the capture of a chunk but not the browser-to-kernel transport (a few
+    milliseconds on one machine), and it is independent of when the engine was ready.
 ``backlog``
     Audio that reached the kernel and waits for the engine; it stays near one replay step
     when the engine keeps up and grows when it does not.
@@ -114,11 +116,31 @@ def encode_audio_message(samples: np.ndarray, seq: int, rate: int = SAMPLE_RATE)
 
 
 class _SessionAudio(LiveAudio):
-    """:class:`LiveAudio` that also counts what the replay has read, for the backlog figure."""
+    """:class:`LiveAudio` that also counts what the replay has read (for the backlog figure) and
+    knows how much audio exists at any moment (for the lag figure)."""
 
     def __init__(self, max_pending_sec: float) -> None:
         super().__init__(max_pending_sec=max_pending_sec)
         self.read_samples = 0
+        self.first_chunk_samples = 0
+
+    def push(self, chunk: np.ndarray) -> bool:
+        first = self.first_arrival is None
+        accepted = super().push(chunk)
+        if first and accepted:
+            self.first_chunk_samples = int(np.asarray(chunk).size)
+        return accepted
+
+    def stream_now(self) -> float | None:
+        """Stream seconds captured by now: the first chunk, plus the time since it arrived.
+
+        Audio arrives in real time, so when the first chunk (``c`` seconds) reaches the
+        kernel, ``c`` seconds of speech exist, and one more second for every second after.
+        Measured from arrival, it does not depend on when the replay's clock started.
+        """
+        if self.first_arrival is None:
+            return None
+        return self.first_chunk_samples / SAMPLE_RATE + (time.perf_counter() - self.first_arrival)
 
     def read(self) -> np.ndarray:
         out = super().read()
@@ -141,6 +163,7 @@ class _Session:
         self.start_message = dict(content)
         self.next_seq = 0
         self.missing_chunks = 0  # sequence numbers that never arrived (gaps)
+        self.chunks_received = 0  # audio messages handled, accepted or dropped
         self.trace: Trace | None = None
         self.meta: dict = {}
         self.failure: BaseException | None = None
@@ -195,7 +218,8 @@ class LiveMicPanel(anywidget.AnyWidget):
     wait for the engine before new chunks are dropped. ``step_sec``: new audio the replay
     waits for between engine calls (default: the processor's ``min_chunk_sec``, else
     ``chunk_sec``). ``warmup_sec``: silence run through the engine before the clock starts,
-    so one-off costs are not counted as lag.
+    so one-off costs are not counted as lag. ``preload``: load the engine in the background
+    as soon as the panel is built (and when another backend is chosen), so Start is quick.
 
     After a session (Stop): :attr:`trace`, :meth:`recorded_audio`, :meth:`save_session`.
     The module docstring explains the numbers shown and the message format.
@@ -226,6 +250,7 @@ class LiveMicPanel(anywidget.AnyWidget):
         max_pending_sec: float = 10.0,
         step_sec: float | None = None,
         warmup_sec: float = 1.0,
+        preload: bool = True,
         **kwargs: Any,
     ) -> None:
         if (
@@ -251,6 +276,8 @@ class LiveMicPanel(anywidget.AnyWidget):
         self._processor: Any = None
         self._config: dict | None = None
         self._loaded: dict[str, tuple[Any, dict]] = {}  # config JSON -> (processor, meta)
+        self._load_lock = threading.Lock()
+        self._preload = False  # not while the traits are first set; see below
         self._sessions: list[_Session] = []
         self._lock = threading.Lock()
         self.stray_chunks = 0
@@ -259,6 +286,9 @@ class LiveMicPanel(anywidget.AnyWidget):
         backend, names, locked = self._resolve(config_or_processor)
         super().__init__(backends=names, backend=backend, backend_locked=locked, chunk_sec=float(chunk_sec), **kwargs)
         self.on_msg(self._on_comm_message)
+        self._preload = bool(preload) and not locked
+        if self._preload:
+            self._start_preload(backend)
 
     # -- configuration -----------------------------------------------------------------
     def _resolve(self, value: Any) -> tuple[str, list[str], bool]:
@@ -316,9 +346,33 @@ class LiveMicPanel(anywidget.AnyWidget):
         from asr_lab.backends.registry import load_processor
 
         key = json.dumps(config, sort_keys=True, default=str)
-        if key not in self._loaded:
-            self._loaded[key] = load_processor(config)
-        return self._loaded[key]
+        with self._load_lock:  # the preloader and a session's worker never load the same engine twice
+            if key not in self._loaded:
+                self._loaded[key] = load_processor(config)
+            return self._loaded[key]
+
+    def _start_preload(self, backend: str) -> None:
+        """Load ``backend``'s engine in the background, so that Start does not wait for it.
+
+        While an engine loads, arriving audio queues up and the replay's clock starts only
+        when the engine is ready, so the first lags would read too low; loading ahead avoids that.
+        """
+
+        def preload() -> None:
+            try:
+                self._load(self._config_for(backend))
+            except Exception as exc:  # noqa: BLE001 -- shown in the panel now; Start tries again and says why
+                if self.backend == backend and not self.running:
+                    self.error = f"could not load backend {backend!r}: {type(exc).__name__}: {exc}"
+
+        self._preloader = threading.Thread(target=preload, name=f"asr_lab-live-preload-{backend}", daemon=True)
+        self._preloader.start()
+
+    @traitlets.observe("backend")
+    def _backend_chosen(self, change: dict) -> None:
+        if getattr(self, "_preload", False) and change["new"]:
+            self.error = ""
+            self._start_preload(change["new"])
 
     # -- the comm handler ----------------------------------------------------------------
     def _on_comm_message(self, widget: Any, content: Any, buffers: Sequence[Any]) -> None:
@@ -344,6 +398,7 @@ class LiveMicPanel(anywidget.AnyWidget):
                 if seq > session.next_seq:
                     session.missing_chunks += seq - session.next_seq
                 session.next_seq = max(session.next_seq, seq + 1)
+            session.chunks_received += 1
             return session.audio.push(audio)
         if kind == "start":
             self._start_session(content)
@@ -414,6 +469,7 @@ class LiveMicPanel(anywidget.AnyWidget):
                 "config": session.config,
                 "capture_chunk_sec": self.chunk_sec,
                 "capture_rate": session.start_message.get("rate"),
+                "browser_context_rate": session.start_message.get("context_rate"),
                 "max_pending_sec": self.max_pending_sec,
                 "started": session.started_at.isoformat(timespec="seconds"),
             }
@@ -432,6 +488,7 @@ class LiveMicPanel(anywidget.AnyWidget):
                     meta=run_meta,
                 )
             trace.meta["missing_chunks"] = session.missing_chunks
+            trace.meta["chunks_received"] = session.chunks_received
             session.trace = trace
             if trace.error is not None:
                 session.error = f"the engine failed: {trace.error}"
@@ -447,15 +504,18 @@ class LiveMicPanel(anywidget.AnyWidget):
             session.done.set()
             session.dirty.set()
 
+    # The callbacks run in the worker right after the engine returned: "now" is when the text appeared.
     def _on_emission(self, session: _Session, emission: Emission) -> None:
         session.committed.append(emission.text)
-        session.lag = emission.emitted_at - emission.end
+        now = session.audio.stream_now()
+        session.lag = None if now is None else now - emission.end
         session.dirty.set()
 
     def _on_partial(self, session: _Session, snapshot: PartialSnapshot) -> None:
         session.partial = snapshot.text
-        if snapshot.text and snapshot.end is not None:
-            session.lag = snapshot.at - snapshot.end
+        now = session.audio.stream_now()
+        if snapshot.text and snapshot.end is not None and now is not None:
+            session.lag = now - snapshot.end
         session.dirty.set()
 
     def _publish_loop(self, session: _Session) -> None:

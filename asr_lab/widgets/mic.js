@@ -112,7 +112,7 @@ function render({ model, el }) {
     stats.append(box);
     return value;
   };
-  const lag = stat("lag", "stream time when the newest text appeared minus the end of the audio it transcribes");
+  const lag = stat("lag", "audio captured when the newest text appeared, minus the end of the audio it transcribes");
   const backlog = stat("backlog", "audio that has reached the kernel and waits for the engine");
   const received = stat("received", "audio received by the kernel in this session");
   const dropped = stat("dropped", "chunks thrown away because the engine fell too far behind (the queue was full)");
