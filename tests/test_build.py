@@ -305,3 +305,11 @@ def test_dataset_cli_build_from_a_sentence_file(tmp_path, capsys):
     assert [u.text for u in ds] == ["Good night.", "See you soon."] and all(u.words for u in ds)
     assert dataset_cli(["build", str(tmp_path / "bad"), "--sentences", str(text), "--voices", "nobody"]) == 2
     assert "no voice 'nobody'" in capsys.readouterr().err
+
+
+@needs_aligner
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_espeak_ng_engine_gets_its_own_default_voice(tmp_path):
+    ds = build_utterances(["Please close the door."], tmp_path, engine="espeak-ng")
+    assert ds.ids == ["en-us-000"] and ds[0].meta["engine"] == "espeak-ng"
+    check_words(ds[0], ds[0].duration)

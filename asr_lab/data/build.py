@@ -155,7 +155,7 @@ def _normalise_sentences(sentences: Any) -> list[tuple[str | None, str]]:
 def build_utterances(
     sentences: Iterable[str] | Iterable[tuple[str, str]] | Mapping[str, str],
     out_dir: PathLike,
-    voices: Sequence[str] = DEFAULT_VOICES,
+    voices: Sequence[str] | None = None,
     engine: str = "flite",
     *,
     align: bool = True,
@@ -167,7 +167,8 @@ def build_utterances(
 
     ``sentences``: strings (ids become ``<voice>-<index>``, e.g. ``slt-000``), ``(id, text)``
     pairs, or a ``{id: text}`` mapping. Sentence ``i`` is spoken by ``voices[i % len(voices)]``
-    (or by every voice with ``every_voice=True``, ids ``<id>-<voice>``). Audio is 16 kHz
+    (or by every voice with ``every_voice=True``, ids ``<id>-<voice>``); ``voices=None`` means
+    :data:`DEFAULT_VOICES` for flite and ``("en-us",)`` for espeak-ng. Audio is 16 kHz
     16-bit FLAC; ``words`` come from pocketsphinx forced alignment (``align=False`` leaves
     them ``None`` and skips pocketsphinx). ``meta`` records ``voice``, ``engine``,
     ``kind="utterance"``, ``build_key`` and ``audio_sha256``.
@@ -179,6 +180,8 @@ def build_utterances(
     """
     if engine not in _synth.ENGINES:
         raise DatasetError(f"engine={engine!r} is not a synthesiser here; use one of {', '.join(_synth.ENGINES)}")
+    if voices is None:
+        voices = DEFAULT_VOICES if engine == "flite" else ("en-us",)
     voices = [voices] if isinstance(voices, str) else list(voices)
     if not voices or not all(isinstance(v, str) and v for v in voices):
         raise DatasetError(f"voices must be a non-empty list of voice names, got {voices!r}; e.g. {DEFAULT_VOICES}")
@@ -539,7 +542,9 @@ def dataset_cli(argv: Sequence[str] | None = None) -> int:
     p_build = sub.add_parser("build", help="build the mini set, or a dataset from a sentence file")
     p_build.add_argument("out_dir", nargs="?", default="datasets/mini")
     p_build.add_argument("--sentences", help="text file, one sentence per line (default: the mini set)")
-    p_build.add_argument("--voices", default=",".join(DEFAULT_VOICES), help="comma-separated voice names")
+    p_build.add_argument(
+        "--voices", default=None, help=f"comma-separated voice names (flite default: {','.join(DEFAULT_VOICES)})"
+    )
     p_build.add_argument("--engine", default="flite", choices=_synth.ENGINES)
     p_build.add_argument("--no-align", action="store_true", help="skip forced alignment (no word times)")
     p_info = sub.add_parser("info", help="describe a dataset")
@@ -558,7 +563,7 @@ def dataset_cli(argv: Sequence[str] | None = None) -> int:
                 ds = build_utterances(
                     lines,
                     args.out_dir,
-                    [v for v in args.voices.split(",") if v],
+                    None if args.voices is None else [v for v in args.voices.split(",") if v],
                     args.engine,
                     align=not args.no_align,
                     log=print,
