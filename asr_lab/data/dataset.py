@@ -9,7 +9,7 @@ The on-disk form is a **manifest**: a JSON Lines file (``manifest.jsonl``), one 
 per line, with audio paths relative to the manifest's folder so a dataset folder can be
 moved or zipped as a whole (the lhotse/NeMo convention)::
 
-    {"id": "slt-000", "audio": "utterances/slt-000.flac", "text": "The cat sat on the mat.",
+    {"id": "slt-000", "audio": "audio/slt-000.flac", "text": "The cat sat on the mat.",
      "duration": 2.135, "words": [[0.12, 0.31, "the"], [0.31, 0.58, "cat"], ...],
      "meta": {"voice": "slt", "engine": "flite"}}
 
