@@ -1,0 +1,356 @@
+"""mlx-whisper (Whisper on Apple MLX; CPU on Linux) as an :class:`~asr_lab.ASRBase`, streamed by LocalAgreement-2.
+
+``MLXWhisperASR`` re-transcribes the buffer it is given with word timestamps;
+:func:`~asr_lab.streaming.vac.streaming_processor` wraps it in
+:class:`~asr_lab.OnlineASRProcessor` (or the voice-activity-controlled variant when
+``vac=True``).
+
+Models: a local MLX Whisper folder (``config.json`` + ``weights.safetensors`` or
+``weights.npz``) in ``model_dir`` or ``model``, which never touches the hub; a hub id such
+as ``"mlx-community/whisper-large-v3-turbo"``; or a size name (``"large-v2"``, ``"turbo"``
+… see :data:`MODEL_NAMES`) meaning that mlx-community conversion. Hub models come from
+the local cache when there, else are downloaded; offline, an uncached one fails within
+seconds and says so.
+
+mlx-whisper has no beam search (greedy, or best-of-N sampling above temperature 0). Its
+fp16 mode needs float16 weights; ``fp16=None`` follows the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import mlx.core as mx
+import mlx_whisper
+import numpy as np
+from mlx_whisper.decoding import DecodingOptions
+from mlx_whisper.load_models import load_model
+from mlx_whisper.tokenizer import LANGUAGES
+from mlx_whisper.transcribe import ModelHolder
+from pydantic import Field, field_validator
+
+from asr_lab.backends.hub import fetch_model
+from asr_lab.core.config import ASRConfig, ConfigError, parse_config
+
+__all__ = ["MODEL_NAMES", "MLXWhisperASR", "MLXWhisperConfig", "MLXWhisperLoader"]
+
+MODEL_NAMES = {
+    "tiny.en": "mlx-community/whisper-tiny.en-mlx",
+    "tiny": "mlx-community/whisper-tiny-mlx",
+    "base.en": "mlx-community/whisper-base.en-mlx",
+    "base": "mlx-community/whisper-base-mlx",
+    "small.en": "mlx-community/whisper-small.en-mlx",
+    "small": "mlx-community/whisper-small-mlx",
+    "medium.en": "mlx-community/whisper-medium.en-mlx",
+    "medium": "mlx-community/whisper-medium-mlx",
+    "large-v1": "mlx-community/whisper-large-v1-mlx",
+    "large-v2": "mlx-community/whisper-large-v2-mlx",
+    "large-v3": "mlx-community/whisper-large-v3-mlx",
+    "large-v3-turbo": "mlx-community/whisper-large-v3-turbo",
+    "turbo": "mlx-community/whisper-large-v3-turbo",
+}
+"""Whisper size names and the mlx-community hub conversions they stand for."""
+
+NO_SPEECH_SKIP = 0.9
+"""Words of a segment whose no-speech probability is above this are dropped (as in the reference)."""
+
+WEIGHT_FILES = ("weights.safetensors", "weights.npz")
+
+_TRANSCRIBE_LOCK = threading.Lock()
+"""mlx_whisper.transcribe reads its model from a global holder: one call at a time, each with its own model."""
+
+_RESERVED_OPTIONS = {
+    "audio": "the audio is the streaming policy's buffer",
+    "path_or_hf_repo": "use the config field 'model' or 'model_dir' instead",
+    "initial_prompt": "the streaming policy passes the committed text as the prompt",
+    "prompt": "the streaming policy passes the committed text as the prompt",
+    "word_timestamps": "word timestamps are always on: the streaming policy needs them",
+    "verbose": "asr_lab keeps mlx-whisper quiet",
+    "language": "use the config field 'lan' instead",
+    "task": "use the config field 'task' instead",
+    "fp16": "use the config field 'fp16' instead",
+    "sample_len": "use the config field 'max_new_tokens' instead",
+    "beam_size": "mlx-whisper has no beam search (it raises NotImplementedError); decoding is greedy, or "
+    "best-of-N sampling with best_of and a temperature above 0",
+    "patience": "mlx-whisper has no beam search",
+}
+"""mlx_whisper.transcribe() arguments that asr_lab sets itself or that cannot work, and why."""
+
+
+class MLXWhisperConfig(ASRConfig):
+    """Configuration of the ``mlx-whisper`` backend (all :class:`~asr_lab.ASRConfig` fields, plus these)."""
+
+    backend: str = Field(default="mlx-whisper", description="Registered backend name.")
+    model: Optional[str] = Field(
+        default="large-v2",
+        description="Size name (tiny … large-v3, turbo: the mlx-community conversion), a hub id such as "
+        "'mlx-community/whisper-large-v3-turbo', or a local MLX Whisper folder.",
+    )
+    fp16: Optional[bool] = Field(
+        default=None,
+        description="Compute in float16; None = as the weights are stored (float16 needs float16 weights).",
+    )
+    temperature: Union[float, list[float]] = Field(
+        default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        description="Sampling temperature, or the list tried in turn when a decoding fails the quality "
+        "thresholds (Whisper's fallback; each retry costs a full decoding). 0 = deterministic.",
+    )
+    condition_on_previous_text: bool = Field(
+        default=True, description="Within one call, condition each 30 s window on the text of the previous one."
+    )
+    without_timestamps: bool = Field(
+        default=False,
+        description="Decode without timestamp tokens; word timestamps still come from cross-attention "
+        "alignment (random-weight test models need this).",
+    )
+    max_new_tokens: Optional[int] = Field(
+        default=None, ge=1, description="Cap on tokens decoded per 30 s window (mlx-whisper's sample_len); None = no cap."
+    )
+    transcribe_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further keyword arguments of mlx_whisper.transcribe or its DecodingOptions "
+        "(e.g. no_speech_threshold, best_of); checked at load.",
+    )
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperatures(cls, value: Union[float, list[float]]) -> Union[float, list[float]]:
+        values = value if isinstance(value, list) else [value]
+        if not values or any(t < 0 for t in values):
+            raise ValueError(f"temperature={value!r} must be a number >= 0 or a non-empty list of them, e.g. 0 or [0, 0.2, 0.4]")
+        return value
+
+
+class MLXWhisperASR:
+    """An :class:`~asr_lab.ASRBase` over an MLX Whisper model folder.
+
+    The model is loaded once, here; ``language=None`` lets Whisper detect it on every
+    call. ``options`` go to ``mlx_whisper.transcribe`` unchanged; word timestamps are
+    always on. Whisper words carry their leading space, so they join with ``sep = ""``.
+    Calls from several threads take turns (mlx-whisper holds its model globally), so
+    it is ``thread_safe`` to share.
+    """
+
+    sep = ""
+    thread_safe = True
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike],
+        *,
+        language: Optional[str] = None,
+        task: str = "transcribe",
+        fp16: Optional[bool] = None,
+        **options: Any,
+    ):
+        self.path = str(_check_folder(str(path), "path"))
+        stored = weights_dtype(self.path)
+        if fp16 is None:
+            fp16 = stored == "float16"
+        elif fp16 and stored != "float16":
+            raise ConfigError(
+                f"fp16=True needs float16 weights, but {self.path} stores {stored}; use fp16=False "
+                f"(or None to follow the weights), or a float16 conversion of the model"
+            )
+        self.fp16 = fp16
+        self.model = load_model(self.path, dtype=mx.float16 if fp16 else mx.float32)
+        self.language = check_language(language, self.model)
+        self.task = task
+        self.options = options
+
+    @classmethod
+    def from_config(cls, config: Union[MLXWhisperConfig, dict]) -> "MLXWhisperASR":
+        """Resolve, check and load the model a configuration names."""
+        cfg = parse_config(config, MLXWhisperConfig)
+        return cls(
+            resolve_model(cfg),
+            language=None if cfg.lan == "auto" else cfg.lan,
+            task=cfg.task,
+            fp16=cfg.fp16,
+            **transcribe_options(cfg),
+        )
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.is_multilingual)
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> list[dict]:
+        """Segments of ``audio``: dicts with ``start``, ``end``, ``text``, ``no_speech_prob`` and ``words``."""
+        with _TRANSCRIBE_LOCK:
+            # mlx_whisper.transcribe takes a path and keeps one loaded model in ModelHolder, keyed by
+            # path only; handing it ours avoids a reload and keeps the dtype this instance chose.
+            ModelHolder.model, ModelHolder.model_path = self.model, self.path
+            result = mlx_whisper.transcribe(
+                np.asarray(audio, dtype=np.float32),
+                path_or_hf_repo=self.path,
+                language=self.language,
+                task=self.task,
+                initial_prompt=init_prompt,
+                word_timestamps=True,
+                fp16=self.fp16,
+                verbose=None,
+                **self.options,
+            )
+        return result.get("segments", [])
+
+    def ts_words(self, result: list[dict]) -> list[tuple[float, float, str]]:
+        """``(start, end, word)`` of every word, skipping segments that are probably not speech."""
+        return [
+            (float(w["start"]), float(w["end"]), w["word"])
+            for segment in result
+            if segment.get("no_speech_prob", 0.0) <= NO_SPEECH_SKIP
+            for w in segment.get("words", [])
+        ]
+
+    def segments_end_ts(self, result: list[dict]) -> list[float]:
+        return [float(segment["end"]) for segment in result]
+
+
+class MLXWhisperLoader:
+    """Loads mlx-whisper and streams it with LocalAgreement-2 (or VAC when ``vac=True``)."""
+
+    config_class = MLXWhisperConfig
+    description = "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy"
+
+    def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
+        from asr_lab.streaming.vac import streaming_processor
+
+        cfg = parse_config(config, MLXWhisperConfig)
+        asr = MLXWhisperASR.from_config(cfg)
+        metadata = {
+            "separator": asr.sep,
+            "model": cfg.model_dir or cfg.model,
+            "model_path": asr.path,
+            "device": str(mx.default_device()),
+            "fp16": asr.fp16,
+            "language": asr.language or "auto",
+            "multilingual": asr.multilingual,
+            "vac": cfg.vac,
+        }
+        return streaming_processor(asr, cfg), metadata
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def resolve_model(cfg: MLXWhisperConfig) -> str:
+    """The local MLX folder for ``cfg``: ``model_dir``, a folder in ``model``, or a cached/downloaded hub model."""
+    if cfg.model_dir:
+        return _check_folder(cfg.model_dir, "model_dir")
+    name = cfg.model
+    if not name:
+        raise ConfigError(f"mlx-whisper needs a model: a size name ({', '.join(MODEL_NAMES)}), a hub id or model_dir")
+    if os.path.isdir(os.path.expanduser(name)) or name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+        return _check_folder(name, "model")
+    if "/" not in name and name not in MODEL_NAMES:
+        raise ConfigError(
+            f"model={name!r} is not an mlx-whisper model name; use one of {', '.join(MODEL_NAMES)}, a hub id "
+            f"such as 'mlx-community/whisper-large-v3-turbo', or a local folder in model_dir"
+        )
+    repo = MODEL_NAMES.get(name, name)
+
+    def download(local_only: bool) -> str:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(
+            repo,
+            local_files_only=local_only,
+            cache_dir=cfg.model_cache_dir,
+            allow_patterns=["config.json", *WEIGHT_FILES],
+        )
+
+    path = fetch_model(
+        name,
+        download,
+        backend="mlx-whisper",
+        local_hint="model_dir='/path/to/mlx-whisper-folder'",
+        cache_dir=cfg.model_cache_dir,
+    )
+    return _check_folder(path, "model")
+
+
+def _check_folder(folder: str, field: str) -> str:
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{field}={folder!r} is not a folder; give a local MLX Whisper model folder (config.json + weights)")
+    if not (path / "config.json").is_file() or not any((path / f).is_file() for f in WEIGHT_FILES):
+        raise ConfigError(
+            f"{field}={folder!r} is not an MLX Whisper model: it needs config.json and {' or '.join(WEIGHT_FILES)} "
+            f"(convert with mlx-examples' whisper/convert.py, or use an mlx-community model)"
+        )
+    return str(path)
+
+
+def weights_dtype(folder: str) -> str:
+    """``"float16"``, ``"bfloat16"`` or ``"float32"``: how the model's floating-point weights are stored.
+
+    Read from the file headers only (no weights are loaded). A quantized model reports
+    the type of its scales, which is the type it computes in.
+    """
+    path = Path(folder)
+    found: set[str] = set()
+    if (path / "weights.safetensors").is_file():
+        with open(path / "weights.safetensors", "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+        names = {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}
+        found = {names[v["dtype"]] for k, v in header.items() if k != "__metadata__" and v["dtype"] in names}
+    else:
+        with zipfile.ZipFile(path / "weights.npz") as archive:
+            for member in archive.namelist():
+                with archive.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    dtype = read_header(f)[2]
+                if dtype.kind == "f":
+                    found.add(str(dtype))
+    for name in ("float16", "bfloat16", "float32"):
+        if name in found:
+            return name
+    raise ConfigError(f"{folder}: found no floating-point weights (types {sorted(found)}); is it an MLX Whisper model?")
+
+
+def check_language(language: Optional[str], model: Any) -> Optional[str]:
+    """Whisper's code for ``language`` (``"en-us"`` -> ``"en"``), ``None`` to detect; error if the model lacks it."""
+    if language is None:
+        return None
+    supported = list(LANGUAGES)[: model.num_languages] if model.is_multilingual else ["en"]
+    code = language if language in supported else language.replace("_", "-").split("-")[0]
+    if code not in supported:
+        raise ConfigError(
+            f"lan={language!r} is not a language of this Whisper model; it supports: {', '.join(supported)} "
+            f"(or 'auto' to detect)" + (". It is an English-only model; load a multilingual one for other languages" if supported == ["en"] else "")
+        )
+    return code
+
+
+def transcribe_options(cfg: MLXWhisperConfig) -> dict[str, Any]:
+    """Keyword arguments for ``mlx_whisper.transcribe`` from the config (everything but language/prompt/fp16)."""
+    options: dict[str, Any] = {
+        "temperature": tuple(cfg.temperature) if isinstance(cfg.temperature, list) else cfg.temperature,
+        "condition_on_previous_text": cfg.condition_on_previous_text,
+        "without_timestamps": cfg.without_timestamps,
+    }
+    if cfg.max_new_tokens is not None:
+        options["sample_len"] = cfg.max_new_tokens
+    allowed = (set(inspect.signature(mlx_whisper.transcribe).parameters) - {"decode_options"}) | {
+        f.name for f in dataclasses.fields(DecodingOptions)
+    }
+    for key, value in cfg.transcribe_options.items():
+        if key in _RESERVED_OPTIONS or key in options:
+            why = _RESERVED_OPTIONS.get(key, f"use the config field {key!r} instead")
+            raise ConfigError(f"transcribe_options[{key!r}] cannot be set here: {why}")
+        if key not in allowed:
+            raise ConfigError(
+                f"transcribe_options[{key!r}] is not an argument of mlx_whisper.transcribe or DecodingOptions; "
+                f"allowed: {', '.join(sorted(allowed - set(_RESERVED_OPTIONS) - set(options)))}"
+            )
+        options[key] = value
+    return options
