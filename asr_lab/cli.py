@@ -7,6 +7,7 @@
                                              traces and a summary (re-running resumes)
     asr-lab check MODULE:CLASS               run the conformance kit on your processor
     asr-lab serve [--backend NAME]           HTTP + WebSocket server (loopback unless --host)
+    asr-lab dataset build|info|align         build the mini set or your own, describe, add word timings
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     _add_engine_options(v)
     v.set_defaults(run=_serve)
+
+    d = sub.add_parser("dataset", help="build, describe and align datasets")
+    dsub = d.add_subparsers(dest="dataset_command", required=True, metavar="build|info|align")
+    db = dsub.add_parser("build", help="build the mini set, or a dataset from a sentence file (flite/espeak-ng + alignment)")
+    db.add_argument("out_dir", nargs="?", default="datasets/mini")
+    db.add_argument("--sentences", help="text file, one sentence per line (default: the mini set's sentences)")
+    db.add_argument("--voices", default=None, help="comma-separated voice names (flite default: slt,rms,awb,kal16)")
+    db.add_argument("--engine", default="flite", choices=("flite", "espeak-ng"))
+    db.add_argument("--no-align", action="store_true", help="skip forced alignment (no word times)")
+    di = dsub.add_parser("info", help="counts, durations, voices, word timings of a dataset")
+    di.add_argument("source")
+    di.add_argument("--json", action="store_true")
+    da = dsub.add_parser("align", help="add word timings by forced alignment (pocketsphinx)")
+    da.add_argument("source")
+    da.add_argument("--out", required=True, help="manifest file or folder to write")
+    da.add_argument("--overwrite", action="store_true", help="re-align utterances that already have words")
+    d.set_defaults(run=_dataset)
 
     c = sub.add_parser("check", help="run the conformance kit on a processor class or a backend")
     c.add_argument("target", help="MODULE:CLASS (a zero-argument ASRProcessor class or factory) or a backend name")
@@ -229,6 +247,36 @@ def _executor(args):
         pool = ProcessPoolExecutor(args.workers)
         return pool, pool.shutdown
     return None, lambda: None
+
+
+def _dataset(args) -> int:
+    from asr_lab.data import build
+    from asr_lab.data.synth import SynthesisError
+
+    try:
+        _dataset_command(args, build)
+    except SynthesisError as exc:  # a missing TTS program or voice: a user error, not a bug
+        print(f"asr-lab dataset: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _dataset_command(args, build) -> None:
+    if args.dataset_command == "build":
+        if args.sentences:
+            path = Path(args.sentences)
+            if not path.exists():
+                raise FileNotFoundError(f"--sentences file not found: {args.sentences}")
+            lines = [x.strip() for x in path.read_text(encoding="utf-8").splitlines() if x.strip() and not x.lstrip().startswith("#")]
+            voices = None if args.voices is None else [v for v in args.voices.split(",") if v]
+            ds = build.build_utterances(lines, args.out_dir, voices, args.engine, align=not args.no_align, log=print)
+            print(ds.info())
+        else:
+            build.build_mini(args.out_dir, log=print)
+    elif args.dataset_command == "info":
+        print(build.dataset_info(args.source, as_json=args.json))
+    else:
+        build.align_dataset(args.source, args.out, overwrite=args.overwrite, log=print)
 
 
 def _serve(args) -> int:

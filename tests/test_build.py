@@ -16,7 +16,12 @@ import pytest
 import soundfile as sf
 
 from asr_lab.data import synth
-from asr_lab.data.build import align_dataset, build_long_form, build_mini, build_utterances, dataset_cli
+from asr_lab.cli import main as cli_main
+from asr_lab.data.build import align_dataset, build_long_form, build_mini, build_utterances
+
+
+def dataset_cli(argv):
+    return cli_main(["dataset", *argv])
 from asr_lab.data.dataset import Dataset, DatasetError, Utterance, load_dataset
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER
 

@@ -26,7 +26,6 @@ _EXPORTS = {
     "build_mini": "asr_lab.data.build",
     "align_dataset": "asr_lab.data.build",
     "dataset_info": "asr_lab.data.build",
-    "dataset_cli": "asr_lab.data.build",
     "synthesize": "asr_lab.data.synth",
     "available_voices": "asr_lab.data.synth",
     "align_words": "asr_lab.data.align",
@@ -42,7 +41,6 @@ __all__ = [
     "build_long_form",
     "build_mini",
     "build_utterances",
-    "dataset_cli",
     "dataset_info",
     "load_dataset",
     "read_manifest",
@@ -70,7 +68,6 @@ if TYPE_CHECKING:  # pragma: no cover
         build_long_form,
         build_mini,
         build_utterances,
-        dataset_cli,
         dataset_info,
     )
     from asr_lab.data.dataset import Dataset, DatasetError, Utterance, load_dataset, read_manifest

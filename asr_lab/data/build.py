@@ -15,7 +15,7 @@ word times without synthesising or aligning again, and leaves the manifest untou
 * :func:`build_long_form` — utterances → one long stream with pauses, word times shifted.
 * :func:`build_mini` — the bundled ``datasets/mini`` set; ``python -m asr_lab.data.build
   datasets/mini`` rebuilds it.
-* :func:`align_dataset`, :func:`dataset_info`, :func:`dataset_cli` — what the
+* :func:`align_dataset`, :func:`dataset_info`, :func:`main` (``asr-lab dataset``) — what the
   ``asr-lab dataset build|info|align`` commands call.
 """
 
@@ -53,7 +53,6 @@ __all__ = [
     "build_long_form",
     "build_mini",
     "build_utterances",
-    "dataset_cli",
     "dataset_info",
     "main",
 ]
@@ -528,65 +527,14 @@ def dataset_info(source: Any, *, as_json: bool = False) -> str:
     return json.dumps(ds.summary(), indent=2) if as_json else ds.info()
 
 
-def dataset_cli(argv: Sequence[str] | None = None) -> int:
-    """``asr-lab dataset build|info|align`` — parse ``argv`` and run; returns the exit code.
-
-    * ``build [OUT_DIR]`` — the mini set (default ``datasets/mini``); with
-      ``--sentences FILE`` (one sentence per line) a dataset of those sentences instead,
-      ``--voices slt,rms`` and ``--engine flite|espeak-ng`` choose the speech.
-    * ``info SOURCE [--json]`` — counts, durations, voices, word timings.
-    * ``align SOURCE --out PATH [--overwrite]`` — add forced-alignment word times.
-    """
-    parser = argparse.ArgumentParser(prog="asr-lab dataset", description="Build, describe and align datasets.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_build = sub.add_parser("build", help="build the mini set, or a dataset from a sentence file")
-    p_build.add_argument("out_dir", nargs="?", default="datasets/mini")
-    p_build.add_argument("--sentences", help="text file, one sentence per line (default: the mini set)")
-    p_build.add_argument(
-        "--voices", default=None, help=f"comma-separated voice names (flite default: {','.join(DEFAULT_VOICES)})"
-    )
-    p_build.add_argument("--engine", default="flite", choices=_synth.ENGINES)
-    p_build.add_argument("--no-align", action="store_true", help="skip forced alignment (no word times)")
-    p_info = sub.add_parser("info", help="describe a dataset")
-    p_info.add_argument("source")
-    p_info.add_argument("--json", action="store_true")
-    p_align = sub.add_parser("align", help="add word timings by forced alignment")
-    p_align.add_argument("source")
-    p_align.add_argument("--out", required=True, help="manifest file or folder to write")
-    p_align.add_argument("--overwrite", action="store_true", help="re-align utterances that already have words")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            if args.sentences:
-                with open(args.sentences, encoding="utf-8") as f:
-                    lines = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
-                ds = build_utterances(
-                    lines,
-                    args.out_dir,
-                    None if args.voices is None else [v for v in args.voices.split(",") if v],
-                    args.engine,
-                    align=not args.no_align,
-                    log=print,
-                )
-                print(ds.info())
-            else:
-                build_mini(args.out_dir, log=print)
-        elif args.command == "info":
-            print(dataset_info(args.source, as_json=args.json))
-        else:
-            align_dataset(args.source, args.out, overwrite=args.overwrite, log=print)
-    except (DatasetError, FileNotFoundError, _synth.SynthesisError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m asr_lab.data.build [OUT_DIR]``: build the mini set (default ``datasets/mini``)."""
+    """``python -m asr_lab.data.build [OUT_DIR]``: the same as ``asr-lab dataset build [OUT_DIR]``."""
+    from asr_lab.cli import main as cli_main
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("build", "info", "align"):
-        return dataset_cli(argv)
-    return dataset_cli(["build", *argv])
+        return cli_main(["dataset", *argv])
+    return cli_main(["dataset", "build", *argv])
 
 
 if __name__ == "__main__":
