@@ -26,7 +26,14 @@ from faster_whisper import WhisperModel, available_models, download_model
 from pydantic import Field, field_validator
 
 from asr_lab.backends.hub import ModelNotFoundError, fetch_model, hub_offline, hub_reachable
-from asr_lab.core.config import ASRConfig, ConfigError, parse_config
+from asr_lab.backends.whisper_common import (
+    NO_SPEECH_SKIP,
+    WhisperConfig,
+    looks_like_path,
+    merge_extra_options,
+    whisper_language,
+)
+from asr_lab.core.config import ConfigError, parse_config
 
 __all__ = ["COMPUTE_TYPES", "DEVICES", "FasterWhisperASR", "FasterWhisperConfig", "FasterWhisperLoader"]
 
@@ -45,9 +52,6 @@ COMPUTE_TYPES = (
 )
 """CTranslate2's compute types; which of them work depends on the device (checked at load)."""
 
-NO_SPEECH_SKIP = 0.9
-"""Words of a segment whose no-speech probability is above this are dropped (as in the reference)."""
-
 _RESERVED_OPTIONS = {
     "audio": "the audio is the streaming policy's buffer",
     "initial_prompt": "the streaming policy passes the committed text as the prompt",
@@ -59,7 +63,7 @@ _RESERVED_OPTIONS = {
 """transcribe() arguments that asr_lab sets itself, and why."""
 
 
-class FasterWhisperConfig(ASRConfig):
+class FasterWhisperConfig(WhisperConfig):
     """Configuration of the ``faster-whisper`` backend (all :class:`~asr_lab.ASRConfig` fields, plus these)."""
 
     backend: str = Field(default="faster-whisper", description="Registered backend name.")
@@ -76,30 +80,14 @@ class FasterWhisperConfig(ASRConfig):
         description="CTranslate2 compute type: 'default' keeps the model's own (converted if the device "
         "cannot run it), or one of float32, float16, bfloat16, int8, int8_float32, int8_float16, int8_bfloat16, int16.",
     )
-    cpu_threads: int = Field(default=0, ge=0, description="CPU threads; 0 = CTranslate2's default (4, or OMP_NUM_THREADS).")
+    cpu_threads: int = Field(
+        default=0,
+        ge=0,
+        description="CPU threads; 0 = CTranslate2's default (4, or OMP_NUM_THREADS). More threads than free "
+        "cores makes each call wait for descheduled threads: keep it at or below the idle cores.",
+    )
     beam_size: int = Field(default=5, ge=1, description="Beam width; 1 = greedy decoding.")
-    temperature: Union[float, list[float]] = Field(
-        default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-        description="Sampling temperature, or the list tried in turn when a decoding fails the quality "
-        "thresholds (Whisper's fallback; each retry costs a full decoding). 0 = deterministic.",
-    )
-    condition_on_previous_text: bool = Field(
-        default=True, description="Within one call, condition each 30 s window on the text of the previous one."
-    )
     vad: bool = Field(default=False, description="faster-whisper's own Silero VAD filter inside each transcribe call.")
-    without_timestamps: bool = Field(
-        default=False,
-        description="Decode without timestamp tokens (one segment per 30 s window); word timestamps still come "
-        "from cross-attention alignment.",
-    )
-    max_new_tokens: Optional[int] = Field(
-        default=None, ge=1, description="Cap on tokens decoded per 30 s window; None = the model's limit."
-    )
-    transcribe_options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Further keyword arguments of faster_whisper.WhisperModel.transcribe "
-        "(e.g. no_speech_threshold, hotwords); checked against its signature at load.",
-    )
 
     @field_validator("compute_type")
     @classmethod
@@ -109,14 +97,6 @@ class FasterWhisperConfig(ASRConfig):
                 f"compute_type={value!r} is not a CTranslate2 compute type; use one of {', '.join(COMPUTE_TYPES)} "
                 f"('default' keeps the model's own type)"
             )
-        return value
-
-    @field_validator("temperature")
-    @classmethod
-    def _temperatures(cls, value: Union[float, list[float]]) -> Union[float, list[float]]:
-        values = value if isinstance(value, list) else [value]
-        if not values or any(t < 0 for t in values):
-            raise ValueError(f"temperature={value!r} must be a number >= 0 or a non-empty list of them, e.g. 0 or [0, 0.2, 0.4]")
         return value
 
 
@@ -231,7 +211,7 @@ def resolve_model(cfg: FasterWhisperConfig) -> str:
     name = cfg.model
     if not name:
         raise ConfigError(f"faster-whisper needs a model: a size name ({', '.join(available_models())}) or model_dir")
-    if os.path.isdir(os.path.expanduser(name)) or _looks_like_path(name):
+    if os.path.isdir(os.path.expanduser(name)) or looks_like_path(name):
         return _check_folder(name, "model")
     if "/" not in name and name not in available_models():
         raise ConfigError(
@@ -246,10 +226,6 @@ def resolve_model(cfg: FasterWhisperConfig) -> str:
         cache_dir=cfg.model_cache_dir,
     )
     return _check_folder(path, "model")
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _check_folder(folder: str, field: str) -> str:
@@ -303,17 +279,9 @@ def check_compute_type(compute_type: str, device: str) -> None:
 
 def resolve_language(lan: str, model: WhisperModel) -> Optional[str]:
     """Whisper's code for ``lan`` (``"en-us"`` -> ``"en"``), ``None`` for ``"auto"``; error if the model lacks it."""
-    if lan == "auto":
-        return None
     # faster-whisper lists every code it knows (100); a model has only those its vocabulary holds
     supported = [c for c in model.supported_languages if model.hf_tokenizer.token_to_id(f"<|{c}|>") is not None]
-    code = lan if lan in supported else lan.replace("_", "-").split("-")[0]
-    if code not in supported:
-        raise ConfigError(
-            f"lan={lan!r} is not a language of this Whisper model; it supports: {', '.join(supported)} "
-            f"(or 'auto' to detect)" + (". It is an English-only model; load a multilingual one for other languages" if supported == ["en"] else "")
-        )
-    return code
+    return whisper_language(lan, supported)
 
 
 def transcribe_options(cfg: FasterWhisperConfig) -> dict[str, Any]:
@@ -326,15 +294,10 @@ def transcribe_options(cfg: FasterWhisperConfig) -> dict[str, Any]:
         "max_new_tokens": cfg.max_new_tokens,
         "vad_filter": cfg.vad,
     }
-    allowed = set(inspect.signature(WhisperModel.transcribe).parameters) - {"self"}
-    for key, value in cfg.transcribe_options.items():
-        if key in _RESERVED_OPTIONS or key in options:
-            why = _RESERVED_OPTIONS.get(key, f"use the config field {key!r} instead")
-            raise ConfigError(f"transcribe_options[{key!r}] cannot be set here: {why}")
-        if key not in allowed:
-            raise ConfigError(
-                f"transcribe_options[{key!r}] is not an argument of faster_whisper.WhisperModel.transcribe; "
-                f"allowed: {', '.join(sorted(allowed - set(_RESERVED_OPTIONS) - set(options)))}"
-            )
-        options[key] = value
-    return options
+    return merge_extra_options(
+        options,
+        cfg.transcribe_options,
+        allowed=set(inspect.signature(WhisperModel.transcribe).parameters) - {"self"},
+        reserved=_RESERVED_OPTIONS,
+        engine="faster_whisper.WhisperModel.transcribe",
+    )

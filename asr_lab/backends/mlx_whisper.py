@@ -34,10 +34,17 @@ from mlx_whisper.decoding import DecodingOptions
 from mlx_whisper.load_models import load_model
 from mlx_whisper.tokenizer import LANGUAGES
 from mlx_whisper.transcribe import ModelHolder
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from asr_lab.backends.hub import fetch_model
-from asr_lab.core.config import ASRConfig, ConfigError, parse_config
+from asr_lab.backends.whisper_common import (
+    NO_SPEECH_SKIP,
+    WhisperConfig,
+    looks_like_path,
+    merge_extra_options,
+    whisper_language,
+)
+from asr_lab.core.config import ConfigError, parse_config
 
 __all__ = ["MODEL_NAMES", "MLXWhisperASR", "MLXWhisperConfig", "MLXWhisperLoader"]
 
@@ -57,9 +64,6 @@ MODEL_NAMES = {
     "turbo": "mlx-community/whisper-large-v3-turbo",
 }
 """Whisper size names and the mlx-community hub conversions they stand for."""
-
-NO_SPEECH_SKIP = 0.9
-"""Words of a segment whose no-speech probability is above this are dropped (as in the reference)."""
 
 WEIGHT_FILES = ("weights.safetensors", "weights.npz")
 
@@ -84,7 +88,7 @@ _RESERVED_OPTIONS = {
 """mlx_whisper.transcribe() arguments that asr_lab sets itself or that cannot work, and why."""
 
 
-class MLXWhisperConfig(ASRConfig):
+class MLXWhisperConfig(WhisperConfig):
     """Configuration of the ``mlx-whisper`` backend (all :class:`~asr_lab.ASRConfig` fields, plus these)."""
 
     backend: str = Field(default="mlx-whisper", description="Registered backend name.")
@@ -97,35 +101,6 @@ class MLXWhisperConfig(ASRConfig):
         default=None,
         description="Compute in float16; None = as the weights are stored (float16 needs float16 weights).",
     )
-    temperature: Union[float, list[float]] = Field(
-        default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-        description="Sampling temperature, or the list tried in turn when a decoding fails the quality "
-        "thresholds (Whisper's fallback; each retry costs a full decoding). 0 = deterministic.",
-    )
-    condition_on_previous_text: bool = Field(
-        default=True, description="Within one call, condition each 30 s window on the text of the previous one."
-    )
-    without_timestamps: bool = Field(
-        default=False,
-        description="Decode without timestamp tokens; word timestamps still come from cross-attention "
-        "alignment (random-weight test models need this).",
-    )
-    max_new_tokens: Optional[int] = Field(
-        default=None, ge=1, description="Cap on tokens decoded per 30 s window (mlx-whisper's sample_len); None = no cap."
-    )
-    transcribe_options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Further keyword arguments of mlx_whisper.transcribe or its DecodingOptions "
-        "(e.g. no_speech_threshold, best_of); checked at load.",
-    )
-
-    @field_validator("temperature")
-    @classmethod
-    def _temperatures(cls, value: Union[float, list[float]]) -> Union[float, list[float]]:
-        values = value if isinstance(value, list) else [value]
-        if not values or any(t < 0 for t in values):
-            raise ValueError(f"temperature={value!r} must be a number >= 0 or a non-empty list of them, e.g. 0 or [0, 0.2, 0.4]")
-        return value
 
 
 class MLXWhisperASR:
@@ -247,7 +222,7 @@ def resolve_model(cfg: MLXWhisperConfig) -> str:
     name = cfg.model
     if not name:
         raise ConfigError(f"mlx-whisper needs a model: a size name ({', '.join(MODEL_NAMES)}), a hub id or model_dir")
-    if os.path.isdir(os.path.expanduser(name)) or name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+    if os.path.isdir(os.path.expanduser(name)) or looks_like_path(name):
         return _check_folder(name, "model")
     if "/" not in name and name not in MODEL_NAMES:
         raise ConfigError(
@@ -319,16 +294,7 @@ def weights_dtype(folder: str) -> str:
 
 def check_language(language: Optional[str], model: Any) -> Optional[str]:
     """Whisper's code for ``language`` (``"en-us"`` -> ``"en"``), ``None`` to detect; error if the model lacks it."""
-    if language is None:
-        return None
-    supported = list(LANGUAGES)[: model.num_languages] if model.is_multilingual else ["en"]
-    code = language if language in supported else language.replace("_", "-").split("-")[0]
-    if code not in supported:
-        raise ConfigError(
-            f"lan={language!r} is not a language of this Whisper model; it supports: {', '.join(supported)} "
-            f"(or 'auto' to detect)" + (". It is an English-only model; load a multilingual one for other languages" if supported == ["en"] else "")
-        )
-    return code
+    return whisper_language(language, list(LANGUAGES)[: model.num_languages] if model.is_multilingual else ["en"])
 
 
 def transcribe_options(cfg: MLXWhisperConfig) -> dict[str, Any]:
@@ -343,14 +309,10 @@ def transcribe_options(cfg: MLXWhisperConfig) -> dict[str, Any]:
     allowed = (set(inspect.signature(mlx_whisper.transcribe).parameters) - {"decode_options"}) | {
         f.name for f in dataclasses.fields(DecodingOptions)
     }
-    for key, value in cfg.transcribe_options.items():
-        if key in _RESERVED_OPTIONS or key in options:
-            why = _RESERVED_OPTIONS.get(key, f"use the config field {key!r} instead")
-            raise ConfigError(f"transcribe_options[{key!r}] cannot be set here: {why}")
-        if key not in allowed:
-            raise ConfigError(
-                f"transcribe_options[{key!r}] is not an argument of mlx_whisper.transcribe or DecodingOptions; "
-                f"allowed: {', '.join(sorted(allowed - set(_RESERVED_OPTIONS) - set(options)))}"
-            )
-        options[key] = value
-    return options
+    return merge_extra_options(
+        options,
+        cfg.transcribe_options,
+        allowed=allowed,
+        reserved=_RESERVED_OPTIONS,
+        engine="mlx_whisper.transcribe or DecodingOptions",
+    )
