@@ -208,3 +208,23 @@ def test_stop_event_ends_a_live_stream_and_finish_still_runs():
     threading.Timer(0.4, stop.set).start()
     trace = replay(BusyProcessor(), live, clock="wall", chunk_sec=0.25, warmup_sec=0, stop=stop)
     assert trace.ok and trace.emissions[-1].final and trace.emissions[-1].end == pytest.approx(0.5)
+
+
+def test_live_stream_time_starts_when_the_first_chunk_arrived():
+    live = LiveAudio()
+    live.push(silence(0.2))
+    time.sleep(0.4)  # audio arrives while the engine is still loading
+    live.push(silence(0.2))
+    live.push(silence(0.2))  # 0.6 s of audio arrived by ~0.4 s after the first chunk
+    live.close()
+    trace = replay(BusyProcessor(), live, clock="wall", chunk_sec=0.2, warmup_sec=0)
+    # the first step returns no earlier than 0.2 + 0.4 s of stream time: latency is never negative
+    assert trace.steps[0].returned_at >= 0.6 - 0.01
+    assert all(e.latency >= -0.01 for e in trace.emissions)
+
+
+def test_a_live_stream_with_no_audio_ends_on_stop():
+    live, stop = LiveAudio(), threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    trace = replay(BusyProcessor(), live, clock="wall", warmup_sec=0, stop=stop)
+    assert trace.ok and trace.emissions == [] and trace.duration == 0

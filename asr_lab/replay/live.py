@@ -33,7 +33,8 @@ class LiveAudio:
         self._read = 0
         self._closed = False
         self._cond = threading.Condition()
-        self.first_arrival: Optional[float] = None
+        self.first_arrival: Optional[float] = None  # perf_counter() when the first chunk arrived
+        self.first_chunk_samples = 0
         self.dropped_chunks = 0
         self.dropped_samples = 0
         self.recording: Optional[list[np.ndarray]] = []  # every accepted chunk, to save the session
@@ -45,6 +46,13 @@ class LiveAudio:
     @property
     def received_sec(self) -> float:
         return self._received / SAMPLE_RATE
+
+    def stream_time_now(self) -> float:
+        """Stream seconds now, if the audio arrives in real time: the first chunk ended when it
+        arrived, and time has passed since. ``0.0`` before any audio."""
+        if self.first_arrival is None:
+            return 0.0
+        return self.first_chunk_samples / SAMPLE_RATE + (time.perf_counter() - self.first_arrival)
 
     @property
     def closed(self) -> bool:
@@ -60,6 +68,7 @@ class LiveAudio:
                 return False
             if self.first_arrival is None:
                 self.first_arrival = time.perf_counter()
+                self.first_chunk_samples = len(chunk)
             self._chunks.append(chunk)
             if self.recording is not None:
                 self.recording.append(chunk)

@@ -144,8 +144,10 @@ def replay(
         # 2. a fresh stream
         processor.init(offset=float(start_at))
         if live:
-            audio.wait_for(1)  # the stream starts when the first audio arrives
-            clk.start(0.0)
+            # stream time is anchored to the first chunk's arrival, not to this moment:
+            # audio queued while the engine loaded or warmed up is already late
+            _wait_live(audio, 1, stop)
+            clk.start(audio.stream_time_now())
         else:
             clk.start(start_at)
         # 3. the loop

@@ -14,6 +14,7 @@ This package is never imported by ``import asr_lab``; its own names load on firs
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
@@ -24,7 +25,13 @@ _EXPORTS = {
     "ReplayPanel": "asr_lab.widgets.replay_panel",
 }
 
-__all__ = ["LiveMicPanel", "ReplayPanel", "SavedSession", "decode_audio_message", "encode_audio_message"]
+__all__ = ["LiveMicPanel", "ReplayPanel", "SavedSession", "capture_js", "decode_audio_message", "encode_audio_message"]
+
+
+def capture_js() -> str:
+    """The browser microphone capture code (``capture.js``), shared by the live panel and the
+    server's page: ``asrLabStartCapture({chunkSec, onChunk})``."""
+    return Path(__file__).with_name("capture.js").read_text(encoding="utf-8")
 
 
 def __getattr__(name: str) -> Any:

@@ -202,6 +202,13 @@ class SavedSession:
 # ---------------------------------------------------------------------------- the panel
 
 
+def _front_end() -> str:
+    """The widget's JavaScript: the shared capture code (capture.js), then the panel (mic.js)."""
+    from asr_lab.widgets import capture_js
+
+    return capture_js() + "\n" + Path(__file__).with_name("mic.js").read_text(encoding="utf-8")
+
+
 class LiveMicPanel(anywidget.AnyWidget):
     """Transcribe the browser's microphone live, with any backend, in a notebook.
 
@@ -225,7 +232,7 @@ class LiveMicPanel(anywidget.AnyWidget):
     The module docstring explains the numbers shown and the message format.
     """
 
-    _esm = Path(__file__).with_name("mic.js")
+    _esm = _front_end()
     _css = Path(__file__).with_name("mic.css")
 
     backends = traitlets.List(traitlets.Unicode(), help="backend names offered in the dropdown").tag(sync=True)

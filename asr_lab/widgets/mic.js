@@ -8,65 +8,12 @@
 // arrives here as widget state; this file only draws it. The level meter is computed here,
 // from the chunks about to be sent, so it reacts without a round trip.
 //
+// The microphone capture itself (AudioWorklet, 16 kHz int16 chunks) is capture.js, which
+// the kernel side prepends to this file.
+//
 // Messages to the kernel: {type: "start", rate, chunk_sec}, {type: "audio", seq, rate} +
 // one ArrayBuffer of little-endian int16 samples, {type: "stop", seq} (seq = chunks sent),
 // {type: "error", message} when the microphone cannot be opened.
-
-const TARGET_RATE = 16000;
-
-// The AudioWorklet runs on the audio thread; it is loaded from a Blob URL so that the
-// widget needs no extra file served by Jupyter. If the AudioContext could not be created
-// at 16 kHz (some browsers refuse), it decimates by averaging (a box filter) to 16 kHz.
-const WORKLET_SOURCE = `
-class AsrLabCapture extends AudioWorkletProcessor {
-  constructor(options) {
-    super();
-    const o = options.processorOptions || {};
-    this.chunk = o.chunkSamples;
-    this.target = o.targetRate;
-    this.ratio = sampleRate / this.target;      // input samples per output sample
-    this.buf = new Float32Array(this.chunk);
-    this.n = 0;
-    this.acc = 0; this.cnt = 0; this.phase = 0;  // resampling state (only when ratio != 1)
-    this.port.onmessage = (e) => {
-      if (e.data === "flush") { this.flush(); this.port.postMessage("flushed"); }
-    };
-  }
-  push(x) {
-    this.buf[this.n++] = x;
-    if (this.n === this.chunk) this.flush();
-  }
-  flush() {
-    if (this.n === 0) return;
-    // a fresh buffer for every chunk: it is transferred, which empties the original
-    const out = new Int16Array(this.n);
-    for (let i = 0; i < this.n; i++) {
-      const s = Math.max(-1, Math.min(1, this.buf[i]));
-      out[i] = s < 0 ? Math.round(s * 32768) : Math.round(s * 32767);
-    }
-    this.n = 0;
-    this.port.postMessage(out.buffer, [out.buffer]);
-  }
-  process(inputs) {
-    const input = inputs[0];
-    if (!input || input.length === 0) return true;
-    const len = input[0].length, chans = input.length;
-    for (let i = 0; i < len; i++) {
-      let x = 0;
-      for (let c = 0; c < chans; c++) x += input[c][i];
-      x /= chans;
-      if (this.ratio === 1) { this.push(x); continue; }
-      this.acc += x; this.cnt += 1; this.phase += 1;
-      if (this.phase >= this.ratio) {
-        this.push(this.acc / this.cnt);
-        this.acc = 0; this.cnt = 0; this.phase -= this.ratio;
-      }
-    }
-    return true;
-  }
-}
-registerProcessor("asr-lab-capture", AsrLabCapture);
-`;
 
 function h(tag, cls, text) {
   const e = document.createElement(tag);
@@ -121,7 +68,7 @@ function render({ model, el }) {
   root.append(bar, meterBox, transcript, stats, errorLine);
 
   // -- capture state (per view) ---------------------------------------------------------
-  let ctx = null, stream = null, node = null, source = null, seq = 0, capturing = false;
+  let capture = null, seq = 0, capturing = false, stopping = false;
   let localError = "";
 
   function setLevel(db) {
@@ -130,11 +77,9 @@ function render({ model, el }) {
     meterText.textContent = db <= -99 ? "level –" : `level ${db.toFixed(0)} dBFS`;
   }
 
-  function onChunk(e) {
-    if (e.data === "flushed") { finishStop(true); return; }
+  function onChunk(buffer) {
     if (!capturing) return;
-    const buffer = e.data;  // a fresh ArrayBuffer from the worklet
-    const pcm = new Int16Array(buffer);
+    const pcm = new Int16Array(buffer);  // a fresh ArrayBuffer from the worklet
     let sum = 0;
     for (let i = 0; i < pcm.length; i++) sum += pcm[i] * pcm[i];
     const rms = Math.sqrt(sum / Math.max(1, pcm.length)) / 32768;
@@ -151,70 +96,34 @@ function render({ model, el }) {
     seq = 0;
     draw();
     try {
-      // Created inside the click handler: browsers only let audio start after a user gesture.
-      try {
-        ctx = new AudioContext({ sampleRate: TARGET_RATE });
-      } catch (err) {
-        ctx = new AudioContext();  // the worklet resamples to 16 kHz
-      }
-      stream = await navigator.mediaDevices.getUserMedia({
-        audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-      });
-      const url = URL.createObjectURL(new Blob([WORKLET_SOURCE], { type: "application/javascript" }));
-      try {
-        await ctx.audioWorklet.addModule(url);
-      } finally {
-        URL.revokeObjectURL(url);
-      }
-      node = new AudioWorkletNode(ctx, "asr-lab-capture", {
-        numberOfInputs: 1,
-        numberOfOutputs: 0,
-        processorOptions: { chunkSamples: Math.round(chunkSec * TARGET_RATE), targetRate: TARGET_RATE },
-      });
-      node.port.onmessage = onChunk;
-      model.send({ type: "start", rate: TARGET_RATE, chunk_sec: chunkSec, context_rate: ctx.sampleRate });
-      source = ctx.createMediaStreamSource(stream);
-      source.connect(node);
-      if (ctx.state === "suspended") await ctx.resume();
+      capture = await asrLabStartCapture({ chunkSec, onChunk });
+      model.send({ type: "start", rate: TARGET_RATE, chunk_sec: chunkSec, context_rate: capture.contextRate });
     } catch (err) {
       const message = `${err && err.name ? err.name + ": " : ""}${err && err.message ? err.message : err}`;
       localError = `microphone could not be opened (${message}); allow microphone access for this page ` +
         `(it needs https or localhost) and click Start again`;
       model.send({ type: "error", message: localError });
-      releaseAudio();
+      capture = null;
       capturing = false;
       draw();
     }
   }
 
-  let stopTimer = null;
-  function stopCapture() {
-    if (!capturing) return;
-    if (node) {
-      // ask the worklet for the last, shorter chunk; finishStop runs when it answers
-      node.port.postMessage("flush");
-      stopTimer = setTimeout(() => finishStop(true), 1000);
-    } else {
-      finishStop(true);
-    }
+  async function stopCapture() {
+    if (!capturing || stopping) return;
+    stopping = true;
+    if (capture) await capture.stop();  // the last, shorter chunk arrives before this resolves
+    finishStop(true);
   }
 
   function finishStop(tellKernel) {
-    if (stopTimer) { clearTimeout(stopTimer); stopTimer = null; }
+    stopping = false;
     if (!capturing) return;
     capturing = false;
-    releaseAudio();
+    if (capture) { capture.release(); capture = null; }
     if (tellKernel) model.send({ type: "stop", seq: seq });
     setLevel(-100);
     draw();
-  }
-
-  function releaseAudio() {
-    try { if (source) source.disconnect(); } catch (e) { /* already gone */ }
-    try { if (node) node.port.onmessage = null; } catch (e) { /* already gone */ }
-    if (stream) stream.getTracks().forEach((t) => t.stop());
-    if (ctx && ctx.state !== "closed") ctx.close();
-    ctx = stream = node = source = null;
   }
 
   // -- drawing widget state ---------------------------------------------------------------
