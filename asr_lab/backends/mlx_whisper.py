@@ -125,7 +125,7 @@ class MLXWhisperASR:
         fp16: Optional[bool] = None,
         **options: Any,
     ):
-        self.path = str(_check_folder(str(path), "path"))
+        self.path = _check_folder(str(path), "path")
         stored = weights_dtype(self.path)
         if fp16 is None:
             fp16 = stored == "float16"
