@@ -42,6 +42,21 @@ def _spread(start: float, end: float, text: str) -> list[tuple[float, float, str
     return [(start + i * step, start + (i + 1) * step, w) for i, w in enumerate(words)]
 
 
+def _traces_of(source, utterance: Optional[str], repeat: int, systems) -> tuple[dict, Optional[list], str]:
+    """``({system: trace}, reference word timings or None, title)`` from Results, a Trace or a dict of traces."""
+    from asr_lab.replay import Trace
+
+    if isinstance(source, Trace):
+        source = {source.meta.get("backend", source.meta.get("processor", "trace")): source}
+    if isinstance(source, dict):
+        traces = {name: t for name, t in source.items() if systems is None or name in systems}
+        return traces, None, utterance or next(iter(traces.values())).meta.get("source", "")
+    utt = _pick_utterance(source, utterance)
+    names = list(systems or source.systems)
+    traces = {s: source.traces[(s, utt, repeat)] for s in names if (s, utt, repeat) in source.traces}
+    return traces, getattr(source.references[utt], "words", None), utt
+
+
 def _pick_utterance(results, utterance: Optional[str]) -> str:
     ids = list(results.references)
     if utterance is None:
@@ -51,21 +66,21 @@ def _pick_utterance(results, utterance: Optional[str]) -> str:
     return utterance
 
 
-def waterfall(results, utterance: Optional[str] = None, *, systems: Optional[Sequence[str]] = None, repeat: int = 0, partials: bool = True):
-    """Emission waterfall of one utterance (default: the longest) for each system.
+def waterfall(results, utterance: Optional[str] = None, *, systems: Optional[Sequence[str]] = None, repeat: int = 0,
+              partials: bool = True, reference_words: Optional[Sequence] = None):
+    """Emission waterfall of one utterance for each system.
 
-    x: end of each word in the audio (the engine's word time, or the segment split evenly
-    over its words); y: stream time at which the word was emitted. The grey diagonal is
-    zero latency; reference word ends, when known, are ticks along the x axis.
+    ``results``: :class:`~asr_lab.Results` (``utterance`` defaults to the longest), a single
+    :class:`~asr_lab.replay.Trace`, or ``{name: trace}``. x: end of each word in the audio
+    (the engine's word time, or the segment split evenly over its words); y: stream time at
+    which the word was emitted. The grey diagonal is zero latency; reference word ends
+    (from the results, or ``reference_words``) are ticks along the x axis.
     """
-    utt = _pick_utterance(results, utterance)
-    systems = list(systems or results.systems)
+    traces, words, utt = _traces_of(results, utterance, repeat, systems)
+    words = reference_words if reference_words is not None else words
     fig, ax = _figure()
     top = 0.0
-    for color, system in zip(_colors(len(systems)), systems):
-        trace = results.traces.get((system, utt, repeat))
-        if trace is None:
-            continue
+    for color, (system, trace) in zip(_colors(len(traces)), traces.items()):
         if partials:
             xs, ys = [], []
             for p in trace.partials:
@@ -82,10 +97,9 @@ def waterfall(results, utterance: Optional[str] = None, *, systems: Optional[Seq
         ax.scatter(xs, ys, s=14, color=color, label=f"{system} ({len(xs)} words)")
         top = max([top, trace.duration, *ys])
     ax.plot([0, top], [0, top], color="0.6", lw=1, ls="--", label="zero latency")
-    words = getattr(results.references[utt], "words", None)
     if words:
         ax.plot([w[1] for w in words], [0] * len(words), "|", color="0.3", ms=8, label="reference word ends")
-    ax.set(xlabel="audio time of the word (s)", ylabel="emitted at (stream s)", title=f"When words appeared — {utt}")
+    ax.set(xlabel="audio time of the word (s)", ylabel="emitted at (stream s)", title=f"When words appeared — {Path(str(utt)).name}")
     ax.legend(fontsize="small", loc="upper left")
     return fig
 
@@ -153,16 +167,15 @@ def wer_vs_latency(results, *, latency: str = "latency_p50"):
 
 
 def stability_over_time(results, utterance: Optional[str] = None, *, systems: Optional[Sequence[str]] = None, repeat: int = 0):
-    """Words on display over stream time: committed (solid) and committed + partial (dashed)."""
+    """Words on display over stream time: committed (solid) and committed + partial (dashed).
+
+    ``results``: :class:`~asr_lab.Results`, a :class:`~asr_lab.replay.Trace` or ``{name: trace}``.
+    """
     from asr_lab.metrics import display_snapshots
 
-    utt = _pick_utterance(results, utterance)
-    systems = list(systems or results.systems)
+    traces, _, utt = _traces_of(results, utterance, repeat, systems)
     fig, ax = _figure()
-    for color, system in zip(_colors(len(systems)), systems):
-        trace = results.traces.get((system, utt, repeat))
-        if trace is None:
-            continue
+    for color, (system, trace) in zip(_colors(len(traces)), traces.items()):
         times, committed, shown = [0.0], [0], [0]
         for t, comm, part in display_snapshots(emissions=trace.emissions, partials=trace.partials, separator=trace.separator):
             times.append(t)
@@ -171,7 +184,7 @@ def stability_over_time(results, utterance: Optional[str] = None, *, systems: Op
         ax.step(times, committed, where="post", color=color, label=f"{system} committed")
         if trace.partials:
             ax.step(times, shown, where="post", color=color, ls="--", alpha=0.7, label=f"{system} + partial")
-    ax.set(xlabel="stream time (s)", ylabel="words on display", title=f"Display over time — {utt}")
+    ax.set(xlabel="stream time (s)", ylabel="words on display", title=f"Display over time — {Path(str(utt)).name}")
     ax.legend(fontsize="small", loc="upper left")
     return fig
 

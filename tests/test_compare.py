@@ -176,3 +176,14 @@ def test_plots_render_from_results(tmp_path):
     assert front == [1, 0, 2]
     with pytest.raises(KeyError, match="known: u0"):
         res.plot_waterfall("nope")
+
+
+def test_waterfall_and_stability_take_plain_traces():
+    from asr_lab import plots
+
+    u = make_dataset()[0]
+    proc = TimelineLoader().load(asr_lab.ASRConfig(min_chunk_size=0.5))[0]
+    trace = asr_lab.replay(proc, u.load_audio(), clock="unaware", meta={"backend": "timeline"})
+    fig = plots.waterfall(trace, reference_words=u.words)
+    assert "timeline" in fig.axes[0].get_legend_handles_labels()[1][0]
+    assert plots.stability_over_time({"a": trace, "b": trace}).axes[0].get_legend_handles_labels()[1][0] == "a committed"
