@@ -187,3 +187,21 @@ def test_waterfall_and_stability_take_plain_traces():
     fig = plots.waterfall(trace, reference_words=u.words)
     assert "timeline" in fig.axes[0].get_legend_handles_labels()[1][0]
     assert plots.stability_over_time({"a": trace, "b": trace}).axes[0].get_legend_handles_labels()[1][0] == "a committed"
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_runs_a_real_engine():
+    pytest.importorskip("pocketsphinx")
+    distributed = pytest.importorskip("dask.distributed")
+    from pathlib import Path
+
+    mini = asr_lab.load_dataset(Path(__file__).resolve().parent.parent / "datasets" / "mini")
+    data = mini[:3]
+    configs = {"sphinx": {"backend": "pocketsphinx", "min_chunk_size": 0.5}}
+    local = compare(configs, data, clock="unaware", progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = compare(configs, data, clock="unaware", executor=client.get_executor(), progress=False)
+    assert not remote.failures
+    assert remote.utterances["hypothesis"].tolist() == local.utterances["hypothesis"].tolist()
+    assert remote.summary.loc["sphinx", "wer"] == local.summary.loc["sphinx", "wer"] < 0.3
