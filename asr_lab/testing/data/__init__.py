@@ -1,0 +1,1 @@
+"""The bundled speech sample (audio, text, word timings) and the script that rebuilds it."""
