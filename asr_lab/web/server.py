@@ -86,10 +86,13 @@ class _Loaded:
     meta: dict
     loader: Any
     load_sec: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new_processor(self) -> Any:
-        spawn = getattr(self.template, "spawn", None)
-        return spawn() if callable(spawn) else self.loader.load(self.config)[0]
+        # one at a time: engines' model loading is not generally safe to run concurrently
+        with self.lock:
+            spawn = getattr(self.template, "spawn", None)
+            return spawn() if callable(spawn) else self.loader.load(self.config)[0]
 
 
 @dataclass
