@@ -43,7 +43,36 @@ _EXPORTS = {
     "Scores": "asr_lab.metrics",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ASRBase",
+    "ASRConfig",
+    "ASRProcessor",
+    "AudioError",
+    "ConfigError",
+    "Dataset",
+    "Emission",
+    "HypothesisBuffer",
+    "LiveAudio",
+    "ModelLoader",
+    "OnlineASRProcessor",
+    "Results",
+    "SAMPLE_RATE",
+    "Scores",
+    "SupportsPartial",
+    "Trace",
+    "Utterance",
+    "__version__",
+    "available_backends",
+    "check_processor",
+    "compare",
+    "get_loader",
+    "load_audio",
+    "load_dataset",
+    "load_processor",
+    "register_loader",
+    "replay",
+    "score",
+]
 
 
 # ``asr_lab.replay`` and ``asr_lab.compare`` are both modules and the functions users
@@ -52,8 +81,6 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 from asr_lab.replay.replayer import replay  # noqa: E402
 from asr_lab.compare import Results, compare  # noqa: E402
 
-__all__ += ["replay", "compare", "Results"]
-__all__.sort()
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,6 @@
 
 import importlib.metadata as md
 import sys
-import warnings
 
 import numpy as np
 import pytest

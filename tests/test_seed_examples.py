@@ -8,8 +8,6 @@ guide's relative imports become one module here); nothing else is changed.
 
 import json
 
-import numpy as np
-
 # ---- seed: my_engine/processor.py -------------------------------------------------------
 import numpy as np
 from typing import Optional, Tuple

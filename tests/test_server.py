@@ -1,7 +1,6 @@
 """The server: /load_model, /backends, /health, and the WebSocket stream protocol and its faults."""
 
 import json
-import threading
 import time
 
 import numpy as np

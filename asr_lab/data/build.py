@@ -21,7 +21,6 @@ word times without synthesising or aligning again, and leaves the manifest untou
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
