@@ -96,24 +96,14 @@ class VirtualClock(Clock):
         return self._t
 
 
-class UnawareClock(Clock):
+class UnawareClock(VirtualClock):
     """Computation-unaware: time is the audio fed; answers are stamped at the end of it."""
 
     name = "unaware"
     aware = False
 
     def __init__(self) -> None:
-        self._t = 0.0
-
-    def start(self, at: float) -> None:
-        self._t = at
-
-    def now(self) -> float:
-        return self._t
-
-    def advance_to(self, t: float) -> float:
-        self._t = max(self._t, t)
-        return self._t
+        super().__init__()
 
     def after_call(self, compute_sec: float, fed_until: float) -> float:
         self._t = max(self._t, fed_until)
