@@ -340,6 +340,17 @@ def test_asr_base_words_and_pause_segments(two_sentences):
     assert asr.ts_words(asr.transcribe(np.zeros(2 * SR, dtype=np.float32))) == []  # digital silence
 
 
+def test_la_loader_wraps_in_vac_when_asked():
+    pytest.importorskip("faster_whisper")  # Silero VAD's model ships in its wheel
+    from asr_lab.streaming.vac import VACOnlineASRProcessor
+
+    processor, meta = PocketSphinxLALoader().load({"backend": "pocketsphinx-la", "vac": True, "min_chunk_size": 0.5})
+    assert isinstance(processor, VACOnlineASRProcessor) and meta["vac"] is True
+    audio = np.concatenate([np.zeros(SR // 2, dtype=np.float32), sample_speech().audio, np.zeros(SR, dtype=np.float32)])
+    text = " ".join(s[2] for s in stream(processor, audio))
+    assert wer([sample_speech().text], [text]) <= 0.4
+
+
 # ----------------------------------------------------------------------------- conformance
 
 
