@@ -132,9 +132,9 @@ def compare(
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
             payload, identity, step = config, f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}", chunk_sec
         else:
-            payload = _validated(config)
+            payload, own_step = _validated(config)
             identity = json.dumps(payload, sort_keys=True, default=str)
-            step = chunk_sec if chunk_sec is not None else float(payload.get("min_chunk_size", ASRConfig.model_fields["min_chunk_size"].default))
+            step = chunk_sec if chunk_sec is not None else own_step
         kwargs = dict(clock=clock, chunk_sec=step, speed=speed, slowdown=slowdown, warmup_sec=warmup_sec)
         for u in utterances:
             for r in range(repeats):
@@ -390,10 +390,11 @@ def _named_configs(configs) -> dict[str, Any]:
     return named
 
 
-def _validated(config) -> dict:
-    """The config as a plain dict, checked now (with its backend's config class) so that a
-    typo fails before hours of runs; a backend whose engine is missing is left to fail
-    per run, so the other systems still run."""
+def _validated(config) -> tuple[dict, float]:
+    """The config as a plain dict and its step (``min_chunk_size``, with the backend's own
+    default), checked now with its backend's config class so that a typo fails before hours
+    of runs; a backend whose engine is missing is left to fail per run, so the other
+    systems still run."""
     from asr_lab.backends.registry import MissingDependencyError, get_loader
     from asr_lab.core.config import ASRConfig, parse_config
 
@@ -403,9 +404,9 @@ def _validated(config) -> dict:
     try:
         loader = get_loader(payload.get("backend", ASRConfig.model_fields["backend"].default))
     except MissingDependencyError:
-        return payload
-    parse_config(payload, getattr(loader, "config_class", None) or ASRConfig)
-    return payload
+        return payload, float(payload.get("min_chunk_size", ASRConfig.model_fields["min_chunk_size"].default))
+    parsed = parse_config(payload, getattr(loader, "config_class", None) or ASRConfig)
+    return payload, parsed.min_chunk_size
 
 
 def _utterances(dataset) -> list:

@@ -205,3 +205,18 @@ def test_dask_local_cluster_runs_a_real_engine():
     assert not remote.failures
     assert remote.utterances["hypothesis"].tolist() == local.utterances["hypothesis"].tolist()
     assert remote.summary.loc["sphinx", "wer"] == local.summary.loc["sphinx", "wer"] < 0.3
+
+
+def test_default_step_is_the_backends_own_min_chunk_size():
+    class QuickConfig(asr_lab.ASRConfig):
+        min_chunk_size: float = 0.25
+
+    class QuickLoader(TimelineLoader):
+        config_class = QuickConfig
+
+    asr_lab.register_loader("quick-test", QuickLoader())
+    try:
+        res = compare({"q": {"backend": "quick-test"}}, make_dataset()[:1], clock="unaware", progress=False)
+    finally:
+        registry.unregister_loader("quick-test")
+    assert res.traces[("q", "u0", 0)].meta["chunk_sec"] == 0.25
