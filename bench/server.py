@@ -20,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -117,9 +118,12 @@ def main() -> None:
     base = in_process(audio)
     print(f"in-process replay, real-time source, {len(audio) / 16000:.0f} s: lag median {statistics.median(base):.3f} s, max {max(base):.3f} s")
     port = free_port()
+    log_path = Path(tempfile.gettempdir()) / f"asr_lab_bench_server_{port}.log"
+    log = open(log_path, "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "asr_lab.cli", "serve", "--port", str(port), "--backend", "pocketsphinx", "--set", "min_chunk_size=0.25"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-X", "faulthandler", "-m", "asr_lab.cli", "serve", "--port", str(port), "--backend", "pocketsphinx",
+         "--set", "min_chunk_size=0.25"],
+        stdout=log, stderr=subprocess.STDOUT,
     )
     address = f"127.0.0.1:{port}"
     try:
@@ -141,9 +145,13 @@ def main() -> None:
             sustained = r["dropped"] == 0 and r["errors"] == 0 and r["lag_max"] <= single + 2.0
             print(f"| {n} | {r['lag_median']:.3f} | {r['lag_max']:.3f} | {r['lag_median'] - statistics.median(base):+.3f} | "
                   f"{r['done_after_stop_max']:.2f} | {r['dropped']} | {'yes' if sustained else 'no'} |", flush=True)
+            if server.poll() is not None:
+                print(f"the server process died (exit {server.returncode}); its log: {log_path}", file=sys.stderr)
+                break
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log.close()
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ class _Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new_processor(self) -> Any:
-        # one at a time: engines' model loading is not generally safe to run concurrently
+        # one at a time: model loading is not generally safe to run concurrently
         with self.lock:
             spawn = getattr(self.template, "spawn", None)
             return spawn() if callable(spawn) else self.loader.load(self.config)[0]
@@ -212,16 +212,19 @@ class _Stream:
         if problem:
             await self._fail(CloseCode.UNSUPPORTED_DATA if "format" in problem or "sample_rate" in problem else CloseCode.PROTOCOL_ERROR, "bad_start", problem)
             return
-        try:
-            processor = await asyncio.to_thread(loaded.new_processor)
-        except Exception as exc:
-            await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", f"could not create a processor: {type(exc).__name__}: {exc}")
+        loop = asyncio.get_running_loop()
+        created: asyncio.Future = loop.create_future()
+        # the stream's own thread builds its processor and then replays into it, so an
+        # engine's objects are made and used on one thread
+        worker = threading.Thread(target=self._work, args=(loaded, loop, created), daemon=True, name="asr-stream")
+        worker.start()
+        problem = await created
+        if problem:
+            await asyncio.to_thread(worker.join)
+            await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", problem)
             return
         await ws.send_json({"type": "ready", "backend": loaded.backend, "separator": loaded.meta.get("separator", " "),
                             "sample_rate": SAMPLE_RATE, "format": first_format(dtype)})
-        loop = asyncio.get_running_loop()
-        worker = threading.Thread(target=self._replay, args=(processor, loaded, loop), daemon=True, name="asr-stream")
-        worker.start()
         sender = asyncio.create_task(self._send_events())
         try:
             await self._receive(dtype)
@@ -267,6 +270,16 @@ class _Stream:
                 await self._error_event(CloseCode.PROTOCOL_ERROR, "bad_message", f"expected binary audio or {{\"type\": \"stop\"}}, got {text[:80]!r}")
                 self.stop.set()
                 return
+
+    def _work(self, loaded: _Loaded, loop, created: asyncio.Future) -> None:
+        """The stream's thread: create the processor, report, then run the replay loop."""
+        try:
+            processor = loaded.new_processor()
+        except Exception as exc:
+            loop.call_soon_threadsafe(created.set_result, f"could not create a processor: {type(exc).__name__}: {exc}")
+            return
+        loop.call_soon_threadsafe(created.set_result, None)
+        self._replay(processor, loaded, loop)
 
     def _replay(self, processor, loaded: _Loaded, loop) -> None:
         def post(event: dict) -> None:
