@@ -177,7 +177,10 @@ def run_task(task: _Task) -> RunRecord:
 
     try:
         cache_key = task.key.split(":")[0] if not callable(task.config) else repr(task.config)
-        if cache_key not in _PROCESSORS:
+        kwargs = dict(task.replay_kwargs)
+        if cache_key in _PROCESSORS:
+            kwargs["warmup_sec"] = 0  # this engine is already warm: warm-up is for its first run
+        else:
             if callable(task.config):
                 proc = task.config()
                 _PROCESSORS[cache_key] = (proc, {"separator": getattr(getattr(proc, "asr", None), "sep", None) or " "})
@@ -188,7 +191,7 @@ def run_task(task: _Task) -> RunRecord:
             warnings.simplefilter("ignore", RuntimeWarning)  # a processor error is recorded in the trace
             trace = replay(
                 processor, task.audio, separator=meta.get("separator"),
-                meta={"system": task.system, "utterance": task.utterance_id, "repeat": task.repeat}, **task.replay_kwargs,
+                meta={"system": task.system, "utterance": task.utterance_id, "repeat": task.repeat}, **kwargs,
             )
         error = None if trace.ok else str(trace.error)
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, trace, error, _config_json(task.config))

@@ -1,18 +1,19 @@
-"""Engine benchmark: load time, real-time factor, per-call time per chunk size, and WER, per backend.
+"""Engine benchmark: load time, real-time factor, per-call time and WER, per backend and chunk size.
 
-    python bench/engines.py [--backends pocketsphinx pocketsphinx-la] [--chunks 0.1 0.25 0.5]
-                            [--per-voice 2] [--json results.json]
+    python bench/engines.py [--backends pocketsphinx pocketsphinx-la faster-whisper-tiny mlx-whisper-tiny]
+                            [--utterances 8] [--json results.json]
 
-Speech is made here with flite (sentences below, voices slt, rms, awb, kal16), each
-utterance streamed on its own: ``init()``, ``insert_audio_chunk`` + ``process_iter()`` (+
-``partial()`` when the processor has it) per chunk, ``finish()``. Every call is timed;
-RTF = all processing time / audio duration, per-call figures are over the
-``insert_audio_chunk`` + ``process_iter`` calls (where the work happens). WER is corpus
-WER (summed errors / summed words, asr_lab's English normaliser).
+Every utterance (the short ones of the bundled ``datasets/mini``) is streamed through
+:func:`asr_lab.replay` on the computation-unaware clock — the same loop as everything else —
+and every step's measured compute is read from the trace: RTF = all compute / audio
+duration; call p50/p95/max are over the steps that fed audio (``insert_audio_chunk`` +
+``process_iter`` + ``partial``); ``finish`` is the final call. WER is corpus WER (summed
+errors / summed words). Load time is ``load_processor`` once per backend.
 
-Backends are rows of :data:`BACKENDS` (a name and an asr_lab config): add a row to
-measure another engine (e.g. a faster-whisper config with a local ``model_dir``).
-Figures are from one run on a shared 2-core machine: read them as orders of magnitude.
+The ``*-tiny`` rows run random-weight Whisper models built locally
+(:func:`asr_lab.testing.models.build_tiny_whisper`): they time the real load and transcribe
+paths of faster-whisper and mlx-whisper at a toy size — their WER is meaningless and their
+RTF is not a real model's. Figures are from one run on a shared 2-core machine.
 """
 
 from __future__ import annotations
@@ -20,142 +21,81 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-SR = 16000
-VOICES = ("slt", "rms", "awb", "kal16")
-SENTENCES = (
-    "The library will stay open late during the exam week.",
-    "My cousin sent me a postcard from the mountains.",
-    "We painted the fence before the summer rain came.",
-    "The driver stopped the bus to let the old man cross.",
-    "A cup of hot tea helps me relax in the evening.",
-    "The students planted trees along the school road.",
-    "He found his wallet under the seat of the car.",
-    "The weather report says it will be windy tomorrow.",
-)
-CHUNKS_SEC = (0.1, 0.25, 0.5)
+import asr_lab
+from asr_lab.metrics import WERAccumulator
 
-BACKENDS: dict[str, dict[str, Any]] = {
-    "pocketsphinx": {"backend": "pocketsphinx"},
-    "pocketsphinx-la": {"backend": "pocketsphinx-la"},
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tiny(fmt: str) -> str:
+    from asr_lab.testing.models import build_tiny_whisper
+
+    return str(build_tiny_whisper(Path(tempfile.gettempdir()) / f"asr_lab_bench_tiny_{fmt}", fmt))
+
+
+BACKENDS: dict[str, tuple[Callable[[], dict], tuple[float, ...]]] = {
+    "pocketsphinx": (lambda: {"backend": "pocketsphinx"}, (0.1, 0.25, 0.5)),
+    "pocketsphinx-la": (lambda: {"backend": "pocketsphinx-la"}, (0.25, 0.5, 1.0)),
+    "faster-whisper-tiny": (
+        lambda: {"backend": "faster-whisper", "model_dir": _tiny("ct2"), "cpu_threads": 1, "beam_size": 1,
+                 "temperature": 0, "without_timestamps": True, "max_new_tokens": 24},
+        (1.0,),
+    ),
+    "mlx-whisper-tiny": (
+        lambda: {"backend": "mlx-whisper", "model_dir": _tiny("mlx"), "temperature": 0,
+                 "without_timestamps": True, "max_new_tokens": 8},
+        (1.0,),
+    ),
 }
-"""Name shown in the table -> config for :func:`asr_lab.load_processor`."""
+"""Name shown in the table -> (config factory, chunk sizes in seconds)."""
 
 
-def speech(per_voice: int = 2) -> list[tuple[str, str, np.ndarray]]:
-    """``(voice, text, audio)``: ``per_voice`` sentences for each voice, each sentence used once if possible."""
-    from asr_lab.data.synth import synthesize
-
-    items = []
-    for k, voice in enumerate(VOICES):
-        for j in range(per_voice):
-            text = SENTENCES[(k * per_voice + j) % len(SENTENCES)]
-            items.append((voice, text, synthesize(text, voice)))
-    return items
-
-
-def _percentile(values: list[float], q: float) -> float:
+def _p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def stream_timed(processor: Any, audio: np.ndarray, chunk_sec: float) -> tuple[str, dict[str, list[float]]]:
-    """Stream one utterance through ``processor``; return its text and the time of every call."""
-    has_partial = callable(getattr(processor, "partial", None))
-    times: dict[str, list[float]] = {"init": [], "step": [], "partial": [], "finish": []}
-    step = max(1, int(round(chunk_sec * SR)))
-    texts = []
-    t = time.perf_counter()
-    processor.init(0.0)
-    times["init"].append(time.perf_counter() - t)
-    for i in range(0, len(audio), step):
-        t = time.perf_counter()
-        processor.insert_audio_chunk(audio[i : i + step])
-        out = processor.process_iter()
-        times["step"].append(time.perf_counter() - t)
-        if out is not None:
-            texts.append(out[2])
-        if has_partial:
-            t = time.perf_counter()
-            processor.partial()
-            times["partial"].append(time.perf_counter() - t)
-    t = time.perf_counter()
-    out = processor.finish()
-    times["finish"].append(time.perf_counter() - t)
-    if out is not None:
-        texts.append(out[2])
-    return " ".join(texts), times
-
-
-def bench_backend(
-    config: dict[str, Any],
-    items: list[tuple[str, str, np.ndarray]],
-    chunks_sec: tuple[float, ...] = CHUNKS_SEC,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Load ``config`` once (timed), then stream every utterance at every chunk size."""
-    import asr_lab
-    from asr_lab.metrics.wer import WERAccumulator
-
+def bench_backend(config: dict, utterances: list, chunks: tuple[float, ...], log: Callable[[str], None] = print) -> dict:
+    """Load ``config`` once (timed), then replay every utterance at every chunk size."""
     t = time.perf_counter()
     processor, meta = asr_lab.load_processor(config)
-    load_sec = time.perf_counter() - t
-    result: dict[str, Any] = {"load_sec": load_sec, "meta": {k: v for k, v in meta.items() if k != "config"}, "chunks": {}}
-    duration = sum(len(a) for _, _, a in items) / SR
-    for chunk in chunks_sec:
-        acc = WERAccumulator()
-        calls: dict[str, list[float]] = {"init": [], "step": [], "partial": [], "finish": []}
-        for _, text, audio in items:
-            hypothesis, times = stream_timed(processor, audio, chunk)
-            acc.update(reference=text, hypothesis=hypothesis)
-            for key, values in times.items():
-                calls[key].extend(values)
-        compute = sum(sum(v) for v in calls.values())
+    result: dict[str, Any] = {"load_sec": time.perf_counter() - t, "chunks": {}}
+    for chunk in chunks:
+        acc, steps, finishes, compute, audio = WERAccumulator(), [], [], 0.0, 0.0
+        for utt in utterances:
+            trace = asr_lab.replay(processor, utt.load_audio(), clock="unaware", chunk_sec=chunk, separator=meta["separator"])
+            trace.raise_for_error()
+            acc.update(reference=utt.text, hypothesis=trace.text)
+            steps += [s.compute_sec for s in trace.steps[:-1]]
+            finishes.append(trace.steps[-1].compute_sec)
+            compute += trace.compute_sec
+            audio += trace.duration
         result["chunks"][chunk] = {
-            "rtf": compute / duration,
-            "step_p50_ms": 1000 * _percentile(calls["step"], 50),
-            "step_p95_ms": 1000 * _percentile(calls["step"], 95),
-            "step_max_ms": 1000 * max(calls["step"]),
-            "partial_p50_ms": 1000 * _percentile(calls["partial"], 50),
-            "finish_mean_ms": 1000 * statistics.fmean(calls["finish"]),
-            "wer": acc.compute().rate,
-            "audio_sec": duration,
+            "rtf": compute / audio, "wer": acc.compute().rate, "audio_sec": audio,
+            "step_p50_ms": 1000 * _p(steps, 50), "step_p95_ms": 1000 * _p(steps, 95), "step_max_ms": 1000 * max(steps),
+            "finish_mean_ms": 1000 * statistics.fmean(finishes),
         }
-        log(f"  {config.get('backend')} @ {chunk * 1000:g} ms: RTF {compute / duration:.3f}, WER {acc.compute().rate:.3f}")
+        log(f"  {config['backend']} @ {chunk * 1000:g} ms: RTF {compute / audio:.3f}, WER {acc.compute().rate:.3f}")
     return result
-
-
-def run(
-    backends: Optional[dict[str, dict[str, Any]]] = None,
-    chunks_sec: tuple[float, ...] = CHUNKS_SEC,
-    per_voice: int = 2,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Benchmark every backend in ``backends`` (default :data:`BACKENDS`) and print a markdown table."""
-    backends = BACKENDS if backends is None else backends
-    items = speech(per_voice)
-    log(f"{len(items)} utterances, {sum(len(a) for *_, a in items) / SR:.1f} s of flite speech ({', '.join(VOICES)})")
-    results = {name: bench_backend(config, items, chunks_sec, log) for name, config in backends.items()}
-    log(table(results))
-    return results
 
 
 def table(results: dict[str, Any]) -> str:
     """The results as a markdown table, one row per backend and chunk size."""
     lines = [
-        "| backend | load s | chunk ms | RTF | call p50 ms | call p95 ms | call max ms | partial p50 ms | finish ms | WER |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | load s | chunk ms | RTF | call p50 ms | call p95 ms | call max ms | finish ms | WER |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         for chunk, c in r["chunks"].items():
             lines.append(
                 f"| {name} | {r['load_sec']:.2f} | {chunk * 1000:g} | {c['rtf']:.3f} | {c['step_p50_ms']:.1f} | "
-                f"{c['step_p95_ms']:.1f} | {c['step_max_ms']:.0f} | {c['partial_p50_ms']:.2f} | "
-                f"{c['finish_mean_ms']:.0f} | {c['wer']:.3f} |"
+                f"{c['step_p95_ms']:.1f} | {c['step_max_ms']:.0f} | {c['finish_mean_ms']:.0f} | {c['wer']:.3f} |"
             )
     return "\n".join(lines)
 
@@ -163,16 +103,21 @@ def table(results: dict[str, Any]) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
-    ap.add_argument("--chunks", nargs="+", type=float, default=list(CHUNKS_SEC), help="chunk sizes in seconds")
-    ap.add_argument("--per-voice", type=int, default=2, help="sentences per voice")
+    ap.add_argument("--utterances", type=int, default=8, help="how many short utterances of datasets/mini")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args(argv)
-    results = run({n: BACKENDS[n] for n in args.backends}, tuple(args.chunks), args.per_voice)
+    mini = asr_lab.load_dataset(ROOT / "datasets" / "mini")
+    utterances = [u for u in mini if u.duration < 10][: args.utterances]
+    print(f"{len(utterances)} utterances of datasets/mini, {sum(u.duration for u in utterances):.1f} s")
+    results = {}
+    for name in args.backends:
+        factory, chunks = BACKENDS[name]
+        results[name] = bench_backend(factory(), utterances, chunks)
+    print(table(results))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1, default=str)
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -28,7 +28,7 @@ def default_audio() -> Path:
     if (mini / "manifest.jsonl").exists():
         ds = asr_lab.load_dataset(mini)
         longest = max(ds, key=lambda u: u.duration)
-        return Path(longest.audio_path())
+        return Path(longest.audio_path)
     from asr_lab.testing import sample_speech
 
     return sample_speech().path
