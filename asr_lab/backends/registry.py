@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
 from typing import Any, Optional, Union
 
-from asr_lab.core.config import ASRConfig, ConfigError, parse_config
+from asr_lab.core.config import ASRConfig, ConfigError, config_from_json, parse_config
 from asr_lab.core.protocols import ASRProcessor, ModelLoader
 
 __all__ = [
@@ -194,7 +194,7 @@ def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any)
     metadata always holds ``"separator"``, ``"backend"`` and ``"config"`` (a plain dict).
     """
     if isinstance(config, (str, bytes)):
-        config = _json(config)
+        config = config_from_json(config)
     if isinstance(config, ASRConfig):
         data = config.model_dump(exclude_unset=True)
         data.setdefault("backend", config.backend)
@@ -224,21 +224,6 @@ def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any)
     meta.setdefault("backend", backend)
     meta.setdefault("config", cfg.model_dump())
     return processor, meta
-
-
-def _json(text: Union[str, bytes]) -> dict:
-    import json
-
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"config is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            f'give a JSON object such as {{"backend": "pocketsphinx", "lan": "en"}}'
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f'config JSON must be an object such as {{"backend": "pocketsphinx"}}, not {data!r:.80}')
-    return data
 
 
 def _pip(extra: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["ASRConfig", "ConfigError", "parse_config"]
+__all__ = ["ASRConfig", "ConfigError", "config_from_json", "parse_config"]
 
 _LANGUAGE_HELP = "a language code such as 'en', 'de', 'cs' (ISO 639-1/-3), or 'auto' to detect it"
 
@@ -117,6 +117,23 @@ class ASRConfig(BaseModel):
         return {name: (f.description or "") for name, f in cls.model_fields.items()}
 
 
+def config_from_json(text: Union[str, bytes]) -> dict:
+    """A JSON object text (the seed's ``/load_model`` body) as a dict, or a :class:`ConfigError`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"config is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f'give a JSON object such as {{"backend": "pocketsphinx", "lan": "en"}}'
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f'config must be a JSON object such as {{"backend": "pocketsphinx", "lan": "en"}}, '
+            f"not {type(data).__name__} ({data!r:.80})"
+        )
+    return data
+
+
 def parse_config(config: Union[ASRConfig, dict, str, bytes], config_class: type[ASRConfig] = ASRConfig) -> ASRConfig:
     """Turn an ``ASRConfig``, a dict or a JSON text into an instance of ``config_class``.
 
@@ -125,13 +142,7 @@ def parse_config(config: Union[ASRConfig, dict, str, bytes], config_class: type[
     Raises :class:`ConfigError` naming every bad field, its value and what is allowed.
     """
     if isinstance(config, (str, bytes)):
-        try:
-            data = json.loads(config)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"config is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                f'give a JSON object such as {{"backend": "pocketsphinx", "lan": "en"}}'
-            ) from None
+        data = config_from_json(config)
     elif isinstance(config, ASRConfig):
         if type(config) is config_class:
             return config

@@ -300,7 +300,7 @@ class LiveMicPanel(anywidget.AnyWidget):
     # -- configuration -----------------------------------------------------------------
     def _resolve(self, value: Any) -> tuple[str, list[str], bool]:
         from asr_lab.backends.registry import available_backends, get_loader
-        from asr_lab.core.config import ASRConfig
+        from asr_lab.core.config import ASRConfig, config_from_json
 
         if value is not None and all(callable(getattr(value, m, None)) for m in _PROCESSOR_METHODS):
             self._processor = value
@@ -320,17 +320,7 @@ class LiveMicPanel(anywidget.AnyWidget):
         elif isinstance(value, (str, bytes)):
             text = value.decode() if isinstance(value, bytes) else value
             if text.lstrip().startswith("{"):
-                try:
-                    config = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(
-                        f"config is not valid JSON ({exc.msg} at column {exc.colno}): {text!r:.80}; "
-                        f'give a JSON object such as {{"backend": "pocketsphinx"}}'
-                    ) from None
-                if not isinstance(config, dict):
-                    raise ValueError(
-                        f'config JSON must be an object such as {{"backend": "pocketsphinx"}}, not {text!r:.80}'
-                    )
+                config = config_from_json(text)
             else:
                 config = {"backend": text.strip()}
         else:
