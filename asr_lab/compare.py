@@ -127,7 +127,8 @@ def compare(
 
     tasks: list[_Task] = []
     order: list[tuple[str, str, int, str]] = []
-    fingerprints = {u.id: _audio_fingerprint(u) for u in utterances}
+    sources = {u.id: _audio_of(u) for u in utterances}  # a path, or the array decoded once and shared by every task
+    fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
             payload, identity, step = config, f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}", chunk_sec
@@ -141,7 +142,7 @@ def compare(
                 key = _key(identity, fingerprints[u.id], kwargs, r)
                 order.append((system, u.id, r, key))
                 if key not in done:
-                    tasks.append(_Task(system, payload, u.id, _audio_of(u), r, key, kwargs))
+                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, kwargs))
 
     records = dict(done)
     bar = _progress(len(order), len(order) - len(tasks), progress)
@@ -436,8 +437,8 @@ def _audio_of(utt) -> Any:
     return utt.load_audio()
 
 
-def _audio_fingerprint(utt) -> str:
-    audio = _audio_of(utt)
+def _audio_fingerprint(audio) -> str:
+    """Content hash of a path's bytes or of an array's float32 samples (the cache key's audio part)."""
     h = hashlib.sha1()
     if isinstance(audio, str):
         with open(audio, "rb") as f:
