@@ -438,3 +438,32 @@ def test_import_asr_lab_loads_no_engine():
     code = "import sys, asr_lab; asr_lab.available_backends(); print(sorted(m for m in ('pocketsphinx', 'librosa') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# insert sizes (1/100 s) one server stream received while falling behind; with the endpoint
+# re-decode, its 18th chunk made pocketsphinx 5.1.1 crash in cmn_live before LIVE_PIECE
+_BACKLOGGED_STREAM = [30, 30, 70, 30, 60, 30, 30, 30, 30, 100, 180, 190, 60, 320, 110, 230, 160, 310]
+_REPLAY_BACKLOG = """
+import numpy as np, sys
+import asr_lab
+from asr_lab.backends.pocketsphinx import PocketSphinxProcessor
+audio = asr_lab.load_dataset(sys.argv[1])["long-a"].load_audio()
+audio = (np.clip(audio, -1, 1) * 32767).astype(np.int16).astype(np.float32) / 32768  # as the server converts
+p = PocketSphinxProcessor()
+pos, texts = 0, []
+for n in map(int, sys.argv[2:]):
+    p.insert_audio_chunk(audio[pos : pos + n * 160]); pos += n * 160
+    texts.append(p.process_iter()); p.partial()
+texts.append(p.finish())
+print(sum(len(t[2].split()) for t in texts if t))
+"""
+
+
+def test_a_backlogged_stream_after_an_endpoint_redecode_does_not_crash():
+    # in a subprocess: before the fix this was a segmentation fault, which would end the test run
+    result = subprocess.run(
+        [sys.executable, "-c", _REPLAY_BACKLOG, str(Path(__file__).resolve().parents[1] / "datasets" / "mini"), *map(str, _BACKLOGGED_STREAM)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
+    assert int(result.stdout.split()[-1]) > 30  # 20 s of speech was transcribed, not just survived

@@ -61,6 +61,7 @@ from asr_lab.core.protocols import SAMPLE_RATE
 
 __all__ = [
     "FRAMES_PER_SEC",
+    "LIVE_PIECE",
     "PocketSphinxASR",
     "PocketSphinxConfig",
     "PocketSphinxLAConfig",
@@ -82,6 +83,17 @@ FRAMES_PER_SEC = 100
 """pocketsphinx's feature frame rate: ``seg()`` frame numbers are hundredths of a second."""
 VAD_FRAME = 480
 """Samples per voice-activity decision (30 ms at 16 kHz, pocketsphinx's ``Vad`` default)."""
+LIVE_PIECE = SAMPLE_RATE
+"""Most samples given to one incremental ``process_raw`` call (1 s).
+
+pocketsphinx 5.1.1 can crash (SIGSEGV in ``cmn_live``) on one incremental call of more
+than ~2.5 s of audio once an earlier full-utterance decoding on the same decoder has grown
+its feature ring buffer past the 256 frames of its live feature window; this happens to
+the endpoint re-decode followed by a stream that has fallen behind and delivers seconds of
+audio at once. Feeding at most 1 s per call never crashed. It also makes the live pass
+independent of how audio was batched: on a 68 s recording, 0.25 s and 1 s pieces gave the
+same words and times, while one 68 s call (its running cepstral mean updated less often)
+did not."""
 BUNDLED_MODEL_NAMES = ("en-us",)
 """Values of ``model`` that mean the model bundled in the pocketsphinx wheel (as does ``None``)."""
 
@@ -527,7 +539,10 @@ class PocketSphinxProcessor:
 
     def _feed_live(self) -> None:
         if self._live and self._in_decoder_utt:
-            self.decoder.process_raw(np.concatenate(self._live).tobytes(), full_utt=False)
+            pcm = np.concatenate(self._live)
+            # in pieces: see LIVE_PIECE for the crash one large call can cause
+            for i in range(0, len(pcm), LIVE_PIECE):
+                self.decoder.process_raw(pcm[i : i + LIVE_PIECE].tobytes(), full_utt=False)
         self._live = []
 
     def _end_utterance(self) -> None:
