@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("serve", help="serve engines over HTTP + WebSocket (POST /load_model, WS /asr, a page at /)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; 0.0.0.0 exposes it)")
     v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--max-connections", type=int, default=16, help="concurrent streams; more are refused with close code 1013 (default: 16)")
+    v.add_argument(
+        "--max-pending-sec", type=float, default=30.0,
+        help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
+    )
     _add_engine_options(v)
     v.set_defaults(run=_serve)
 
@@ -282,10 +287,16 @@ def _dataset_command(args, build) -> None:
 def _serve(args) -> int:
     import uvicorn
 
-    from asr_lab.web.server import create_app
+    from asr_lab.web.server import ServerSettings, create_app
 
+    if args.max_connections < 1 or not args.max_pending_sec > 0:
+        raise ValueError(
+            f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
+            f"give at least 1 connection and a positive number of seconds"
+        )
     config = engine_config(args)
-    app = create_app(config or None)
+    settings = ServerSettings(max_connections=args.max_connections, max_pending_sec=args.max_pending_sec)
+    app = create_app(config or None, settings=settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"# listening on {args.host}: reachable from other machines", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -242,3 +242,20 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot():
 def test_page_is_served():
     html = client().get("/").text
     assert "<title>asr_lab" in html and "asrLabStartCapture" in html and "/*CAPTURE_JS*/" not in html
+
+
+def test_serve_command_passes_its_limits_to_the_app(monkeypatch, capsys):
+    import uvicorn
+
+    from asr_lab.cli import main
+
+    served = {}
+    # stand-in for uvicorn.run: only the app the command builds is under test here
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    assert main(["serve", "--port", "8123", "--max-connections", "3", "--max-pending-sec", "5"]) == 0
+    settings = served["app"].state.asr.settings
+    assert (settings.max_connections, settings.max_pending_sec) == (3, 5.0)
+    assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
+
+    assert main(["serve", "--max-connections", "0"]) == 2
+    assert "--max-connections 0" in capsys.readouterr().err
