@@ -467,3 +467,20 @@ def test_a_backlogged_stream_after_an_endpoint_redecode_does_not_crash():
     )
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
     assert int(result.stdout.split()[-1]) > 30  # 20 s of speech was transcribed, not just survived
+
+
+def test_the_live_pass_runs_on_a_lighter_decoder_only_under_the_redecode():
+    light = PocketSphinxProcessor()
+    assert light.live_decoder is not light.decoder
+    assert light.live_decoder.config["maxhmmpf"] == 1500 and light.decoder.config["maxhmmpf"] == 4000
+    assert not light.live_decoder.config["fwdflat"] and not light.live_decoder.config["bestpath"]
+    for cfg in ({"live_maxhmmpf": None}, {"final_pass": "live"}):
+        one = PocketSphinxProcessor(cfg)
+        assert one.live_decoder is one.decoder
+
+
+def test_search_limits_have_their_own_fields():
+    with pytest.raises(ConfigError, match="use 'maxhmmpf'"):
+        parse_config({"decoder_options": {"maxhmmpf": 100}}, PocketSphinxConfig)
+    with pytest.raises(ConfigError, match="live_maxhmmpf"):
+        parse_config({"live_maxhmmpf": 10}, PocketSphinxConfig)
