@@ -10,8 +10,9 @@ Importing this package is cheap: engines, librosa and matplotlib load on first u
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from asr_lab.core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -81,19 +82,7 @@ __all__ = [
 from asr_lab.replay.replayer import replay  # noqa: E402
 from asr_lab.compare import Results, compare  # noqa: E402
 
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'asr_lab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -12,8 +12,9 @@ Names are resolved on first use (PEP 562), so ``import asr_lab.data`` loads noth
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from asr_lab.core.lazy import lazy_exports
 
 _EXPORTS = {
     "Utterance": "asr_lab.data.dataset",
@@ -48,17 +49,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'asr_lab.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*__all__, "align", "build", "dataset", "mini_sentences", "synth"})
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS, also_listed=("align", "build", "dataset", "mini_sentences", "synth"))
 
 
 if TYPE_CHECKING:  # pragma: no cover

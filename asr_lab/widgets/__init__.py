@@ -13,9 +13,10 @@ This package is never imported by ``import asr_lab``; its own names load on firs
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from asr_lab.core.lazy import lazy_exports
 
 _EXPORTS = {
     "LiveMicPanel": "asr_lab.widgets.live",
@@ -34,25 +35,8 @@ def capture_js() -> str:
     return Path(__file__).with_name("capture.js").read_text(encoding="utf-8")
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'asr_lab.widgets' has no attribute {name!r}")
-    try:
-        value = getattr(importlib.import_module(module), name)
-    except ImportError as exc:
-        if exc.name in ("anywidget", "ipywidgets", "traitlets"):
-            raise ImportError(
-                f"asr_lab.widgets.{name} needs {exc.name}, which is not installed; "
-                f"install it with: pip install 'asr-lab[widgets]'"
-            ) from exc
-        raise
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+_WIDGET_EXTRAS = {"anywidget": "widgets", "ipywidgets": "widgets", "traitlets": "widgets"}
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS, extras=_WIDGET_EXTRAS)
 
 
 if TYPE_CHECKING:  # pragma: no cover
