@@ -1,6 +1,7 @@
 """Engine benchmark: load time, real-time factor, per-call time and WER, per backend and chunk size.
 
-    python bench/engines.py [--backends pocketsphinx pocketsphinx-la faster-whisper-tiny mlx-whisper-tiny]
+    python bench/engines.py [--backends pocketsphinx pocketsphinx-full-search pocketsphinx-la
+                             faster-whisper-tiny mlx-whisper-tiny]
                             [--utterances 8] [--json results.json]
 
 Every utterance (the short ones of the bundled ``datasets/mini``) is streamed through
@@ -13,7 +14,10 @@ errors / summed words). Load time is ``load_processor`` once per backend.
 The ``*-tiny`` rows run random-weight Whisper models built locally
 (:func:`asr_lab.testing.models.build_tiny_whisper`): they time the real load and transcribe
 paths of faster-whisper and mlx-whisper at a toy size — their WER is meaningless and their
-RTF is not a real model's. Figures are from one run on a shared 2-core machine.
+RTF is not a real model's. ``pocketsphinx-full-search`` is the native backend at
+pocketsphinx's own search settings with one decoder (what the defaults were tuned against):
+compare the two rows of one run, as figures from one shared 2-core machine vary by up to
+~2x between runs.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ def _tiny(fmt: str) -> str:
 
 BACKENDS: dict[str, tuple[Callable[[], dict], tuple[float, ...]]] = {
     "pocketsphinx": (lambda: {"backend": "pocketsphinx"}, (0.1, 0.25, 0.5)),
+    # the same engine at pocketsphinx's own search settings, one decoder: the reference the
+    # defaults' speed-up is measured against, in the same run (figures vary run to run here)
+    "pocketsphinx-full-search": (
+        lambda: {"backend": "pocketsphinx", "maxhmmpf": 30000, "fwdflat": True, "live_maxhmmpf": None},
+        (0.25,),
+    ),
     "pocketsphinx-la": (lambda: {"backend": "pocketsphinx-la"}, (0.25, 0.5, 1.0)),
     "faster-whisper-tiny": (
         lambda: {"backend": "faster-whisper", "model_dir": _tiny("ct2"), "cpu_threads": 1, "beam_size": 1,
