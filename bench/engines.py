@@ -71,7 +71,9 @@ def _p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def bench_backend(config: dict, utterances: list, chunks: tuple[float, ...], log: Callable[[str], None] = print) -> dict:
+def bench_backend(
+    config: dict, utterances: list, chunks: tuple[float, ...], log: Callable[[str], None] = print, name: str = ""
+) -> dict:
     """Load ``config`` once (timed), then replay every utterance at every chunk size."""
     t = time.perf_counter()
     processor, meta = asr_lab.load_processor(config)
@@ -91,7 +93,7 @@ def bench_backend(config: dict, utterances: list, chunks: tuple[float, ...], log
             "step_p50_ms": 1000 * _p(steps, 50), "step_p95_ms": 1000 * _p(steps, 95), "step_max_ms": 1000 * max(steps),
             "finish_mean_ms": 1000 * statistics.fmean(finishes),
         }
-        log(f"  {config['backend']} @ {chunk * 1000:g} ms: RTF {compute / audio:.3f}, WER {acc.compute().rate:.3f}")
+        log(f"  {name or config['backend']} @ {chunk * 1000:g} ms: RTF {compute / audio:.3f}, WER {acc.compute().rate:.3f}")
     return result
 
 
@@ -122,7 +124,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     results = {}
     for name in args.backends:
         factory, chunks = BACKENDS[name]
-        results[name] = bench_backend(factory(), utterances, chunks)
+        results[name] = bench_backend(factory(), utterances, chunks, name=name)
     print(table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
