@@ -36,8 +36,9 @@ wheel, or a model folder of your own):
 Word times come from ``seg()``: 100 frames per second, end frame inclusive. Fillers
 (``<s>``, ``</s>``, ``<sil>``, ``[NOISE]``, ``++UH++``, ``+NSN+``) are removed and
 alternate-pronunciation marks (``read(2)``) stripped, see :func:`clean_words`.
-Creating a decoder takes ~0.3 s and ~90 MB, so each processor creates one and reuses it
-across ``init()`` calls; ``init()`` resets the utterance and the feature statistics
+Creating a decoder takes ~0.3 s and ~90 MB, so each processor creates its decoders once (the
+native backend two under the endpoint re-decode: the final pass's and the live pass's) and
+reuses them across ``init()`` calls; ``init()`` resets the utterance and the feature statistics
 (cepstral mean, noise estimate: ``reinit_feat()``, ~0.1 ms), not the model, so the same
 audio always gives the same answers.
 """
