@@ -181,13 +181,13 @@ class PocketSphinxModelConfig(ASRConfig):
     maxhmmpf: int = Field(
         default=4000, ge=100, le=1_000_000,
         description="Most HMMs the search keeps active per frame (pocketsphinx's own default is 30000). On held-out "
-        "flite speech (32 utterances, 4 voices) 4000 gave the same WER as 30000 (0.107) for about half the compute "
-        "of a one-piece decoding; 3000 gave 0.127, 2000 0.133-0.140.",
+        "flite speech (32 utterances, 4 voices) 4000 gave the same WER as 30000 (0.107); with fwdflat off a one-piece "
+        "decoding took ~0.11 x real time against ~0.17 at pocketsphinx's defaults. 3000 gave 0.127, 2000 0.133-0.140.",
     )
     fwdflat: bool = Field(
         default=False,
         description="Run pocketsphinx's second, flat-lexicon search pass (its own default: on). With the HMM limit "
-        "above it did not change the held-out WER and cost ~30 % more compute.",
+        "above it did not change the held-out WER and cost ~25 % more compute.",
     )
     decoder_options: dict[str, Union[bool, int, float, str]] = Field(
         default_factory=dict,
