@@ -479,8 +479,9 @@ class PocketSphinxProcessor:
         if self._in_decoder_utt:
             self.live_decoder.end_utt()
             self._in_decoder_utt = False
-        for decoder in {id(d): d for d in (self.decoder, self.live_decoder)}.values():
-            decoder.reinit_feat()  # fresh cepstral mean and noise estimate (~0.1 ms): same audio, same answers
+        self.decoder.reinit_feat()  # fresh cepstral mean and noise estimate (~0.1 ms): same audio, same answers
+        if self.live_decoder is not self.decoder:
+            self.live_decoder.reinit_feat()
         self._vad = pocketsphinx.Vad(self.config.vad_mode, SAMPLE_RATE, VAD_FRAME / SAMPLE_RATE)
         self._offset = float(offset)
         self._pending = np.zeros(0, dtype=np.int16)  # inserted, not yet cut into VAD frames
