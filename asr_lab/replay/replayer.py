@@ -30,7 +30,7 @@ import threading
 import time
 import traceback
 import warnings
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -136,6 +136,9 @@ def replay(
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
         trace.meta["warmup_compute_sec"] = time.perf_counter() - t0
 
+    step_info = _step_info_fn(processor)
+    if step_info is not None:
+        step_info()  # drop what the warm-up reported
     wall_start = time.perf_counter()
     chunk = max(1, int(round(chunk_sec * SAMPLE_RATE)))
     fed = first  # samples of the stream fed so far (absolute index)
@@ -171,7 +174,8 @@ def replay(
             part = partial_fn() if partial_fn is not None else None
             compute = time.perf_counter() - t0
             returned = clk.after_call(compute, until / SAMPLE_RATE)
-            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned))
+            info = step_info() if step_info is not None else None
+            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, info))
             fed = until
             recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step)
             if partial_fn is not None:
@@ -182,7 +186,8 @@ def replay(
         out = processor.finish()
         compute = time.perf_counter() - t0
         returned = clk.after_call(compute, fed / SAMPLE_RATE)
-        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned))
+        info = step_info() if step_info is not None else None
+        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, info))
         recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step, final=True)
         if partial_fn is not None:
             recorder.partial(None, returned, step)
@@ -250,3 +255,16 @@ class _Recorder:
             callback(item)
         except Exception as exc:  # a display bug must not lose the run
             warnings.warn(f"callback {getattr(callback, '__name__', callback)!r} raised {type(exc).__name__}: {exc}", RuntimeWarning)
+
+
+def _step_info_fn(processor: Any):
+    """``step_info()`` of the processor, or of the ASR it wraps (``.asr``, two levels at most), if any."""
+    obj = processor
+    for _ in range(3):
+        fn = getattr(obj, "step_info", None)
+        if callable(fn):
+            return fn
+        obj = getattr(obj, "asr", None)
+        if obj is None:
+            return None
+    return None

@@ -83,6 +83,8 @@ class Step(_Record):
     fed_until: float
     compute_sec: float
     returned_at: float
+    info: Optional[dict] = None
+    """What the processor reported about this step (its ``step_info()``; e.g. Whisper calls and fallbacks)."""
 
 
 @dataclass
