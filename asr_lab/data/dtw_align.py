@@ -69,8 +69,22 @@ def _word_phones(word: str, voice: str) -> int:
     done = subprocess.run(
         [_program("flite"), "-voice", voice, "-ps", "-t", word, "none"], capture_output=True, text=True, check=True
     )
-    phones = [p for p in done.stdout.split() if p != "pau"]
-    return len(phones)
+    return len([p for p in done.stdout.split() if p != "pau"])
+
+
+def _phone_counts(words: list[str], voice: str) -> list[int]:
+    """Phones per word: one flite call with the words as separate phrases (a pause between each), else one per word."""
+    done = subprocess.run(
+        [_program("flite"), "-voice", voice, "-ps", "-t", ", ".join(words), "none"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    groups = " ".join(done.stdout.split()).split("pau")
+    counts = [len(g.split()) for g in groups if g.strip()]
+    if len(counts) == len(words) and all(counts):
+        return counts
+    return [_word_phones(w, voice) for w in words]
 
 
 def flite_words(text: str, voice: str = "slt") -> tuple[np.ndarray, list[Word]]:
@@ -98,7 +112,7 @@ def flite_words(text: str, voice: str = "slt") -> tuple[np.ndarray, list[Word]]:
             raise SynthesisError(f"flite failed for voice {voice!r}: {done.stderr.strip()[:200]}")
         audio = _read_16k(str(wav))
     phones = [(p.rsplit(":", 1)[0], float(p.rsplit(":", 1)[1])) for p in done.stdout.split() if ":" in p]
-    counts = [_word_phones(w, voice) for w in words]
+    counts = _phone_counts(words, voice)
     spoken = [(i, end) for i, (name, end) in enumerate(phones) if name != "pau"]
     if sum(counts) != len(spoken):
         raise SynthesisError(
