@@ -141,7 +141,9 @@ def compare(
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
             payload, own_step = config, None
             name = f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}"
-            identity = json.dumps({"factory": name, "provenance": run_provenance(config)}, sort_keys=True, default=str)
+            # the system name too: two lambdas share a qualname, and their closures are not hashable
+            identity = json.dumps({"factory": name, "system": system, "defaults": repr(getattr(config, "__defaults__", None)),
+                                   "provenance": run_provenance(config)}, sort_keys=True, default=str)
         else:
             payload, own_step = _validated(config)
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
