@@ -27,6 +27,7 @@ import functools
 import hashlib
 import importlib.metadata as metadata
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -155,7 +156,7 @@ def _hash_definition(h, value) -> None:
                     if part is not None:
                         _hash_code(h, part.__code__)
             elif not name.startswith("__"):
-                h.update(f"{name}={member!r}"[:200].encode())
+                h.update(re.sub(r" at 0x[0-9a-fA-F]+", "", f"{name}={member!r}")[:200].encode())  # no memory addresses
     else:
         _hash_code(h, value.__code__)
         h.update(repr(value.__defaults__).encode())
