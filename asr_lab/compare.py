@@ -386,7 +386,11 @@ class Results:
                 f"({self.from_cache} of {len(self.records)} from cache), {len(self.failures)} failed)")
 
     def _repr_html_(self) -> str:
-        return self.table().to_html(float_format=lambda v: f"{v:.3f}")
+        import html
+
+        failed = "".join(f"<li>{html.escape(f'{r.system} / {r.utterance} (repeat {r.repeat}): {r.error}')}</li>" for r in self.failures)
+        head = f"<p style='color:crimson'><b>{len(self.failures)} of {len(self.records)} runs failed</b></p><ul>{failed}</ul>" if failed else ""
+        return head + self.table().to_html(float_format=lambda v: f"{v:.3f}")
 
 
 def _aggregate(scores: list) -> dict:

@@ -121,3 +121,11 @@ def test_scripts_save_the_same_figures_without_a_display(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**__import__("os").environ, "MPLBACKEND": ""})
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_results_in_a_notebook_show_failures_above_the_table():
+    from asr_lab.compare import Results, RunRecord
+
+    res = Results([RunRecord("s", "u", 0, "k", None, "RuntimeError: no model <here>")], {"u": None})
+    page = res._repr_html_()
+    assert page.index("1 of 1 runs failed") < page.index("<table") and "no model &lt;here&gt;" in page
