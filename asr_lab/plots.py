@@ -233,7 +233,9 @@ def wer_vs_latency(results, *, latency: str = "latency_p50"):
     ax.margins(0.12)
     xlabel = f"{latency} (s)"
     if left_out:  # no matched word, so no latency: say so rather than drop them silently
-        xlabel += f"\nnot shown (no {latency}): " + ", ".join(left_out)
+        import textwrap
+
+        xlabel += "\n" + textwrap.fill(f"not shown (no {latency}): " + ", ".join(left_out), 80)
     ax.set(xlabel=xlabel, ylabel="WER (corpus)", title="Accuracy vs latency (lower left is better)")
     fig.legend(loc="outside right center", fontsize="small", frameon=False)
     return fig
