@@ -192,8 +192,18 @@ def latency_distribution(results, *, against: str = "reference"):
     for patch, color in zip(box["boxes"], _colors(len(data))):
         patch.set_facecolor((*color[:3], 0.45))
     ax.axvline(0, color="0.6", lw=1, ls="--")
-    ax.set(xlabel=f"word latency vs {against} word end (s)", title="Per-word latency (box: p25–p75, line: median)")
+    xlabel = f"word latency vs {against} word end (s)"
+    left_out = [system for system in results.systems if system not in labels]
+    if left_out:  # no matched word: say so rather than drop them silently
+        xlabel += "\n" + _wrap("not shown (no matched word): " + ", ".join(left_out))
+    ax.set(xlabel=xlabel, title="Per-word latency (box: p25–p75, line: median)")
     return fig
+
+
+def _wrap(text: str, width: int = 80) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -233,9 +243,7 @@ def wer_vs_latency(results, *, latency: str = "latency_p50"):
     ax.margins(0.12)
     xlabel = f"{latency} (s)"
     if left_out:  # no matched word, so no latency: say so rather than drop them silently
-        import textwrap
-
-        xlabel += "\n" + textwrap.fill(f"not shown (no {latency}): " + ", ".join(left_out), 80)
+        xlabel += "\n" + _wrap(f"not shown (no {latency}): " + ", ".join(left_out))
     ax.set(xlabel=xlabel, ylabel="WER (corpus)", title="Accuracy vs latency (lower left is better)")
     fig.legend(loc="outside right center", fontsize="small", frameon=False)
     return fig
