@@ -8,6 +8,8 @@
 * :mod:`~asr_lab.metrics.stability` — normalized erasure, revisions and time-to-stable of
   the displayed text; :class:`StabilityAccumulator`.
 * :mod:`~asr_lab.metrics.align` — the word aligner they share, and :class:`Summary`.
+* :mod:`~asr_lab.metrics.simultaneous` — :func:`simuleval_metrics`: AL, LAAL, DAL, AP,
+  StartOffset, EndOffset, YAAL, computation-unaware and -aware (SimulEval, OmniSTEval).
 * :mod:`~asr_lab.metrics.score` — :func:`score` (also ``asr_lab.score``): all of the above
   for one replay trace against one reference, as a :class:`Scores` record.
 
@@ -28,6 +30,7 @@ from asr_lab.metrics.latency import (
     word_latencies,
 )
 from asr_lab.metrics.score import Scores, score
+from asr_lab.metrics.simultaneous import SIMULEVAL_KEYS, WordDelays, simuleval_metrics, word_delays
 from asr_lab.metrics.stability import (
     StabilityAccumulator,
     StabilityReport,
@@ -56,6 +59,7 @@ __all__ = [
     "LatencyAccumulator",
     "LatencyReport",
     "Normalize",
+    "SIMULEVAL_KEYS",
     "Scores",
     "StabilityAccumulator",
     "StabilityReport",
@@ -63,6 +67,7 @@ __all__ = [
     "TextNormalizer",
     "WERAccumulator",
     "WordLatency",
+    "WordDelays",
     "WordStability",
     "align_words",
     "cer",
@@ -74,8 +79,10 @@ __all__ = [
     "normalize_text",
     "real_time_factor",
     "score",
+    "simuleval_metrics",
     "stability_report",
     "summarize",
     "wer",
+    "word_delays",
     "word_latencies",
 ]

@@ -1,0 +1,312 @@
+"""The simultaneous-translation latency family (SimulEval, OmniSTEval) from one replay trace.
+
+The simultaneous speech translation community reports latency as *lagging* metrics over
+per-word **delays**: for the i-th output word, how much source had been read when it was
+written. They come in two variants (Ma et al., "SimulEval", EMNLP 2020 demos):
+
+* **computation-unaware** (CU, SimulEval's ``delays``, OmniSTEval's ``emission_cu``): the
+  audio fed to the engine when the call that committed the word began — asr_lab's
+  ``Emission.audio_fed``. Compute time is ignored.
+* **computation-aware** (CA, SimulEval's ``elapsed``, OmniSTEval's ``emission_ca``): the
+  stream time at which the word was emitted — asr_lab's ``Emission.emitted_at`` on the
+  ``wall`` or ``virtual`` clock, which already includes compute and queueing.
+
+SimulEval computes ``elapsed`` as *delay + total compute so far* without letting the
+engine idle while waiting for audio, which over-counts for a system that keeps up;
+OmniSTEval (Polák, ``fix_emission_ca``) corrects it to a running stream time. A
+trace recorded on the virtual or wall clock holds that corrected time directly; on the
+``unaware`` clock, :func:`word_delays` rebuilds it from the steps' measured compute
+(``t = max(t, fed_until) + compute_sec`` per step, the virtual clock's rule). For
+delays imported from SimulEval logs, :func:`corrected_elapsed` applies OmniSTEval's fix.
+
+All functions here take and return **seconds** (SimulEval and OmniSTEval use
+milliseconds; every lagging metric is linear in time, so only the unit changes; AP is a
+ratio and has none). ``source_length`` |X| is the audio duration; ``reference_length``
+|Y*| the number of whitespace-separated words of the reference text (as SimulEval's
+``latency_unit="word"``: ``len(reference.split(" "))``); |Y| the number of output words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from asr_lab.metrics.align import _check_time, _show
+
+__all__ = [
+    "SIMULEVAL_KEYS",
+    "WordDelays",
+    "average_lagging",
+    "average_proportion",
+    "corrected_elapsed",
+    "differentiable_average_lagging",
+    "end_offset",
+    "length_adaptive_average_lagging",
+    "simuleval_metrics",
+    "start_offset",
+    "word_delays",
+    "yaal",
+]
+
+SIMULEVAL_KEYS = ("AL", "LAAL", "DAL", "AP", "StartOffset", "EndOffset", "YAAL")
+"""Keys of :func:`simuleval_metrics`; each also comes with the suffix ``_CA``."""
+
+
+# --------------------------------------------------------------------------------------
+# the metrics on plain delay lists
+
+
+def _delays(delays: Sequence[float], name: str = "delays") -> list[float]:
+    if isinstance(delays, (str, bytes)) or not hasattr(delays, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of seconds, one per output word, got {_show(delays)}")
+    return [_check_time(d, f"{name}[{k}]") for k, d in enumerate(delays)]
+
+
+def _source(source_length: float) -> float:
+    x = _check_time(source_length, "source_length")
+    if x == 0:
+        raise ValueError("source_length must be > 0 seconds (the audio duration); got 0.0")
+    return x
+
+
+def _lagging(delays: list[float], source_length: float, rate_length: float) -> float:
+    """Σ_{i≤τ} (d_i − (i−1)·|X|/L) / τ, τ = first i with d_i ≥ |X| (all words if none)."""
+    if delays[0] > source_length:
+        return delays[0]
+    step = source_length / rate_length
+    total, tau = 0.0, 0
+    for i, d in enumerate(delays):
+        total += d - i * step
+        tau = i + 1
+        if d >= source_length:
+            break
+    return total / tau
+
+
+def average_lagging(delays: Sequence[float], *, source_length: float, reference_length: Optional[int] = None) -> float:
+    """Average Lagging (AL), seconds.
+
+    Formula: ``AL = 1/τ Σ_{i=1..τ} [d_i − (i−1)·|X|/|Y|]`` with ``τ = min{i : d_i ≥ |X|}``
+    (all words when no delay reaches |X|); ``|Y|`` = ``reference_length`` when given, else
+    the number of delays. If the first delay already exceeds |X|, AL = d_1.
+    Source: Ma et al., "STACL", ACL 2019 (arXiv:1810.08398); SimulEval's ``ALScorer``
+    (``simuleval/evaluator/scorers/latency_scorer.py``). ``nan`` without output words.
+    """
+    d = _delays(delays)
+    if not d:
+        return math.nan
+    return _lagging(d, _source(source_length), reference_length or len(d))
+
+
+def length_adaptive_average_lagging(
+    delays: Sequence[float], *, source_length: float, reference_length: Optional[int] = None
+) -> float:
+    """Length-Adaptive Average Lagging (LAAL), seconds.
+
+    Formula: AL with ``|Y|`` replaced by ``max(|Y|, |Y*|)`` (output length, reference
+    length), so over-generation is not rewarded with a lower lag.
+    Source: Papi et al., "Over-Generation Cannot Be Rewarded" (arXiv:2206.05807); Polák
+    et al., CUNI-KIT IWSLT 2022 (arXiv:2204.06028); SimulEval's ``LAALScorer``.
+    """
+    d = _delays(delays)
+    if not d:
+        return math.nan
+    return _lagging(d, _source(source_length), max(len(d), reference_length or 0))
+
+
+def differentiable_average_lagging(delays: Sequence[float], *, source_length: float) -> float:
+    """Differentiable Average Lagging (DAL), seconds.
+
+    Formula: ``g'_1 = d_1``, ``g'_i = max(d_i, g'_{i−1} + |X|/|Y|)``;
+    ``DAL = 1/|Y| Σ_i [g'_i − (i−1)·|X|/|Y|]`` with |Y| the number of output words (SimulEval
+    uses the output length here even when a reference is given). Every word counts, also
+    those after the source ended.
+    Source: Arivazhagan et al., "Monotonic Infinite Lookback Attention", ACL 2019
+    (arXiv:1906.05218); SimulEval's ``DALScorer``.
+    """
+    d = _delays(delays)
+    if not d:
+        return math.nan
+    step = _source(source_length) / len(d)
+    total, g_prev = 0.0, 0.0
+    for i, g in enumerate(d):
+        g_prev = g if i == 0 else max(g, g_prev + step)
+        total += g_prev - i * step
+    return total / len(d)
+
+
+def average_proportion(delays: Sequence[float], *, source_length: float, reference_length: Optional[int] = None) -> float:
+    """Average Proportion (AP), a fraction (no unit).
+
+    Formula: ``AP = Σ_i d_i / (|X|·|Y|)``, |Y| = ``reference_length`` when given, else the
+    number of output words. 1 means every word waited for the whole source.
+    Source: Cho & Esipova, "Can neural machine translation do simultaneous translation?"
+    (arXiv:1606.02012); SimulEval's ``APScorer``.
+    """
+    d = _delays(delays)
+    if not d:
+        return math.nan
+    return sum(d) / (_source(source_length) * (reference_length or len(d)))
+
+
+def start_offset(delays: Sequence[float]) -> float:
+    """StartOffset: the delay of the first output word, ``d_1`` (seconds). Source: SimulEval."""
+    d = _delays(delays)
+    return d[0] if d else math.nan
+
+
+def end_offset(delays: Sequence[float], *, source_length: float) -> float:
+    """EndOffset: ``d_|Y| − |X|``, how long after the source ended the last word came (seconds).
+
+    Source: SimulEval's ``EndOffsetScorer`` (text output).
+    """
+    d = _delays(delays)
+    return d[-1] - _source(source_length) if d else math.nan
+
+
+def yaal(
+    delays: Sequence[float],
+    *,
+    source_length: float,
+    reference_length: Optional[int] = None,
+    longform: bool = False,
+    time_to_recording_end: Optional[float] = None,
+) -> float:
+    """Yet Another Average Lagging (YAAL; LongYAAL with ``longform=True``), seconds.
+
+    Formula: ``YAAL = 1/τ Σ_{i=1..τ} [d_i − (i−1)·|X|/max(|Y|, |Y*|)]`` where τ counts the
+    words *before* the cut-off: short-form, the first word with ``d_i ≥ |X|`` and every
+    later one are left out (LAAL would include that first one); long-form, the cut-off is
+    ``time_to_recording_end`` (the end of the whole recording, relative to the segment
+    start) instead, so words of a segment emitted while later speech plays still count.
+    ``nan`` when no word falls before the cut-off (OmniSTEval skips such an instance).
+    Source: Polák & Bojar et al., "Better Late Than Never: Evaluation of Latency Metrics
+    for Simultaneous Speech-to-Text Translation" (arXiv:2509.17349); OmniSTEval's
+    ``YAALScorer`` (``omnisteval/scoring.py``).
+    """
+    d = _delays(delays)
+    x = _source(source_length)
+    end = math.inf if time_to_recording_end is None else _check_time(time_to_recording_end, "time_to_recording_end")
+    if not d or (d[0] >= x and not longform) or d[0] >= end:
+        return math.nan
+    step = x / max(len(d), reference_length or 0)
+    total, tau = 0.0, 0
+    for i, v in enumerate(d):
+        if (v >= x and not longform) or v >= end:
+            break
+        total += v - i * step
+        tau = i + 1
+    return total / tau if tau else math.nan
+
+
+def corrected_elapsed(delays: Sequence[float], elapsed: Sequence[float]) -> list[float]:
+    """OmniSTEval's correction of SimulEval's computation-aware times (seconds in, seconds out).
+
+    SimulEval's ``elapsed_i = delay_i + total compute before word i`` charges the engine's
+    compute as if it never idled while waiting for audio. OmniSTEval re-times each word
+    after the previous one: ``e'_1 = e_1``, ``e''_i = e_i − e_{i−1} + d_{i−1}`` (the compute
+    between the two words, counted from when the previous word's audio had been read), then
+    ``e'_i = max(e''_i, e'_{i−1})`` to keep times non-decreasing.
+    Source: OmniSTEval ``data.fix_emission_ca`` (option ``--fix_simuleval_emission_ca``).
+    Not needed for asr_lab traces, whose ``emitted_at`` is a stream time already.
+    """
+    d, e = _delays(delays), _delays(elapsed, "elapsed")
+    if len(d) != len(e):
+        raise ValueError(f"delays and elapsed must have one value per word; got {len(d)} and {len(e)}")
+    raw = [e[0]] + [e[i] - e[i - 1] + d[i - 1] for i in range(1, len(e))] if e else []
+    out: list[float] = []
+    for i, v in enumerate(raw):
+        out.append(v if i == 0 else max(v, out[-1]))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# from a trace
+
+
+@dataclass(frozen=True)
+class WordDelays:
+    """Per output word of a trace: the word, its CU delay and its CA time (seconds).
+
+    ``words``: the committed text split on white space (SimulEval's ``prediction.split()``);
+    ``delays``: audio fed when the committing call began (``Emission.audio_fed``);
+    ``elapsed``: stream time the word was emitted (``Emission.emitted_at``; rebuilt from
+    the steps' compute on the unaware clock); ``source_length``: the audio duration;
+    ``elapsed_rebuilt``: whether ``elapsed`` was rebuilt.
+    """
+
+    words: tuple[str, ...]
+    delays: tuple[float, ...]
+    elapsed: tuple[float, ...]
+    source_length: float
+    elapsed_rebuilt: bool = False
+
+
+def word_delays(trace: Any) -> WordDelays:
+    """The per-word delays of a :class:`~asr_lab.replay.Trace` (see :class:`WordDelays`)."""
+    if not hasattr(trace, "emissions") or not hasattr(trace, "meta"):
+        raise TypeError(f"word_delays() takes an asr_lab Trace, got {type(trace).__name__} {_show(trace)}")
+    rebuilt = trace.meta.get("clock") == "unaware"
+    aware_at: dict[int, float] = {}
+    if rebuilt:
+        t = 0.0
+        for s in trace.steps:
+            t = max(t, s.fed_until) + s.compute_sec
+            aware_at[s.index] = t
+    words: list[str] = []
+    delays: list[float] = []
+    elapsed: list[float] = []
+    for e in trace.emissions:
+        toks = e.text.split()
+        ca = aware_at.get(e.step, e.emitted_at) if rebuilt else e.emitted_at
+        words.extend(toks)
+        delays.extend([float(e.audio_fed)] * len(toks))
+        elapsed.extend([float(ca)] * len(toks))
+    return WordDelays(tuple(words), tuple(delays), tuple(elapsed), float(trace.duration), rebuilt)
+
+
+def _reference_length(reference: Any) -> Optional[int]:
+    if reference is None:
+        return None
+    text = reference if isinstance(reference, str) else (
+        reference.get("text") if isinstance(reference, dict) else getattr(reference, "text", None)
+    )
+    if not isinstance(text, str):
+        raise TypeError(
+            f"reference must be text, an utterance or a dict with a 'text' string, or None; got {_show(reference)}"
+        )
+    return len(text.strip().split(" ")) if text.strip() else 0
+
+
+def simuleval_metrics(trace: Any, reference: Any = None) -> dict[str, float]:
+    """AL, LAAL, DAL, AP, StartOffset, EndOffset and YAAL of one trace, CU and ``_CA``.
+
+    ``reference``: the reference text (or an utterance / dict with ``text``); its word count
+    is |Y*| for AL, LAAL, AP and YAAL, as SimulEval does by default (``use_ref_len``);
+    without it, the output length is used. Delays are :func:`word_delays`: CU = audio fed
+    when the word was committed, CA = stream time it was emitted (OmniSTEval's corrected
+    computation-aware time). Values in seconds (AP: a fraction); ``nan`` when the trace
+    emitted no words. Each metric's formula and source: the function of the same name in
+    this module. YAAL here is short-form; for one utterance replayed whole, LongYAAL (cut
+    off at the recording end, which is the source end) is the same number.
+    """
+    wd = word_delays(trace)
+    if wd.source_length <= 0:
+        raise ValueError(
+            f"the trace has no audio duration (meta['duration'] = {trace.meta.get('duration')!r}); "
+            "simultaneous metrics need the source length — replay it with asr_lab.replay"
+        )
+    ref_len = _reference_length(reference) or None
+    out: dict[str, float] = {}
+    for suffix, d in (("", list(wd.delays)), ("_CA", list(wd.elapsed))):
+        x = wd.source_length
+        out["AL" + suffix] = average_lagging(d, source_length=x, reference_length=ref_len)
+        out["LAAL" + suffix] = length_adaptive_average_lagging(d, source_length=x, reference_length=ref_len)
+        out["DAL" + suffix] = differentiable_average_lagging(d, source_length=x)
+        out["AP" + suffix] = average_proportion(d, source_length=x, reference_length=ref_len)
+        out["StartOffset" + suffix] = start_offset(d)
+        out["EndOffset" + suffix] = end_offset(d, source_length=x)
+        out["YAAL" + suffix] = yaal(d, source_length=x, reference_length=ref_len)
+    return {k: out[k] for k in SIMULEVAL_KEYS} | {k + "_CA": out[k + "_CA"] for k in SIMULEVAL_KEYS}
