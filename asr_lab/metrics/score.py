@@ -59,14 +59,15 @@ class Scores:
         return row
 
 
-def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER) -> Scores:
+def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER, matching: str = "exact") -> Scores:
     """Score a replay ``trace`` against ``reference``.
 
     ``reference``: an utterance-like object (``text`` and optional ``words`` timings
     ``[(start, end, word)]``), a dict with those keys, or the reference text alone (then
     latency against the reference is unavailable; latency against the engine's own word
     times still is). WER/CER use ``normalize`` (default: English — case, punctuation,
-    white space). Corpus figures come from accumulating these, never from averaging rates.
+    white space). ``matching``: which words get a reference latency, ``"exact"`` (default)
+    or ``"aligned"`` (ufal/asr_latency's pairing; :mod:`asr_lab.metrics.latency`). Corpus figures come from accumulating these, never from averaging rates.
     """
     text, words = _reference(reference)
     sep = trace.separator
@@ -82,6 +83,7 @@ def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER) -
             compute_sec=[s.compute_sec for s in trace.steps],
             normalize=normalize,
             clock=trace.meta.get("clock"),
+            matching=matching,
         ),
         stability=stability_report(
             snapshots=display_snapshots(emissions=trace.emissions, partials=trace.partials, separator=sep),
