@@ -10,6 +10,8 @@
 * :mod:`~asr_lab.metrics.align` — the word aligner they share, and :class:`Summary`.
 * :mod:`~asr_lab.metrics.simultaneous` — :func:`simuleval_metrics`: AL, LAAL, DAL, AP,
   StartOffset, EndOffset, YAAL, computation-unaware and -aware (SimulEval, OmniSTEval).
+* :mod:`~asr_lab.metrics.bootstrap` — :func:`bootstrap_interval`, :func:`paired_bootstrap`:
+  confidence intervals and paired significance, resampling utterances.
 * :mod:`~asr_lab.metrics.score` — :func:`score` (also ``asr_lab.score``): all of the above
   for one replay trace against one reference, as a :class:`Scores` record.
 
@@ -19,6 +21,7 @@ never from means of per-utterance rates.
 """
 
 from asr_lab.metrics.align import AlignedPair, Summary, align_words, summarize
+from asr_lab.metrics.bootstrap import Interval, Significance, bootstrap_interval, paired_bootstrap
 from asr_lab.metrics.latency import (
     CLOCKS,
     LatencyAccumulator,
@@ -56,11 +59,13 @@ __all__ = [
     "ENGLISH_NORMALIZER",
     "AlignedPair",
     "ErrorCounts",
+    "Interval",
     "LatencyAccumulator",
     "LatencyReport",
     "Normalize",
     "SIMULEVAL_KEYS",
     "Scores",
+    "Significance",
     "StabilityAccumulator",
     "StabilityReport",
     "Summary",
@@ -70,6 +75,7 @@ __all__ = [
     "WordDelays",
     "WordStability",
     "align_words",
+    "bootstrap_interval",
     "cer",
     "display_snapshots",
     "displayed_words",
@@ -77,6 +83,7 @@ __all__ = [
     "finish_delay",
     "latency_report",
     "normalize_text",
+    "paired_bootstrap",
     "real_time_factor",
     "score",
     "simuleval_metrics",
