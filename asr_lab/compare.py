@@ -280,7 +280,8 @@ class Results:
             mine = [r for r in self.records if r.system == system]
             row = _aggregate([self.scores[k] for k in self._keys(mine)])
             row = {"system": system, "utterances": len({r.utterance for r in mine}), "runs": len(mine),
-                   "failed": sum(not r.ok for r in mine), **row}
+                   "failed": sum(not r.ok for r in mine), **row,
+                   "audit_findings": sum(len(r.trace.audit()) for r in mine if r.trace is not None)}
             repeats = sorted({r.repeat for r in mine})
             if len(repeats) > 1:
                 per = [_aggregate([self.scores[k] for k in self._keys([r for r in mine if r.repeat == i])]) for i in repeats]
@@ -293,11 +294,67 @@ class Results:
     def _keys(self, records):
         return [(r.system, r.utterance, r.repeat) for r in records if (r.system, r.utterance, r.repeat) in self.scores]
 
-    def table(self, columns: Optional[list[str]] = None):
-        """The summary's headline columns, for printing."""
-        cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "first_word_latency",
-                           "finish_delay", "normalized_erasure", "rtf"]
-        return self.summary[[c for c in cols if c in self.summary.columns]]
+    def table(self, columns: Optional[list[str]] = None, *, ci: bool = False, level: float = 0.95,
+              resamples: int = 1000, seed: int = 0):
+        """The summary's headline columns, for printing.
+
+        ``latency_count`` is the number of words the latency columns were computed over;
+        ``audit_findings`` counts :meth:`Trace.audit` findings. ``ci=True`` adds, after each
+        of ``wer``, ``cer``, ``latency_*`` shown, its paired-bootstrap interval over
+        utterances (``_low``, ``_high``; :func:`asr_lab.metrics.bootstrap_interval`) and,
+        with repeats, the run-to-run spread (``_spread``): the interval answers "how much
+        would this move on another test set like this one", the spread "how much does it
+        move when the same utterances are run again".
+        """
+        cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "latency_count",
+                           "first_word_latency", "finish_delay", "normalized_erasure", "rtf", "audit_findings"]
+        table = self.summary[[c for c in cols if c in self.summary.columns]]
+        if not ci:
+            return table
+        from asr_lab.metrics.bootstrap import BOOTSTRAP_METRICS, bootstrap_interval
+
+        out = table.copy()
+        for col in list(table.columns):
+            if col not in BOOTSTRAP_METRICS or col == "rtf":
+                continue
+            lows, highs = [], []
+            for system in table.index:
+                runs = self._per_utterance(system)
+                iv = bootstrap_interval(runs, col, resamples=resamples, level=level, seed=seed) if runs else None
+                lows.append(iv.low if iv else float("nan"))
+                highs.append(iv.high if iv else float("nan"))
+            at = list(out.columns).index(col) + 1
+            out.insert(at, f"{col}_low", lows)
+            out.insert(at + 1, f"{col}_high", highs)
+            if f"{col}_spread" in self.summary.columns:
+                out.insert(at + 2, f"{col}_spread", self.summary.loc[table.index, f"{col}_spread"].to_numpy())
+        return out
+
+    def significance(self, a: str, b: str, metric: str = "wer", *, resamples: int = 1000, level: float = 0.95,
+                     seed: int = 0):
+        """Is system ``a`` different from ``b`` on ``metric``? A paired bootstrap over the
+        utterances both have (:func:`asr_lab.metrics.paired_bootstrap`): the difference
+        ``a − b``, its interval, a two-sided p-value, and each system's run-to-run spread
+        (with repeats) beside it."""
+        from asr_lab.metrics.bootstrap import paired_bootstrap
+
+        for name in (a, b):
+            if name not in self.systems:
+                raise ValueError(f"unknown system {name!r}; these were compared: {', '.join(self.systems)}")
+        spread = f"{metric}_spread"
+        spreads = tuple(
+            float(self.summary.loc[n, spread]) if spread in self.summary.columns else float("nan") for n in (a, b)
+        )
+        return paired_bootstrap(self._per_utterance(a), self._per_utterance(b), metric, names=(a, b),
+                                resamples=resamples, level=level, seed=seed, spreads=spreads)
+
+    def _per_utterance(self, system: str) -> dict:
+        """``{utterance: [Scores of each repeat]}`` of one system (the bootstrap's unit)."""
+        out: dict = {}
+        for (sys_, utt, _rep), s in self.scores.items():
+            if sys_ == system:
+                out.setdefault(utt, []).append(s)
+        return out
 
     def to_files(self, out_dir: Union[str, os.PathLike]) -> Path:
         """Write ``summary.csv``, ``utterances.csv``, ``traces/*.jsonl`` and ``summary.md`` to ``out_dir``."""
