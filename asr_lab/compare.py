@@ -396,6 +396,22 @@ class Results:
 
         return plots.wer_vs_latency(self, **kwargs)
 
+    def latency_decomposition(self):
+        """Per system: mean/p50/p90 of recognition, policy hold and compute & queueing of
+        the correctly committed words (:mod:`asr_lab.metrics.decomposition`)."""
+        import pandas as pd
+
+        from asr_lab.metrics.decomposition import decompose_results
+
+        rows = {s: d.to_dict() for s, d in decompose_results(self, normalize=self.normalize or _english()).items()}
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("system")
+
+    def plot_latency_decomposition(self, **kwargs):
+        """:func:`asr_lab.plots.latency_decomposition`: stacked bars of where latency comes from."""
+        from asr_lab import plots
+
+        return plots.latency_decomposition(self, **kwargs)
+
     def plot_stability(self, utterance: Optional[str] = None, **kwargs):
         """:func:`asr_lab.plots.stability_over_time` of one utterance."""
         from asr_lab import plots
@@ -559,6 +575,12 @@ def _jsonable(obj):
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+
+
+def _english():
+    from asr_lab.metrics import ENGLISH_NORMALIZER
+
+    return ENGLISH_NORMALIZER
 
 
 def _isnan(v) -> bool:
