@@ -294,11 +294,13 @@ class Results:
     def _keys(self, records):
         return [(r.system, r.utterance, r.repeat) for r in records if (r.system, r.utterance, r.repeat) in self.scores]
 
-    def table(self, columns: Optional[list[str]] = None, *, ci: bool = False, level: float = 0.95,
+    def table(self, columns: Union[list[str], str, None] = None, *, ci: bool = False, level: float = 0.95,
               resamples: int = 1000, seed: int = 0):
         """The summary's headline columns, for printing.
 
-        ``latency_count`` is the number of words the latency columns were computed over;
+        ``columns="simultaneous"`` shows SimulEval's family instead (AL, LAAL, DAL, AP,
+        StartOffset, EndOffset, YAAL and their ``_CA`` variants: means over utterances,
+        seconds). ``latency_count`` is the number of words the latency columns were computed over;
         ``audit_findings`` counts :meth:`Trace.audit` findings. ``ci=True`` adds, after each
         of ``wer``, ``cer``, ``latency_*`` shown, its paired-bootstrap interval over
         utterances (``_low``, ``_high``; :func:`asr_lab.metrics.bootstrap_interval`) and,
@@ -306,6 +308,10 @@ class Results:
         would this move on another test set like this one", the spread "how much does it
         move when the same utterances are run again".
         """
+        if columns == "simultaneous":
+            from asr_lab.metrics.simultaneous import SIMULEVAL_KEYS
+
+            columns = ["utterances", "wer"] + [k + s for s in ("", "_CA") for k in SIMULEVAL_KEYS]
         cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "latency_count",
                            "first_word_latency", "finish_delay", "normalized_erasure", "rtf", "audit_findings"]
         table = self.summary[[c for c in cols if c in self.summary.columns]]
@@ -357,13 +363,19 @@ class Results:
         return out
 
     def to_files(self, out_dir: Union[str, os.PathLike]) -> Path:
-        """Write ``summary.csv``, ``utterances.csv``, ``traces/*.jsonl`` and ``summary.md`` to ``out_dir``."""
+        """Write ``summary.csv``, ``utterances.csv``, ``traces/*.jsonl``, ``summary.md`` and
+        ``simuleval/<system>.instances.log`` (:func:`asr_lab.export.to_simuleval_log`) to ``out_dir``."""
         out = Path(out_dir)
         (out / "traces").mkdir(parents=True, exist_ok=True)
         self.summary.to_csv(out / "summary.csv")
         self.utterances.to_csv(out / "utterances.csv", index=False)
         for (system, utt, rep), trace in self.traces.items():
             trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
+        from asr_lab.export import to_simuleval_log
+
+        for system in self.systems:  # SimulEval / OmniSTEval input, first run of each utterance
+            if any(s == system and r == 0 for s, _, r in self.traces):
+                to_simuleval_log(self, out / "simuleval" / f"{_safe(system)}.instances.log", system=system)
         (out / "summary.md").write_text(self.markdown())
         return out
 
@@ -442,6 +454,9 @@ def _aggregate(scores: list) -> dict:
     row.update(L.to_dict())
     row.update({"normalized_erasure": S.normalized_erasure, "revisions_per_word": S.revisions.mean,
                 "time_to_stable_mean": S.time_to_stable.mean})
+    for key in scores[0].simultaneous:  # SimulEval's corpus rule: the mean of the utterances' scores
+        values = [s.simultaneous[key] for s in scores if key in s.simultaneous and not _isnan(s.simultaneous[key])]
+        row[key] = float(np.mean(values)) if values else float("nan")
     return row
 
 

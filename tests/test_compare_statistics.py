@@ -100,3 +100,18 @@ def test_audit_findings_are_counted_per_system():
     res = compare({"bad": LateStamps}, dataset()[:2], clock="virtual", chunk_sec=0.5, progress=False)
     assert res.summary.loc["bad", "audit_findings"] > 0
     assert res.table().loc["bad", "audit_findings"] == res.summary.loc["bad", "audit_findings"]
+
+
+def test_simultaneous_family_in_tables_and_files(results, tmp_path):
+    from asr_lab.metrics import simuleval_metrics
+
+    t = results.table("simultaneous")
+    assert {"AL", "LAAL_CA", "YAAL", "EndOffset_CA"} <= set(t.columns)
+    per_utt = [simuleval_metrics(tr, results.references[u].text)["LAAL"]
+               for (s, u, _), tr in results.traces.items() if s == "perfect"]
+    assert t.loc["perfect", "LAAL"] == pytest.approx(sum(per_utt) / len(per_utt))  # SimulEval: mean of instances
+    assert (t["LAAL_CA"] >= t["LAAL"]).all()
+    assert "AL_CA" in results.utterances.columns
+    out = results.to_files(tmp_path / "out")
+    log = (out / "simuleval" / "perfect.instances.log").read_text().splitlines()
+    assert len(log) == len(SENTENCES)
