@@ -39,7 +39,7 @@ def test_simuleval_scores_our_log_as_we_do(traces, tmp_path):
     for line, (name, trace) in zip(lines, traces.items()):
         ins = instance.LogInstance(line)
         ours = simuleval_metrics(trace, REFS[name])
-        for key in ("AL", "LAAL", "DAL", "AP", "StartOffset", "EndOffset"):
+        for key in ("AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset"):
             for aware, suffix in ((False, ""), (True, "_CA")):
                 theirs = scorers[key](computation_aware=aware)({0: ins})
                 scale = 1 if key == "AP" else 1000

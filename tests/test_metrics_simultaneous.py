@@ -15,7 +15,7 @@ simuleval_instance = pytest.importorskip("simuleval.evaluator.instance")
 omni_scoring = pytest.importorskip("omnisteval.scoring")
 omni_data = pytest.importorskip("omnisteval.data")
 
-KEYS = ("AL", "LAAL", "DAL", "AP", "StartOffset", "EndOffset")
+KEYS = ("AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset")
 
 
 def simuleval_scores(delays_ms, elapsed_ms, source_ms, reference):
@@ -53,6 +53,7 @@ def ours(delays, elapsed, source, ref_len):
         out["LAAL" + suffix] = sim.length_adaptive_average_lagging(d, source_length=source, reference_length=ref_len)
         out["DAL" + suffix] = sim.differentiable_average_lagging(d, source_length=source)
         out["AP" + suffix] = sim.average_proportion(d, source_length=source, reference_length=ref_len)
+        out["ATD" + suffix] = sim.average_token_delay(delays, elapsed=elapsed if suffix else None)
         out["StartOffset" + suffix] = sim.start_offset(d)
         out["EndOffset" + suffix] = sim.end_offset(d, source_length=source)
     return out
@@ -67,6 +68,21 @@ def test_each_metric_equals_simuleval_on_random_delays():
         for key, value in theirs.items():
             scale = 1 if key.startswith("AP") else 1000  # SimulEval works in ms; AP is a ratio
             assert mine[key] * scale == pytest.approx(value, rel=1e-9, abs=1e-6), key
+
+
+def test_atd_equals_simuleval_on_random_delays():
+    rng = random.Random(13)
+    for _ in range(40):
+        delays, elapsed, source, ref = random_case(rng)
+        # SimulEval's speech input: chunks of whole milliseconds, several words per chunk
+        delays = sorted(float(round(rng.choice(delays) * 1000)) / 1000 for _ in delays)
+        ms = [d * 1000 for d in delays]
+        info = {"index": 0, "delays": ms, "elapsed": [e * 1000 for e in elapsed], "source_length": source * 1000, "reference": ref}
+        ins = simuleval_instance.LogInstance(json.dumps(info))
+        for aware in (False, True):
+            theirs = simuleval_scorers.LATENCY_SCORERS_DICT["ATD"](computation_aware=aware)({0: ins})
+            mine = sim.average_token_delay(delays, elapsed=elapsed if aware else None)
+            assert mine * 1000 == pytest.approx(theirs, rel=1e-9, abs=1e-6), aware
 
 
 def test_first_delay_past_the_source_is_al_and_laal():

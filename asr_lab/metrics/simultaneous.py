@@ -40,6 +40,7 @@ __all__ = [
     "WordDelays",
     "average_lagging",
     "average_proportion",
+    "average_token_delay",
     "corrected_elapsed",
     "differentiable_average_lagging",
     "end_offset",
@@ -50,7 +51,7 @@ __all__ = [
     "yaal",
 ]
 
-SIMULEVAL_KEYS = ("AL", "LAAL", "DAL", "AP", "StartOffset", "EndOffset", "YAAL")
+SIMULEVAL_KEYS = ("AL", "LAAL", "DAL", "AP", "ATD", "StartOffset", "EndOffset", "YAAL")
 """Keys of :func:`simuleval_metrics`; each also comes with the suffix ``_CA``."""
 
 
@@ -201,6 +202,70 @@ def yaal(
     return total / tau if tau else math.nan
 
 
+def average_token_delay(
+    delays: Sequence[float], *, elapsed: Optional[Sequence[float]] = None, source_word_sec: float = 0.3
+) -> float:
+    """Average Token Delay (ATD) for speech input and text output, seconds.
+
+    Formula (Kano et al., "Average Token Delay", Interspeech 2023, arXiv:2211.13173, as
+    SimulEval's ``ATDScorer`` applies it to speech → text): the source is cut into the
+    chunks read between distinct delays and each chunk into pseudo-words of
+    ``source_word_sec`` (SimulEval: 300 ms; the remainder is a last, shorter word); output
+    words have no duration and are grouped into chunks of equal delay. Output word t of
+    chunk c is paired with source word ``s = t − max(0, Y_<c − X_<c)`` (Y, X: output and
+    source words in earlier chunks), capped at the source words read up to chunk c; its
+    delay is ``T(y_t) − T(x_s)``, where ``T(x_s)`` is the end time of that source word and
+    ``T(y_t) = max(d_t, T(y_{t−1})) + c_t`` with ``c_t`` the compute charged to it
+    (computation-aware: the increase of ``elapsed − delay`` since the previous word, as
+    SimulEval reads ``elapsed``; unaware: 0). ATD = mean over output words.
+    Computed in milliseconds internally (as SimulEval) so the pseudo-word cut is the same.
+    """
+    d = [x * 1000.0 for x in _delays(delays)]
+    if not d:
+        return math.nan
+    word_ms = _check_time(source_word_sec, "source_word_sec") * 1000.0
+    if word_ms <= 0:
+        raise ValueError("source_word_sec must be > 0 (SimulEval uses 0.3 s per source word)")
+    if elapsed is not None:
+        e = [x * 1000.0 for x in _delays(elapsed, "elapsed")]
+        if len(e) != len(d):
+            raise ValueError(f"delays and elapsed must have one value per word; got {len(d)} and {len(e)}")
+        lag = [a - b for a, b in zip(e, d)]
+        compute = [lag[0]] + [lag[i] - lag[i - 1] for i in range(1, len(lag))]
+    else:
+        compute = [0.0] * len(d)
+
+    tgt_sizes, tgt_chunk = [0], [0]
+    prev = None
+    for x in d:
+        if x != prev:
+            tgt_sizes.append(1)
+        else:
+            tgt_sizes[-1] += 1
+        prev = x
+    for i, size in enumerate(tgt_sizes[1:], 1):
+        tgt_chunk += [i] * size
+    distinct = list(dict.fromkeys(d))
+    src_sizes, src_time = [0], [0.0]
+    for start, end in zip([0.0] + distinct[:-1], distinct):
+        whole, rest = divmod(end - start, word_ms)
+        lens = [word_ms] * int(whole) + ([rest] if rest != 0 else [])
+        src_sizes.append(len(lens))
+        for n in lens:
+            src_time.append(src_time[-1] + n)
+    tgt_time = [0.0]
+    for x, c in zip(d, compute):
+        tgt_time.append(max(x, tgt_time[-1]) + c)
+
+    total = 0.0
+    for t in range(1, len(tgt_chunk)):
+        c = tgt_chunk[t]
+        ahead = sum(tgt_sizes[:c]) - sum(src_sizes[:c])
+        s_idx = min(t - max(0, ahead), sum(src_sizes[: c + 1]))
+        total += tgt_time[t] - src_time[s_idx]
+    return total / (len(tgt_chunk) - 1) / 1000.0
+
+
 def corrected_elapsed(delays: Sequence[float], elapsed: Sequence[float]) -> list[float]:
     """OmniSTEval's correction of SimulEval's computation-aware times (seconds in, seconds out).
 
@@ -281,7 +346,7 @@ def _reference_length(reference: Any) -> Optional[int]:
 
 
 def simuleval_metrics(trace: Any, reference: Any = None) -> dict[str, float]:
-    """AL, LAAL, DAL, AP, StartOffset, EndOffset and YAAL of one trace, CU and ``_CA``.
+    """AL, LAAL, DAL, AP, ATD, StartOffset, EndOffset and YAAL of one trace, CU and ``_CA``.
 
     ``reference``: the reference text (or an utterance / dict with ``text``); its word count
     is |Y*| for AL, LAAL, AP and YAAL, as SimulEval does by default (``use_ref_len``);
@@ -306,6 +371,7 @@ def simuleval_metrics(trace: Any, reference: Any = None) -> dict[str, float]:
         out["LAAL" + suffix] = length_adaptive_average_lagging(d, source_length=x, reference_length=ref_len)
         out["DAL" + suffix] = differentiable_average_lagging(d, source_length=x)
         out["AP" + suffix] = average_proportion(d, source_length=x, reference_length=ref_len)
+        out["ATD" + suffix] = average_token_delay(list(wd.delays), elapsed=None if not suffix else d)
         out["StartOffset" + suffix] = start_offset(d)
         out["EndOffset" + suffix] = end_offset(d, source_length=x)
         out["YAAL" + suffix] = yaal(d, source_length=x, reference_length=ref_len)
