@@ -10,6 +10,8 @@
 * :mod:`~asr_lab.metrics.align` — the word aligner they share, and :class:`Summary`.
 * :mod:`~asr_lab.metrics.simultaneous` — :func:`simuleval_metrics`: AL, LAAL, DAL, AP,
   StartOffset, EndOffset, YAAL, computation-unaware and -aware (SimulEval, OmniSTEval).
+* :mod:`~asr_lab.metrics.decomposition` — :func:`latency_decomposition`: each word's latency
+  split into recognition, policy hold and compute & queueing.
 * :mod:`~asr_lab.metrics.bootstrap` — :func:`bootstrap_interval`, :func:`paired_bootstrap`:
   confidence intervals and paired significance, resampling utterances.
 * :mod:`~asr_lab.metrics.score` — :func:`score` (also ``asr_lab.score``): all of the above
@@ -22,6 +24,7 @@ never from means of per-utterance rates.
 
 from asr_lab.metrics.align import AlignedPair, Summary, align_words, summarize
 from asr_lab.metrics.bootstrap import Interval, Significance, bootstrap_interval, paired_bootstrap
+from asr_lab.metrics.decomposition import Decomposition, latency_decomposition
 from asr_lab.metrics.latency import (
     CLOCKS,
     LatencyAccumulator,
@@ -58,6 +61,7 @@ __all__ = [
     "CLOCKS",
     "ENGLISH_NORMALIZER",
     "AlignedPair",
+    "Decomposition",
     "ErrorCounts",
     "Interval",
     "LatencyAccumulator",
@@ -81,6 +85,7 @@ __all__ = [
     "displayed_words",
     "erased_words",
     "finish_delay",
+    "latency_decomposition",
     "latency_report",
     "normalize_text",
     "paired_bootstrap",
