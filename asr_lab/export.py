@@ -131,7 +131,8 @@ def to_simuleval_log(
 
 
 def to_omnisteval(
-    source: Any, out_dir: PathLike, *, references: Any = None, system: Optional[str] = None, repeat: int = 0
+    source: Any, out_dir: PathLike, *, references: Any = None, system: Optional[str] = None, repeat: int = 0,
+    segments: Optional[dict] = None,
 ) -> Path:
     """Write ``instances.log``, ``references.txt`` and ``segmentation.yaml`` for OmniSTEval into ``out_dir``.
 
@@ -139,7 +140,9 @@ def to_omnisteval(
     references.txt`` (per-utterance AL/LAAL/YAAL..., CU and CA), or ``omnisteval longform
     --speech_segmentation segmentation.yaml --ref_sentences_file references.txt
     --hypothesis_file instances.log --lang en`` (LongYAAL after resegmentation).
-    Every utterance needs a reference text.
+    Every utterance needs a reference text. ``segments``: ``{name: [(offset, duration,
+    text), ...]}`` (e.g. :func:`asr_lab.metrics.simultaneous.sentence_segments`) writes one
+    reference segment per entry for long-form evaluation, instead of one per utterance.
     """
     if hasattr(source, "traces") and hasattr(source, "references"):
         source, references = _from_results(source, system, repeat)
@@ -150,10 +153,10 @@ def to_omnisteval(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     to_simuleval_log(dict((n, t) for n, t, _ in items), out / "instances.log", references={n: r for n, _, r in items})
-    (out / "references.txt").write_text("".join(" ".join(r.split()) + "\n" for _, _, r in items), encoding="utf-8")
-    seg = "".join(
-        f"- {{wav: {json.dumps(n)}, offset: 0.0, duration: {t.duration!r}}}\n" for n, t, _ in items
-    )
+    segs = segments or {}
+    rows = [(n, o, d, txt) for n, t, r in items for (o, d, txt) in (segs.get(n) or [(0.0, t.duration, r)])]
+    (out / "references.txt").write_text("".join(" ".join(txt.split()) + "\n" for *_, txt in rows), encoding="utf-8")
+    seg = "".join(f"- {{wav: {json.dumps(n)}, offset: {float(o)!r}, duration: {float(d)!r}}}\n" for n, o, d, _ in rows)
     (out / "segmentation.yaml").write_text(seg, encoding="utf-8")
     return out
 

@@ -156,3 +156,35 @@ def test_results_export_one_system(tmp_path):
     export.to_omnisteval(res, tmp_path / "o", system="la2")
     with pytest.raises(ValueError, match="unknown system 'zz'"):
         export.to_simuleval_log(res, system="zz")
+
+
+LONG_TEXT = "The cat sat on the mat. Then it slept all day long. Birds sang in the early morning light."
+
+
+def test_long_yaal_equals_omnisteval_longform_on_sentence_segments(tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    from asr_lab.metrics.simultaneous import long_yaal, sentence_segments
+
+    exe = shutil.which("omnisteval")
+    if exe is None:
+        pytest.skip("the omnisteval command is not installed (pip install 'asr-lab[dev]')")
+    words = words_from_text(LONG_TEXT.lower().replace(".", ""), pause_every=3)
+    trace = replayed(words)
+    segs = sentence_segments(words, LONG_TEXT)
+    assert [s[2] for s in segs][1] == "Then it slept all day long." and len(segs) == 3
+    ours = long_yaal(trace, segs)
+    assert 0 < ours["LongYAAL"] <= ours["LongYAAL_CA"]
+    out = export.to_omnisteval({"long": trace}, tmp_path / "omni", references={"long": LONG_TEXT}, segments={"long": segs})
+    run = subprocess.run(
+        [exe, "longform", "--speech_segmentation", "segmentation.yaml", "--ref_sentences_file", "references.txt",
+         "--hypothesis_file", "instances.log", "--lang", "en", "--word_level"],
+        cwd=out, capture_output=True, text=True, timeout=120, check=True,
+    )
+    found = dict(re.findall(r"LongYAAL \((CU|CA)\)\s+([0-9.]+)", run.stdout))
+    assert float(found["CU"]) == pytest.approx(ours["LongYAAL"] * 1000, abs=1e-3)
+    assert float(found["CA"]) == pytest.approx(ours["LongYAAL_CA"] * 1000, abs=1e-3)
+    with pytest.raises(ValueError, match="19 words but 3 word timings"):
+        sentence_segments(words[:3], LONG_TEXT)

@@ -45,6 +45,8 @@ __all__ = [
     "differentiable_average_lagging",
     "end_offset",
     "length_adaptive_average_lagging",
+    "long_yaal",
+    "sentence_segments",
     "simuleval_metrics",
     "start_offset",
     "word_delays",
@@ -190,6 +192,10 @@ def yaal(
     d = _delays(delays)
     x = _source(source_length)
     end = math.inf if time_to_recording_end is None else _check_time(time_to_recording_end, "time_to_recording_end")
+    return _yaal(d, x, reference_length, longform, end)
+
+
+def _yaal(d: list[float], x: float, reference_length: Optional[int], longform: bool, end: float) -> float:
     if not d or (d[0] >= x and not longform) or d[0] >= end:
         return math.nan
     step = x / max(len(d), reference_length or 0)
@@ -376,3 +382,102 @@ def simuleval_metrics(trace: Any, reference: Any = None) -> dict[str, float]:
         out["EndOffset" + suffix] = end_offset(d, source_length=x)
         out["YAAL" + suffix] = yaal(d, source_length=x, reference_length=ref_len)
     return {k: out[k] for k in SIMULEVAL_KEYS} | {k + "_CA": out[k + "_CA"] for k in SIMULEVAL_KEYS}
+
+
+def sentence_segments(words: Sequence[Any], text: str) -> list[tuple[float, float, str]]:
+    """Reference segments ``[(offset, duration, sentence)]`` from word timings and the punctuated text.
+
+    The text is cut after ``.``, ``?`` and ``!``; each sentence takes as many timed words as
+    it has white-space words, in order (the timings must list the text's words one to one).
+    """
+    import re
+
+    sentences = [x.strip() for x in re.split(r"(?<=[.?!])\s+", text.strip()) if x.strip()]
+    timed = [(float(w[0]), float(w[1])) if isinstance(w, (tuple, list)) else (float(w["start"]), float(w["end"])) for w in words]
+    n_words = sum(len(x.split()) for x in sentences)
+    if n_words != len(timed):
+        raise ValueError(
+            f"the text has {n_words} words but {len(timed)} word timings; sentence_segments needs them one to one "
+            "(pass the utterance's own text and words)"
+        )
+    out, k = [], 0
+    for sent in sentences:
+        n = len(sent.split())
+        start, end = timed[k][0], timed[k + n - 1][1]
+        out.append((start, end - start, sent))
+        k += n
+    return out
+
+
+def long_yaal(trace: Any, segments: Sequence[tuple[float, float, str]], *, normalize: Any = None) -> dict[str, float]:
+    """LongYAAL of a long-form trace against reference segments: ``{"LongYAAL": s, "LongYAAL_CA": s}``.
+
+    What
+        ``segments``: ``[(offset, duration, reference text)]`` in stream seconds (e.g.
+        :func:`sentence_segments`). The committed words are aligned to the reference words
+        (:func:`~asr_lab.metrics.align_words`, after ``normalize``, default English);
+        a matched or substituted word joins its reference word's segment, an inserted word
+        the segment of the aligned word before it (else after it). Per segment, delays are
+        taken relative to its offset, |X| = its duration, |Y*| = its reference words, and
+        the cut-off is the recording end (the last segment's end) − offset: :func:`yaal`
+        with ``longform=True``. LongYAAL = mean over segments that have a word before the
+        cut-off (``nan`` if none).
+    Source
+        Polák et al., "Better Late Than Never" (arXiv:2509.17349); OmniSTEval ``longform``
+        (its SoftSegmenter aligns words by character overlap with a time constraint; on
+        output without errors both assign every word to the same segment).
+    """
+    from asr_lab.metrics.align import align_words
+    from asr_lab.metrics.wer import ENGLISH_NORMALIZER, normalize_text
+
+    norm = normalize or ENGLISH_NORMALIZER
+    if not segments:
+        raise ValueError("segments is empty; give [(offset, duration, reference text), ...], e.g. sentence_segments()")
+    segs = []
+    for k, seg in enumerate(segments):
+        if not isinstance(seg, (tuple, list)) or len(seg) != 3:
+            raise TypeError(f"segments[{k}] must be (offset, duration, reference text), got {_show(seg)}")
+        offset = _check_time(seg[0], f"segments[{k}] offset")
+        duration = _check_time(seg[1], f"segments[{k}] duration")
+        segs.append((offset, duration, str(seg[2])))
+    ref_tokens, ref_seg = [], []
+    for k, (_, _, text) in enumerate(segs):
+        toks = normalize_text(text, norm).split()
+        ref_tokens.extend(toks)
+        ref_seg.extend([k] * len(toks))
+    wd = word_delays(trace)
+    hyp_tokens, hyp_word = [], []
+    for j, w in enumerate(wd.words):
+        for tok in normalize_text(w, norm).split():
+            hyp_tokens.append(tok)
+            hyp_word.append(j)
+    owner: dict[int, int] = {}
+    pending: list[int] = []
+    last = None
+    for pair in align_words(reference=ref_tokens, hypothesis=hyp_tokens):
+        if pair.hyp_index is None:
+            continue
+        j = hyp_word[pair.hyp_index]
+        if pair.ref_index is not None:
+            last = ref_seg[pair.ref_index]
+            for p in pending:
+                owner.setdefault(p, last)
+            pending = []
+            owner.setdefault(j, last)
+        elif last is not None:
+            owner.setdefault(j, last)
+        else:
+            pending.append(j)
+    recording_end = max(o + d for o, d, _ in segs)
+    out = {}
+    for suffix, times in (("", wd.delays), ("_CA", wd.elapsed)):
+        scores = []
+        for k, (offset, duration, text) in enumerate(segs):
+            d = [times[j] - offset for j in sorted(owner) if owner[j] == k]
+            if not d or duration <= 0:
+                continue
+            v = _yaal(d, duration, len(text.strip().split(" ")), True, recording_end - offset)
+            if not math.isnan(v):
+                scores.append(v)
+        out["LongYAAL" + suffix] = sum(scores) / len(scores) if scores else math.nan
+    return out
