@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Union
 
 __all__ = [
     "read_simuleval_log",
@@ -49,14 +50,14 @@ __all__ = [
 PathLike = Union[str, os.PathLike]
 
 
-def _write(text: str, path: Optional[PathLike]) -> str:
+def _write(text: str, path: PathLike | None) -> str:
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text, encoding="utf-8")
     return text
 
 
-def _reference_text(reference: Any) -> Optional[str]:
+def _reference_text(reference: Any) -> str | None:
     if reference is None or isinstance(reference, str):
         return reference
     if isinstance(reference, dict):
@@ -64,7 +65,7 @@ def _reference_text(reference: Any) -> Optional[str]:
     return getattr(reference, "text", None)
 
 
-def _items(source: Any, references: Any) -> list[tuple[str, Any, Optional[str]]]:
+def _items(source: Any, references: Any) -> list[tuple[str, Any, str | None]]:
     """``[(name, trace, reference text)]`` from a Trace, a list of traces, ``{name: trace}`` or Results."""
     from asr_lab.replay import Trace
 
@@ -85,7 +86,7 @@ def _items(source: Any, references: Any) -> list[tuple[str, Any, Optional[str]]]
     return [(str(n), t, _reference_text(refs.get(n))) for n, t in pairs]
 
 
-def _from_results(results: Any, system: Optional[str], repeat: int) -> tuple[dict, dict]:
+def _from_results(results: Any, system: str | None, repeat: int) -> tuple[dict, dict]:
     systems = results.systems
     if system is None:
         if len(systems) != 1:
@@ -97,7 +98,7 @@ def _from_results(results: Any, system: Optional[str], repeat: int) -> tuple[dic
     return traces, {u: results.references.get(u) for u in traces}
 
 
-def simuleval_instance(trace: Any, *, index: int = 0, reference: Any = None, source: Optional[str] = None) -> dict:
+def simuleval_instance(trace: Any, *, index: int = 0, reference: Any = None, source: str | None = None) -> dict:
     """One SimulEval ``instances.log`` record of ``trace`` (see the module doc; times in ms)."""
     from asr_lab.metrics.simultaneous import word_delays
 
@@ -115,7 +116,7 @@ def simuleval_instance(trace: Any, *, index: int = 0, reference: Any = None, sou
 
 
 def to_simuleval_log(
-    source: Any, path: Optional[PathLike] = None, *, references: Any = None, system: Optional[str] = None, repeat: int = 0
+    source: Any, path: PathLike | None = None, *, references: Any = None, system: str | None = None, repeat: int = 0
 ) -> str:
     """SimulEval ``instances.log`` JSONL of a trace, a list / dict of traces, or one system of a Results.
 
@@ -131,8 +132,8 @@ def to_simuleval_log(
 
 
 def to_omnisteval(
-    source: Any, out_dir: PathLike, *, references: Any = None, system: Optional[str] = None, repeat: int = 0,
-    segments: Optional[dict] = None,
+    source: Any, out_dir: PathLike, *, references: Any = None, system: str | None = None, repeat: int = 0,
+    segments: dict | None = None,
 ) -> Path:
     """Write ``instances.log``, ``references.txt`` and ``segmentation.yaml`` for OmniSTEval into ``out_dir``.
 
@@ -173,7 +174,7 @@ def _timed_words(trace: Any) -> list[tuple[float, float, str, Any]]:
     return out
 
 
-def to_ctm(trace: Any, path: Optional[PathLike] = None, *, utterance: Optional[str] = None, channel: str = "1") -> str:
+def to_ctm(trace: Any, path: PathLike | None = None, *, utterance: str | None = None, channel: str = "1") -> str:
     """NIST CTM of the committed words: ``utt channel start duration word`` (seconds, 3 decimals)."""
     utt = utterance or str(trace.meta.get("utterance") or "utt0")
     if not utt or any(c.isspace() for c in utt):
@@ -206,20 +207,20 @@ def _stamp(t: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def to_srt(trace: Any, path: Optional[PathLike] = None, *, show: str = "audio") -> str:
+def to_srt(trace: Any, path: PathLike | None = None, *, show: str = "audio") -> str:
     """SubRip subtitles: one numbered cue per emission (``HH:MM:SS,mmm --> HH:MM:SS,mmm``)."""
     blocks = [f"{i}\n{_stamp(a, ',')} --> {_stamp(b, ',')}\n{text}\n" for i, (a, b, text) in enumerate(_cues(trace, show), 1)]
     return _write("\n".join(blocks), path)
 
 
-def to_webvtt(trace: Any, path: Optional[PathLike] = None, *, show: str = "audio") -> str:
+def to_webvtt(trace: Any, path: PathLike | None = None, *, show: str = "audio") -> str:
     """WebVTT subtitles: ``WEBVTT`` header, one cue per emission (``HH:MM:SS.mmm``)."""
     blocks = [f"{_stamp(a, '.')} --> {_stamp(b, '.')}\n{text}\n" for a, b, text in _cues(trace, show)]
     return _write("WEBVTT\n\n" + "\n".join(blocks), path)
 
 
 def read_simuleval_log(
-    source: Union[PathLike, Iterable[str]], *, fix_elapsed: bool = False, clock: str = "virtual"
+    source: PathLike | Iterable[str], *, fix_elapsed: bool = False, clock: str = "virtual"
 ) -> dict[str, tuple[Any, str]]:
     """SimulEval ``instances.log`` JSONL → ``{name: (Trace, reference text)}``.
 

@@ -53,7 +53,7 @@ def test_omnisteval_shortform_reads_the_folder(traces, tmp_path):
     instances = omni_io.load_shortform_instances(str(out / "instances.log"), str(out / "references.txt"), "delays", "elapsed")
     scores, _, _ = omni_scoring.evaluate_instances(instances, compute_quality=False, is_longform=False)
     ours = [simuleval_metrics(t, REFS[n]) for n, t in traces.items()]
-    mean = lambda key: sum(o[key] for o in ours) / len(ours)  # noqa: E731 - OmniSTEval averages instances
+    mean = lambda key: sum(o[key] for o in ours) / len(ours)
     assert scores["yaal"] == pytest.approx(mean("YAAL") * 1000, rel=1e-9)
     assert scores["ca_yaal"] == pytest.approx(mean("YAAL_CA") * 1000, rel=1e-9)
     assert scores["laal"] == pytest.approx(mean("LAAL") * 1000, rel=1e-9)

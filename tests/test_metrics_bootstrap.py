@@ -10,7 +10,7 @@ from asr_lab.metrics import LatencyAccumulator, score
 from asr_lab.metrics.bootstrap import bootstrap_interval, paired_bootstrap
 from asr_lab.replay import Emission, Trace
 
-VOCAB = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+VOCAB = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
 
 
 def scored(rng, error_rate, lag):

@@ -115,7 +115,7 @@ class Decomposition:
         return pd.DataFrame([w.to_dict() for w in self.words])
 
     @classmethod
-    def pool(cls, parts: list["Decomposition"]) -> "Decomposition":
+    def pool(cls, parts: list[Decomposition]) -> Decomposition:
         """Corpus decomposition: the words of all parts pooled (each word counts once)."""
         return cls(
             tuple(w for p in parts for w in p.words),

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from asr_lab.metrics.align import _check_time, _show
 
@@ -88,7 +88,7 @@ def _lagging(delays: list[float], source_length: float, rate_length: float) -> f
     return total / tau
 
 
-def average_lagging(delays: Sequence[float], *, source_length: float, reference_length: Optional[int] = None) -> float:
+def average_lagging(delays: Sequence[float], *, source_length: float, reference_length: int | None = None) -> float:
     """Average Lagging (AL), seconds.
 
     Formula: ``AL = 1/τ Σ_{i=1..τ} [d_i − (i−1)·|X|/|Y|]`` with ``τ = min{i : d_i ≥ |X|}``
@@ -104,7 +104,7 @@ def average_lagging(delays: Sequence[float], *, source_length: float, reference_
 
 
 def length_adaptive_average_lagging(
-    delays: Sequence[float], *, source_length: float, reference_length: Optional[int] = None
+    delays: Sequence[float], *, source_length: float, reference_length: int | None = None
 ) -> float:
     """Length-Adaptive Average Lagging (LAAL), seconds.
 
@@ -140,7 +140,7 @@ def differentiable_average_lagging(delays: Sequence[float], *, source_length: fl
     return total / len(d)
 
 
-def average_proportion(delays: Sequence[float], *, source_length: float, reference_length: Optional[int] = None) -> float:
+def average_proportion(delays: Sequence[float], *, source_length: float, reference_length: int | None = None) -> float:
     """Average Proportion (AP), a fraction (no unit).
 
     Formula: ``AP = Σ_i d_i / (|X|·|Y|)``, |Y| = ``reference_length`` when given, else the
@@ -173,9 +173,9 @@ def yaal(
     delays: Sequence[float],
     *,
     source_length: float,
-    reference_length: Optional[int] = None,
+    reference_length: int | None = None,
     longform: bool = False,
-    time_to_recording_end: Optional[float] = None,
+    time_to_recording_end: float | None = None,
 ) -> float:
     """Yet Another Average Lagging (YAAL; LongYAAL with ``longform=True``), seconds.
 
@@ -195,7 +195,7 @@ def yaal(
     return _yaal(d, x, reference_length, longform, end)
 
 
-def _yaal(d: list[float], x: float, reference_length: Optional[int], longform: bool, end: float) -> float:
+def _yaal(d: list[float], x: float, reference_length: int | None, longform: bool, end: float) -> float:
     if not d or (d[0] >= x and not longform) or d[0] >= end:
         return math.nan
     step = x / max(len(d), reference_length or 0)
@@ -209,7 +209,7 @@ def _yaal(d: list[float], x: float, reference_length: Optional[int], longform: b
 
 
 def average_token_delay(
-    delays: Sequence[float], *, elapsed: Optional[Sequence[float]] = None, source_word_sec: float = 0.3
+    delays: Sequence[float], *, elapsed: Sequence[float] | None = None, source_word_sec: float = 0.3
 ) -> float:
     """Average Token Delay (ATD) for speech input and text output, seconds.
 
@@ -338,7 +338,7 @@ def word_delays(trace: Any) -> WordDelays:
     return WordDelays(tuple(words), tuple(delays), tuple(elapsed), float(trace.duration), rebuilt)
 
 
-def _reference_length(reference: Any) -> Optional[int]:
+def _reference_length(reference: Any) -> int | None:
     if reference is None:
         return None
     text = reference if isinstance(reference, str) else (

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["AUDIT_KINDS", "Finding", "audit"]
 
@@ -62,9 +62,9 @@ class Finding:
 
     kind: str
     message: str
-    emission: Optional[int] = None
-    step: Optional[int] = None
-    at: Optional[float] = None
+    emission: int | None = None
+    step: int | None = None
+    at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
