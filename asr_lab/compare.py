@@ -302,7 +302,8 @@ class Results:
         StartOffset, EndOffset, YAAL and their ``_CA`` variants: means over utterances,
         seconds). ``latency_count`` is the number of words the latency columns were computed over;
         ``audit_findings`` counts :meth:`Trace.audit` findings. ``ci=True`` adds, after each
-        of ``wer``, ``cer``, ``latency_*`` shown, its paired-bootstrap interval over
+        column shown that can be bootstrapped (``wer``, ``cer``, ``latency_*``, the
+        simultaneous family...; :data:`asr_lab.metrics.bootstrap.BOOTSTRAP_METRICS`), its interval over
         utterances (``_low``, ``_high``; :func:`asr_lab.metrics.bootstrap_interval`) and,
         with repeats, the run-to-run spread (``_spread``): the interval answers "how much
         would this move on another test set like this one", the spread "how much does it

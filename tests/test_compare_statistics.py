@@ -115,3 +115,11 @@ def test_simultaneous_family_in_tables_and_files(results, tmp_path):
     out = results.to_files(tmp_path / "out")
     log = (out / "simuleval" / "perfect.instances.log").read_text().splitlines()
     assert len(log) == len(SENTENCES)
+
+
+def test_simultaneous_family_gets_intervals_and_significance(results):
+    t = results.table("simultaneous", ci=True, resamples=200)
+    assert (t["LAAL_low"] <= t["LAAL"] + 1e-12).all() and (t["LAAL"] <= t["LAAL_high"] + 1e-12).all()
+    sig = results.significance("perfect", "lossy", "LAAL_CA", resamples=200)
+    s = results.summary
+    assert sig.difference == pytest.approx(s.loc["perfect", "LAAL_CA"] - s.loc["lossy", "LAAL_CA"])

@@ -25,7 +25,9 @@ Metrics (``metric=``): ``"wer"``, ``"cer"``; ``"<pool>_<stat>"`` with pool one o
 ``latency``, ``hyp_latency``, ``policy_latency``, ``compute_lag`` and stat one of ``mean``,
 ``p50``, ``p90``, ``max`` (the pooled per-word values of
 :class:`~asr_lab.metrics.LatencyReport`); ``"first_word_latency"``, ``"finish_delay"``
-(mean over utterances); ``"rtf"`` (Σ compute / Σ audio). Percentiles are numpy's default
+(mean over utterances); ``"rtf"`` (Σ compute / Σ audio); the simultaneous family ``"AL"``,
+``"LAAL_CA"``, ... (:func:`~asr_lab.metrics.simuleval_metrics`; mean over utterances, as
+SimulEval averages instances). Percentiles are numpy's default
 (linear), as in :func:`~asr_lab.metrics.summarize`.
 """
 
@@ -39,13 +41,18 @@ from typing import Any
 import numpy as np
 
 from asr_lab.metrics.align import _show
+from asr_lab.metrics.simultaneous import SIMULEVAL_KEYS
 
 __all__ = ["BOOTSTRAP_METRICS", "Interval", "Significance", "bootstrap_interval", "paired_bootstrap"]
 
 _POOLS = ("latency", "hyp_latency", "policy_latency", "compute_lag")
 _STATS = ("mean", "p50", "p90", "max")
+_SIMUL = tuple(k + s for s in ("", "_CA") for k in SIMULEVAL_KEYS)
 BOOTSTRAP_METRICS = (
-    ("wer", "cer") + tuple(f"{p}_{s}" for p in _POOLS for s in _STATS) + ("first_word_latency", "finish_delay", "rtf")
+    ("wer", "cer")
+    + tuple(f"{p}_{s}" for p in _POOLS for s in _STATS)
+    + ("first_word_latency", "finish_delay", "rtf")
+    + _SIMUL
 )
 """Names :func:`bootstrap_interval` and :func:`paired_bootstrap` accept."""
 
@@ -134,8 +141,11 @@ class _Table:
                     den.append(sum(c.reference_length for c in counts))
             self.num, self.den = np.array(num, float), np.array(den, float)
             self.kind = "ratio"
-        elif metric in ("first_word_latency", "finish_delay"):
-            vals = [[getattr(s.latency, metric) for s in runs] for runs in per_utterance]
+        elif metric in ("first_word_latency", "finish_delay") or metric in _SIMUL:
+            if metric in _SIMUL:
+                vals = [[_finite(s.simultaneous.get(metric)) for s in runs] for runs in per_utterance]
+            else:
+                vals = [[getattr(s.latency, metric) for s in runs] for runs in per_utterance]
             self.num = np.array([sum(v for v in vs if v is not None) for vs in vals], float)
             self.den = np.array([sum(v is not None for v in vs) for vs in vals], float)
             self.kind = "ratio"
@@ -166,6 +176,10 @@ class _Table:
         if self.stat == "max":
             return float(vals.max())
         return float(np.percentile(vals, 50 if self.stat == "p50" else 90))
+
+
+def _finite(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
 def _rtf_parts(s: Any) -> tuple[float, float]:
