@@ -87,13 +87,15 @@ class Step(_Record):
 
 @dataclass
 class ReplayError(_Record):
-    """The processor raised: what, where in the stream, and the traceback text."""
+    """The processor raised, answered outside the contract, or hung: what, where in the
+    stream, the traceback text, and which processor."""
 
     type: str
     message: str
     step: int
     at: float
     traceback: str = ""
+    processor: str = ""
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message} (step {self.step}, stream time {self.at:.2f} s)"
