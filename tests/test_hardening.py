@@ -1,6 +1,7 @@
 """Bad input and faults, tried as a hostile user would: each ends in a clear error or a bounded,
 documented behaviour, and nothing already computed is lost (issue 14)."""
 
+import json
 import math
 import time
 
@@ -97,3 +98,129 @@ def test_a_hung_call_ends_the_run_with_a_timeout_naming_the_call():
 def test_call_timeout_must_be_positive(bad):
     with pytest.raises(ValueError, match="call_timeout_sec="):
         replay(AnsweringProcessor([]), np.zeros(SR, np.float32), call_timeout_sec=bad)
+
+
+# -- compare: a bad run is a failed run --------------------------------------------------------
+
+from asr_lab.compare import CACHE_FILE, compare  # noqa: E402
+from asr_lab.data import Utterance  # noqa: E402
+
+
+def _speechless_dataset(n=2):
+    return [Utterance.from_array(f"u{i}", np.zeros(2 * SR, np.float32), "hello") for i in range(n)]
+
+
+def good_system():
+    return AnsweringProcessor([(0.0, 1.0, "hello")])
+
+
+def bad_system():
+    return AnsweringProcessor([(0.0, 1.0, None)])
+
+
+def test_one_bad_system_is_a_failed_run_and_the_tables_still_work(tmp_path):
+    res = compare({"good": good_system, "bad": bad_system}, _speechless_dataset(), clock="unaware",
+                  chunk_sec=1.0, warmup_sec=0, cache_dir=tmp_path, progress=False)
+    assert {(r.system, r.ok) for r in res.records} == {("good", True), ("bad", False)}
+    assert all("InvalidOutputError" in r.error and "text must be a str" in r.error for r in res.failures)
+    table = res.table()
+    assert table.loc["good", "wer"] == 0 and table.loc["bad", "failed"] == 2
+    assert len(res.utterances) == 4 and res.to_files(tmp_path / "out").exists()
+    # resume: the failed runs are not taken from the cache as ok, they run again
+    cached = [json.loads(line) for line in (tmp_path / CACHE_FILE).read_text().splitlines()]
+    assert sorted(bool(c["error"]) for c in cached) == [False, False, True, True]
+    again = compare({"good": good_system, "bad": bad_system}, _speechless_dataset(), clock="unaware",
+                    chunk_sec=1.0, warmup_sec=0, cache_dir=tmp_path, progress=False)
+    assert len((tmp_path / CACHE_FILE).read_text().splitlines()) == 6  # two re-runs appended, good ones reused
+    assert len(again.failures) == 2
+
+
+def test_a_malformed_trace_in_an_old_cache_is_rerun_and_does_not_break_tables(tmp_path):
+    compare({"good": good_system}, _speechless_dataset(1), clock="unaware", chunk_sec=1.0, warmup_sec=0,
+            cache_dir=tmp_path, progress=False)
+    cache = tmp_path / CACHE_FILE
+    rec = json.loads(cache.read_text())
+    rec["trace"][1]["end"] = "soon"  # as an older version could have written
+    cache.write_text(json.dumps(rec) + "\n")
+    with pytest.warns(RuntimeWarning, match=r"runs.jsonl:1: run good / u0 has a malformed trace"):
+        res = compare({"good": good_system}, _speechless_dataset(1), clock="unaware", chunk_sec=1.0, warmup_sec=0,
+                      cache_dir=tmp_path, progress=False)
+    assert res.records[0].ok and res.table().loc["good", "wer"] == 0
+
+
+def test_a_cache_line_cut_inside_a_utf8_character_does_not_block_resume(tmp_path):
+    def run():
+        return compare({"good": good_system}, _speechless_dataset(2), clock="unaware", chunk_sec=1.0, warmup_sec=0,
+                       cache_dir=tmp_path, progress=False)
+
+    run()
+    cache = tmp_path / CACHE_FILE
+    data = cache.read_bytes()
+    first, second = data.split(b"\n")[:2]
+    cache.write_bytes(first + b"\n" + second[:40] + "é".encode()[:1])  # killed mid-character
+    with pytest.warns(RuntimeWarning, match=r"runs.jsonl:2: skipping an unreadable run record \(UnicodeDecodeError"):
+        res = run()
+    assert not res.failures and len(res.records) == 2
+
+
+def test_a_manifest_pointing_at_dev_zero_is_refused_at_once(tmp_path):
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({"id": "z", "audio": "/dev/zero", "text": "x"}) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="'/dev/zero' is not a regular file"):
+        compare({"good": good_system}, tmp_path, clock="unaware", progress=False)
+    assert time.perf_counter() - t0 < 10
+
+
+# -- the audio edge ------------------------------------------------------------------------------
+
+import soundfile as sf  # noqa: E402
+
+import asr_lab  # noqa: E402
+from asr_lab.core.audio import AudioError, as_chunk, load_audio  # noqa: E402
+from asr_lab.testing import sample_speech  # noqa: E402
+
+
+def test_int64_samples_are_refused_with_the_fix_not_turned_to_silence():
+    with pytest.raises(AudioError, match=r"64-bit integer samples .* \.astype\(np\.int16\)"):
+        load_audio(np.array([1000, -2000, 3000] * 100))
+
+
+@pytest.mark.parametrize("sr", [1, 100, 10**9])
+def test_implausible_sample_rates_are_refused(sr):
+    with pytest.raises(AudioError, match=rf"sr={sr} Hz is outside the plausible range 4000-384000 Hz"):
+        load_audio(np.zeros(1000, np.float32), sr=sr)
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac"])
+def test_a_cut_file_is_refused_not_silently_shortened(tmp_path, ext):
+    whole = tmp_path / f"whole.{ext}"
+    sf.write(whole, sample_speech().audio, SR, subtype="PCM_16")
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert len(load_audio(whole)) == len(sample_speech().audio)
+    with pytest.raises(AudioError, match=r"cut\.(wav|flac).*(cut short|damaged or cut short)"):
+        load_audio(cut)
+
+
+def test_a_text_file_named_flac_is_named_as_not_audio(tmp_path):
+    fake = tmp_path / "notes.flac"
+    fake.write_text("this is a shopping list, not audio\n" * 20)
+    with pytest.raises(AudioError, match=r"notes\.flac' holds no audio"):
+        load_audio(fake)
+
+
+def test_dev_zero_is_not_read():
+    with pytest.raises(AudioError, match="not a regular file"):
+        load_audio("/dev/zero")
+
+
+def test_online_processor_scales_int16_chunks_and_averages_stereo():
+    from asr_lab.testing import ScriptedASR
+
+    proc = asr_lab.OnlineASRProcessor(ScriptedASR([]))
+    proc.init()
+    proc.insert_audio_chunk(np.array([16384, -16384], np.int16))
+    proc.insert_audio_chunk(np.array([[0.5, 0.0], [0.5, 0.0], [0.5, 0.0]], np.float32))  # (n, 2): left only
+    proc.insert_audio_chunk(np.zeros((2, 0), np.float32))
+    np.testing.assert_allclose(proc.audio_buffer, [0.5, -0.5, 0.25, 0.25, 0.25])
+    assert as_chunk(np.zeros(3, np.float32)).dtype == np.float32
