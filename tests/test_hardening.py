@@ -224,3 +224,46 @@ def test_online_processor_scales_int16_chunks_and_averages_stereo():
     proc.insert_audio_chunk(np.zeros((2, 0), np.float32))
     np.testing.assert_allclose(proc.audio_buffer, [0.5, -0.5, 0.25, 0.25, 0.25])
     assert as_chunk(np.zeros(3, np.float32)).dtype == np.float32
+
+
+# -- files name themselves -------------------------------------------------------------------------
+
+from asr_lab.metrics import score  # noqa: E402
+from asr_lab.replay import Trace  # noqa: E402
+from asr_lab.replay.trace import TraceFileError  # noqa: E402
+
+
+def _saved_trace(tmp_path):
+    trace = replay(AnsweringProcessor([(0.0, 1.0, "hello"), (1.0, 2.0, "world")]), np.zeros(3 * SR, np.float32),
+                   clock="unaware", chunk_sec=1.0, warmup_sec=0)
+    path = tmp_path / "t.jsonl"
+    trace.to_jsonl(path)
+    return trace, path
+
+
+def test_a_corrupt_trace_line_is_named_by_file_and_real_line(tmp_path):
+    _, path = _saved_trace(tmp_path)
+    lines = path.read_text().splitlines()
+    lines.insert(1, "")  # a blank line must not shift the count
+    lines[3] = lines[3][:25]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TraceFileError, match=rf"{path}:4: not valid JSON"):
+        Trace.from_jsonl(path)
+
+
+def test_a_non_utf8_trace_and_an_empty_trace_are_errors(tmp_path):
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes('{"record": "meta", "source": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(TraceFileError, match=r"latin1.jsonl:1: not UTF-8 text \(byte 0xe9"):
+        Trace.from_jsonl(bad)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(TraceFileError, match="empty"):
+        score(empty, "hello world")
+
+
+def test_score_takes_a_trace_path_or_says_what_to_pass(tmp_path):
+    trace, path = _saved_trace(tmp_path)
+    assert score(str(path), "hello world").wer.rate == 0 == score(trace, "hello world").wer.rate
+    with pytest.raises(TypeError, match="must be a Trace .* or the path of a trace .jsonl file, not int"):
+        score(42, "hello")

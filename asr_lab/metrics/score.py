@@ -13,6 +13,7 @@ from typing import Any, Optional
 from asr_lab.metrics.latency import LatencyReport, latency_report
 from asr_lab.metrics.stability import StabilityReport, display_snapshots, stability_report
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER, ErrorCounts, Normalize, cer, wer
+from asr_lab.replay.trace import as_trace
 
 __all__ = ["Scores", "score"]
 
@@ -60,7 +61,8 @@ class Scores:
 
 
 def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER) -> Scores:
-    """Score a replay ``trace`` against ``reference``.
+    """Score a replay ``trace`` (a :class:`~asr_lab.replay.Trace`, or the path of one saved
+    with ``Trace.to_jsonl``) against ``reference``.
 
     ``reference``: an utterance-like object (``text`` and optional ``words`` timings
     ``[(start, end, word)]``), a dict with those keys, or the reference text alone (then
@@ -68,6 +70,7 @@ def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER) -
     times still is). WER/CER use ``normalize`` (default: English — case, punctuation,
     white space). Corpus figures come from accumulating these, never from averaging rates.
     """
+    trace = as_trace(trace)  # a Trace, or the path of its .jsonl
     text, words = _reference(reference)
     sep = trace.separator
     hypothesis = sep.join(e.text for e in trace.emissions)
