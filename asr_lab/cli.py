@@ -33,7 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, ImportError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, TypeError, ImportError, OSError, KeyError) as exc:
         print(f"asr-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -161,6 +161,8 @@ def _replay(args) -> int:
     from asr_lab.replay import replay
 
     audio = load_audio(args.audio)  # a bad file fails before an engine is loaded
+    if args.trace:
+        _check_output_file(args.trace, "--trace")
     processor, meta = load_processor(engine_config(args))
     print(f"# {meta['backend']} on {args.audio}, clock={args.clock}", file=sys.stderr)
     print(f"{'emitted':>8} {'start':>7} {'end':>7}  text")
@@ -173,7 +175,7 @@ def _replay(args) -> int:
         separator=meta.get("separator"), on_emission=show, meta={"backend": meta["backend"], "source": args.audio},
     )
     if args.trace:
-        trace.to_jsonl(args.trace)
+        _save_trace(trace, args.trace)
     lat = [e.latency for e in trace.emissions]
     summary = f"# {len(trace.emissions)} segments, {trace.duration:.1f} s audio, RTF {trace.rtf:.3f}"
     if lat:
@@ -210,7 +212,7 @@ def _compare(args) -> int:
     systems = compare_configs(args)
     dataset = load_dataset(args.dataset)
     utterances = list(dataset)[: args.limit] if args.limit else dataset
-    out = Path(args.out)
+    out = _output_folder(args.out, "--out")  # before any run: a bad --out must not cost the runs
     executor, closer = _executor(args)
     try:
         results = compare(
@@ -289,6 +291,8 @@ def _serve(args) -> int:
 
     from asr_lab.web.server import ServerSettings, create_app
 
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port} is not a TCP port; give a number from 1 to 65535, e.g. --port 8000")
     if args.max_connections < 1 or not args.max_pending_sec > 0:
         raise ValueError(
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
@@ -301,6 +305,40 @@ def _serve(args) -> int:
         print(f"# listening on {args.host}: reachable from other machines", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _output_folder(path: str, option: str) -> Path:
+    """``path`` as a folder that exists now (created), or ValueError naming the option and why not."""
+    out = Path(path)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{option} {path!r}: {str(parent)!r} is a file, not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option} {path!r}: cannot create the folder ({exc.strerror}); give a writable folder") from None
+    return out
+
+
+def _check_output_file(path: str, option: str) -> None:
+    """Fail now, not after the run, when ``path`` cannot be written as a file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{option} {path!r} is a folder; give a file name, e.g. {option} {Path(path) / 'trace.jsonl'}")
+    _output_folder(str(p.parent), f"{option}'s folder")
+
+
+def _save_trace(trace, path: str) -> None:
+    """Write the trace; if that fails after all, keep it in a temporary file and say where."""
+    try:
+        trace.to_jsonl(path)
+    except OSError as exc:
+        import tempfile
+
+        fd, rescue = tempfile.mkstemp(prefix="asr-lab-trace-", suffix=".jsonl")
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(trace.to_jsonl())
+        print(f"error: could not write --trace {path!r} ({exc.strerror}); the trace is saved in {rescue}", file=sys.stderr)
 
 
 def _check(args) -> int:

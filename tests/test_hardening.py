@@ -267,3 +267,51 @@ def test_score_takes_a_trace_path_or_says_what_to_pass(tmp_path):
     assert score(str(path), "hello world").wer.rate == 0 == score(trace, "hello world").wer.rate
     with pytest.raises(TypeError, match="must be a Trace .* or the path of a trace .jsonl file, not int"):
         score(42, "hello")
+
+
+# -- the CLI checks before it runs ------------------------------------------------------------------
+
+from asr_lab.backends import registry  # noqa: E402
+from asr_lab.cli import main  # noqa: E402
+
+
+class AnsweringLoader:
+    """Stand-in backend counting how often an engine was loaded (a load means work would start)."""
+
+    loads = 0
+
+    def load(self, config):
+        AnsweringLoader.loads += 1
+        return AnsweringProcessor([(0.0, 1.0, "hello")]), {"separator": " "}
+
+
+@pytest.fixture
+def answering_backend():
+    AnsweringLoader.loads = 0
+    asr_lab.register_loader("answer-test", AnsweringLoader())
+    yield
+    registry.unregister_loader("answer-test")
+
+
+def test_cli_refuses_a_bad_port(capsys):
+    assert main(["serve", "--port", "99999"]) == 2
+    assert "--port 99999 is not a TCP port; give a number from 1 to 65535" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_trace_folder_before_loading_the_engine(tmp_path, capsys, answering_backend):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(2 * SR, np.float32), SR)
+    assert main(["replay", str(wav), "--backend", "answer-test", "--trace", str(tmp_path)]) == 2
+    assert "is a folder; give a file name" in capsys.readouterr().err and AnsweringLoader.loads == 0
+    assert main(["replay", str(wav), "--backend", "answer-test", "--trace", str(tmp_path / "t.jsonl"), "--clock", "unaware"]) == 0
+    assert Trace.from_jsonl(tmp_path / "t.jsonl").text == "hello"
+
+
+def test_cli_refuses_an_out_folder_under_a_file_before_any_run(tmp_path, capsys, answering_backend):
+    _speechless = [Utterance.from_array("u0", np.zeros(2 * SR, np.float32), "hello")]
+    from asr_lab.data import Dataset
+
+    Dataset(_speechless, "d").to_manifest(tmp_path / "data")
+    (tmp_path / "file.txt").write_text("x")
+    rc = main(["compare", "--dataset", str(tmp_path / "data"), "--backend", "answer-test", "--out", str(tmp_path / "file.txt" / "out")])
+    assert rc == 2 and "is a file, not a folder" in capsys.readouterr().err and AnsweringLoader.loads == 0
