@@ -315,3 +315,11 @@ def test_cli_refuses_an_out_folder_under_a_file_before_any_run(tmp_path, capsys,
     (tmp_path / "file.txt").write_text("x")
     rc = main(["compare", "--dataset", str(tmp_path / "data"), "--backend", "answer-test", "--out", str(tmp_path / "file.txt" / "out")])
     assert rc == 2 and "is a file, not a folder" in capsys.readouterr().err and AnsweringLoader.loads == 0
+
+
+def test_a_non_utf8_manifest_names_its_file_and_line(tmp_path):
+    from asr_lab.data import DatasetError, load_dataset
+
+    (tmp_path / "manifest.jsonl").write_bytes(b'\n{"id": "a", "audio": null, "text": "caf\xe9"}\n')
+    with pytest.raises(DatasetError, match=r"manifest.jsonl, line 2: not UTF-8 text \(byte 0xe9"):
+        load_dataset(tmp_path)
