@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import secrets
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -75,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         "--max-pending-sec", type=float, default=30.0,
         help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
     )
+    v.add_argument("--token", nargs="?", const="auto", default=None,
+                   help="require this token on every request (no value: a random one, printed in the URL)")
+    v.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept pages from this origin, e.g. https://my.app (repeatable; '*' for any)")
+    v.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer to this Host name (repeatable; '*' for any)")
+    v.add_argument("--idle-timeout-sec", type=float, default=30.0, help="close a stream that sends nothing this long (default: 30)")
     _add_engine_options(v)
     v.set_defaults(run=_serve)
 
@@ -298,11 +306,21 @@ def _serve(args) -> int:
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
             f"give at least 1 connection and a positive number of seconds"
         )
+    if not args.idle_timeout_sec > 0:
+        raise ValueError(f"--idle-timeout-sec {args.idle_timeout_sec}: give a positive number of seconds, e.g. 30")
+    from asr_lab.web.access import allowed_hosts_for
+
+    token = secrets.token_urlsafe(24) if args.token == "auto" else args.token
     config = engine_config(args)
-    settings = ServerSettings(max_connections=args.max_connections, max_pending_sec=args.max_pending_sec)
+    settings = ServerSettings(
+        max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
+        allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
+    )
     app = create_app(config or None, settings=settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"# listening on {args.host}: reachable from other machines", file=sys.stderr)
+        print(f"# listening on {args.host}: reachable from other machines" + ("" if token else "; consider --token"), file=sys.stderr)
+    if token:
+        print(f"# open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/?token={token}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -23,6 +23,10 @@ Endpoints
     A page that captures the browser microphone and shows the live transcript.
 
 The server only instantiates registered backends: a request names a backend, never a module.
+Every request first passes :class:`~asr_lab.web.access.AccessGuard` (Host and Origin
+allow-lists, optional token, JSON bodies of bounded size), so that only its user's own
+pages and programs can drive it; a stream that goes quiet is closed after
+``idle_timeout_sec``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from asr_lab.backends.registry import MissingDependencyError, UnknownBackendErro
 from asr_lab.core.config import ASRConfig, ConfigError, parse_config
 from asr_lab.core.protocols import SAMPLE_RATE
 from asr_lab.replay import LiveAudio, replay
+from asr_lab.web.access import AccessGuard, AccessPolicy
 
 __all__ = ["create_app", "ServerSettings"]
 
@@ -75,7 +80,12 @@ class ServerSettings:
     max_connections: int = 16
     max_pending_sec: float = 30.0  # audio waiting for the engine before new chunks are dropped
     start_timeout_sec: float = 10.0  # time allowed for the first (start) message
+    idle_timeout_sec: float = 30.0  # a started stream that sends nothing for this long is closed
     chunk_sec: Optional[float] = None  # replay step; default: the engine's min chunk
+    allowed_hosts: tuple = ()  # beyond loopback names; ("*",) allows any (see asr_lab.web.access)
+    allowed_origins: tuple = ()  # beyond the server's own page and loopback origins
+    token: Optional[str] = None  # when set, every request must carry it
+    max_body_bytes: int = 64 * 1024
 
 
 @dataclass
@@ -108,6 +118,8 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
     state = _State(settings or ServerSettings())
     app = FastAPI(title="asr_lab server", description="Streaming speech recognition with any registered asr_lab backend.")
     app.state.asr = state
+    s = state.settings
+    app.add_middleware(AccessGuard, policy=AccessPolicy(tuple(s.allowed_hosts), tuple(s.allowed_origins), s.token, s.max_body_bytes))
 
     def load(body: Any) -> tuple[int, dict]:
         try:
@@ -126,6 +138,8 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
         t0 = time.perf_counter()
         try:
             template, meta = loader.load(cfg)
+        except ConfigError as exc:  # e.g. model_dir="/etc": a folder without a model is the request's fault
+            return 422, {"error": "invalid_config", "message": str(exc), "fields": _fields_named(str(exc), cfg)}
         except Exception as exc:
             return 500, {"error": "load_failed", "message": f"{type(exc).__name__}: {exc}"}
         loaded = _Loaded(backend, cfg, template, dict(meta), loader, time.perf_counter() - t0)
@@ -237,7 +251,13 @@ class _Stream:
     async def _receive(self, dtype: np.dtype) -> None:
         ws, limit = self.ws, self.settings.max_message_bytes
         while True:
-            message = await ws.receive()
+            try:
+                message = await asyncio.wait_for(ws.receive(), timeout=self.settings.idle_timeout_sec)
+            except asyncio.TimeoutError:  # a silent client must not hold a slot forever
+                await self._error_event(CloseCode.POLICY_VIOLATION, "idle_timeout",
+                                        f"nothing received for {self.settings.idle_timeout_sec:g} s; the stream is closed")
+                self.stop.set()
+                return
             kind = message.get("type")
             if kind == "websocket.disconnect":
                 self.stop.set()  # a client that left mid-stream gets nothing more
@@ -357,6 +377,12 @@ def _field_errors(message: str) -> list[dict]:
         if sep:
             out.append({"field": head.split("=")[0], "message": rest})
     return out
+
+
+def _fields_named(message: str, cfg) -> list[dict]:
+    """``{"field", "message"}`` for each config field the message names as ``field=...``."""
+    named = [f for f in type(cfg).model_fields if f"{f}=" in message]
+    return [{"field": f, "message": message} for f in named] or [{"field": None, "message": message}]
 
 
 def _capture_js() -> str:
