@@ -323,3 +323,47 @@ def test_a_non_utf8_manifest_names_its_file_and_line(tmp_path):
     (tmp_path / "manifest.jsonl").write_bytes(b'\n{"id": "a", "audio": null, "text": "caf\xe9"}\n')
     with pytest.raises(DatasetError, match=r"manifest.jsonl, line 2: not UTF-8 text \(byte 0xe9"):
         load_dataset(tmp_path)
+
+
+# -- the live panel --------------------------------------------------------------------------------
+
+
+class QuietProcessor:
+    """Stand-in engine that never says anything."""
+
+    def init(self, offset=0.0): ...
+    def insert_audio_chunk(self, audio): ...
+    def process_iter(self):
+        return None
+
+    def finish(self):
+        return None
+
+
+def test_live_panel_drops_and_counts_late_and_repeated_chunks():
+    from asr_lab.widgets.live import LiveMicPanel, encode_audio_message
+
+    panel = LiveMicPanel(QuietProcessor(), chunk_sec=0.1, warmup_sec=0)
+    panel.handle_message({"type": "start", "rate": SR})
+    accepted = [panel.handle_message(*encode_audio_message(np.zeros(1600), seq)) for seq in (0, 1, 4, 2, 4, 1, 5)]
+    assert accepted == [True, True, True, False, False, False, True]
+    panel.handle_message({"type": "stop", "seq": 6})
+    trace = panel.wait(timeout=20)
+    assert (trace.meta["missing_chunks"], trace.meta["late_chunks"], trace.meta["duplicate_chunks"]) == (1, 1, 2)
+    assert trace.duration == pytest.approx(0.4)  # 0, 1, 4, 5: the late and repeated audio is not spliced in
+
+
+@pytest.mark.parametrize("rate", [1, 10**9])
+def test_live_panel_refuses_implausible_sample_rates(rate):
+    from asr_lab.widgets.live import LiveMicPanel, encode_audio_message
+
+    panel = LiveMicPanel(QuietProcessor(), chunk_sec=0.1, warmup_sec=0)
+    panel.handle_message({"type": "start", "rate": rate})
+    assert panel.status == "error" and "plausible range" in panel.error
+    panel.handle_message({"type": "start", "rate": SR})
+    t0 = time.perf_counter()
+    with pytest.raises(AudioError, match=f"sr={rate} Hz is outside the plausible range"):
+        panel.handle_message(*encode_audio_message(np.zeros(1600), 0, rate=rate))
+    assert time.perf_counter() - t0 < 1
+    panel.handle_message({"type": "stop", "seq": 1})
+    panel.wait(timeout=20)
