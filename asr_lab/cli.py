@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -83,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer to this Host name (repeatable; '*' for any)")
     v.add_argument("--idle-timeout-sec", type=float, default=30.0, help="close a stream that sends nothing this long (default: 30)")
+    v.add_argument("--engine-processes", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes running the engines, so decoding never stalls the server (default: %(default)s; "
+                        "0: threads of the server process, for engines that cannot be pickled)")
     _add_engine_options(v)
     v.set_defaults(run=_serve)
 
@@ -306,6 +310,8 @@ def _serve(args) -> int:
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
             f"give at least 1 connection and a positive number of seconds"
         )
+    if args.engine_processes < 0:
+        raise ValueError(f"--engine-processes {args.engine_processes}: give 0 (in-process threads) or more")
     if not args.idle_timeout_sec > 0:
         raise ValueError(f"--idle-timeout-sec {args.idle_timeout_sec}: give a positive number of seconds, e.g. 30")
     from asr_lab.web.access import allowed_hosts_for
@@ -315,6 +321,7 @@ def _serve(args) -> int:
     settings = ServerSettings(
         max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
         allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
+        engine_processes=args.engine_processes,
     )
     app = create_app(config or None, settings=settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -322,3 +322,53 @@ def test_a_folder_without_a_model_is_a_422_naming_the_field():
     pytest.importorskip("pocketsphinx")
     r = client().post("/load_model", json={"backend": "pocketsphinx", "model_dir": "/etc"})
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "model_dir" and "/etc" in r.json()["message"]
+
+
+# -- engines in worker processes (asr_lab.web.engines) ----------------------------------------------
+
+
+class DyingProcessor(CountingProcessor):
+    """Stand-in for an engine that crashes in native code: its process ends abruptly after 1 s of audio."""
+
+    def process_iter(self):
+        if self.fed >= SR:
+            import os
+
+            os._exit(3)
+        return super().process_iter()
+
+
+class DyingLoader:
+    config_class = CountingConfig
+
+    def load(self, config):
+        return (DyingProcessor() if config.fail_at < 0 else CountingProcessor(config.fail_at or None)), {"separator": " "}
+
+
+@pytest.mark.slow
+def test_engines_in_a_worker_process_stream_report_errors_and_survive_a_crash():
+    asr_lab.register_loader("dying", DyingLoader())
+    try:
+        c = client(engine_processes=1, chunk_sec=0.25)
+        assert c.post("/load_model", json={"backend": "dying"}).status_code == 200
+        with c.websocket_connect("/asr") as ws:
+            events = stream(ws, [pcm16(1.0)])
+        texts = [e["text"] for e in events if e["type"] == "segment"]
+        assert texts[0] == "s1" and events[-1]["type"] == "done" and events[-1]["text"] == " ".join(texts)
+        # the engine's own ConfigError, raised in the worker, is still a 422 naming the field
+        if registry.get_loader("pocketsphinx") is not None:
+            r = c.post("/load_model", json={"backend": "pocketsphinx", "model_dir": "/etc"})
+            assert r.status_code == 422 and r.json()["fields"][0]["field"] == "model_dir"
+        assert c.post("/load_model", json={"backend": "dying", "fail_at": -1}).status_code == 200
+        with c.websocket_connect("/asr") as ws:
+            events = stream(ws, [pcm16(0.5)] * 4)
+        assert events[-1]["code"] == "engine_process_died" and "exit code 3" in events[-1]["message"]
+        for _ in range(100):  # the worker is replaced: the next stream is served
+            with c.websocket_connect("/asr") as ws:
+                events = stream(ws, [pcm16(0.5)])
+            if events[0]["type"] == "ready":
+                break
+            time.sleep(0.1)
+        assert events[-1]["type"] == "done" and c.get("/health").json()["connections"] == 0
+    finally:
+        registry.unregister_loader("dying")

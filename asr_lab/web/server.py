@@ -51,8 +51,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from asr_lab.backends.registry import MissingDependencyError, UnknownBackendError, available_backends, get_loader
 from asr_lab.core.config import ASRConfig, ConfigError, parse_config
 from asr_lab.core.protocols import SAMPLE_RATE
-from asr_lab.replay import LiveAudio, replay
+from asr_lab.replay import LiveAudio
 from asr_lab.web.access import AccessGuard, AccessPolicy
+from asr_lab.web.engines import EnginePool, EngineProcessError, run_stream
 
 __all__ = ["create_app", "ServerSettings"]
 
@@ -86,6 +87,7 @@ class ServerSettings:
     allowed_origins: tuple = ()  # beyond the server's own page and loopback origins
     token: Optional[str] = None  # when set, every request must carry it
     max_body_bytes: int = 64 * 1024
+    engine_processes: int = 0  # 0: engines in threads of the server process; N: in N worker processes (asr_lab.web.engines)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class _Loaded:
     loader: Any
     load_sec: float
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pool: Optional[EnginePool] = None  # the engines run in worker processes
 
     def new_processor(self) -> Any:
         # one at a time: model loading is not generally safe to run concurrently
@@ -136,15 +139,26 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
         except (ConfigError, json.JSONDecodeError) as exc:
             return 422, {"error": "invalid_config", "message": str(exc), "fields": _field_errors(str(exc))}
         t0 = time.perf_counter()
+        pool = None
         try:
-            template, meta = loader.load(cfg)
+            if state.settings.engine_processes:
+                pool = EnginePool(loader, cfg, state.settings.engine_processes, max_pending_sec=state.settings.max_pending_sec,
+                                  chunk_sec=state.settings.chunk_sec, backend=backend)
+                template, meta = None, pool.meta
+            else:
+                template, meta = loader.load(cfg)
+        except EngineProcessError as exc:
+            if exc.config_error:
+                return 422, {"error": "invalid_config", "message": str(exc), "fields": _fields_named(str(exc), cfg)}
+            return 500, {"error": "load_failed", "message": str(exc)}
         except ConfigError as exc:  # e.g. model_dir="/etc": a folder without a model is the request's fault
             return 422, {"error": "invalid_config", "message": str(exc), "fields": _fields_named(str(exc), cfg)}
         except Exception as exc:
             return 500, {"error": "load_failed", "message": f"{type(exc).__name__}: {exc}"}
-        loaded = _Loaded(backend, cfg, template, dict(meta), loader, time.perf_counter() - t0)
+        loaded = _Loaded(backend, cfg, template, dict(meta), loader, time.perf_counter() - t0, pool=pool)
         with state.lock:
-            state.loaded = loaded
+            old, state.loaded = state.loaded, loaded
+        _retire(old, state)
         return 200, {"status": "loaded", "backend": backend, "separator": meta.get("separator", " "),
                      "load_sec": round(loaded.load_sec, 3), "config": cfg.model_dump()}
 
@@ -188,6 +202,8 @@ class _Stream:
         self.events: asyncio.Queue = asyncio.Queue()
         self.stop = threading.Event()
         self.live = LiveAudio(max_pending_sec=self.settings.max_pending_sec)
+        self.live.recording = None  # the server saves no sessions: a long stream must not grow memory
+        self.push = self.live.push
 
     async def run(self) -> None:
         ws = self.ws
@@ -208,6 +224,9 @@ class _Stream:
             self.live.close()
             with self.state.lock:
                 self.state.connections -= 1
+            loaded = getattr(self, "loaded", None)
+            if loaded is not None and loaded is not self.state.loaded:
+                _retire(loaded, self.state)
 
     async def _serve(self) -> None:
         ws = self.ws
@@ -225,6 +244,10 @@ class _Stream:
         dtype, problem = _parse_start(first)
         if problem:
             await self._fail(CloseCode.UNSUPPORTED_DATA if "format" in problem or "sample_rate" in problem else CloseCode.PROTOCOL_ERROR, "bad_start", problem)
+            return
+        self.loaded = loaded
+        if loaded.pool is not None:
+            await self._serve_in_pool(loaded, dtype)
             return
         loop = asyncio.get_running_loop()
         created: asyncio.Future = loop.create_future()
@@ -245,6 +268,47 @@ class _Stream:
         finally:
             self.live.close()
             await asyncio.to_thread(worker.join)
+            await self.events.put(None)
+            await sender
+
+    async def _serve_in_pool(self, loaded: _Loaded, dtype: np.dtype) -> None:
+        """The same stream, with the engine in a worker process: audio goes down a pipe, events come back."""
+        ws, pool, loop = self.ws, loaded.pool, asyncio.get_running_loop()
+        created, ended = loop.create_future(), loop.create_future()
+
+        def arrive(message) -> None:  # on the event loop
+            kind, payload = message
+            if kind == "opened" and not created.done():
+                created.set_result(payload)
+            elif kind == "event":
+                self.events.put_nowait(payload)
+            elif kind == "ended":
+                if not created.done():
+                    created.set_result("the engine process ended before the stream started")
+                if not ended.done():  # cancelled when the connection's task was
+                    ended.set_result(None)
+
+        def relay(message) -> None:  # on the pool's reader thread
+            try:
+                loop.call_soon_threadsafe(arrive, message)
+            except RuntimeError:  # the event loop is gone (server shutting down): nobody is listening
+                pass
+
+        sid = pool.open(relay)
+        problem = await created
+        if problem:
+            await ended
+            await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", problem)
+            return
+        self.push = lambda audio: pool.audio(sid, audio)
+        await ws.send_json({"type": "ready", "backend": loaded.backend, "separator": loaded.meta.get("separator", " "),
+                            "sample_rate": SAMPLE_RATE, "format": first_format(dtype)})
+        sender = asyncio.create_task(self._send_events())
+        try:
+            await self._receive(dtype)
+        finally:
+            (pool.stop if self.stop.is_set() else pool.close)(sid)
+            await ended
             await self.events.put(None)
             await sender
 
@@ -279,7 +343,7 @@ class _Stream:
                     await self._error_event(CloseCode.INVALID_PAYLOAD, "bad_frame", "a float32 frame holds NaN or infinite samples")
                     self.stop.set()
                     return
-                self.live.push(audio)
+                self.push(audio)
             elif text is not None:
                 try:
                     msg = json.loads(text)
@@ -302,24 +366,8 @@ class _Stream:
         self._replay(processor, loaded, loop)
 
     def _replay(self, processor, loaded: _Loaded, loop) -> None:
-        def post(event: dict) -> None:
-            loop.call_soon_threadsafe(self.events.put_nowait, event)
-
-        def on_emission(e) -> None:
-            post({"type": "segment", "start": e.start, "end": e.end, "text": e.text, "emitted_at": round(e.emitted_at, 4),
-                  "lag": round(e.emitted_at - e.end, 4), "final": e.final})
-
-        def on_partial(p) -> None:
-            post({"type": "partial", "text": p.text, "start": p.start, "end": p.end, "at": round(p.at, 4)})
-
-        trace = replay(processor, self.live, clock="wall", chunk_sec=self.settings.chunk_sec, warmup_sec=0,
-                       separator=loaded.meta.get("separator"), on_emission=on_emission, on_partial=on_partial,
-                       stop=self.stop, meta={"backend": loaded.backend})
-        if trace.error is not None:
-            post({"type": "error", "code": "processor_failed", "message": str(trace.error), "close": CloseCode.INTERNAL_ERROR})
-        elif not self.stop.is_set():
-            post({"type": "done", "text": trace.text, "segments": len(trace.emissions), "audio_sec": round(trace.duration, 3),
-                  "rtf": round(trace.rtf, 4), "dropped_chunks": trace.meta.get("dropped_chunks", 0), "close": CloseCode.NORMAL})
+        run_stream(processor, self.live, self.stop, lambda event: loop.call_soon_threadsafe(self.events.put_nowait, event),
+                   chunk_sec=self.settings.chunk_sec, separator=loaded.meta.get("separator"), backend=loaded.backend)
 
     async def _send_events(self) -> None:
         close_code = None
@@ -344,6 +392,12 @@ class _Stream:
     async def _fail(self, code: int, name: str, message: str) -> None:
         await self.ws.send_json({"type": "error", "code": name, "message": message})
         await self.ws.close(code=code)
+
+
+def _retire(loaded: Optional[_Loaded], state: _State) -> None:
+    """Stop a replaced engine's worker processes once its last stream has ended."""
+    if loaded is not None and loaded.pool is not None and loaded is not state.loaded and loaded.pool.streams == 0 and not loaded.pool.closed:
+        loaded.pool.shutdown()
 
 
 def first_format(dtype: np.dtype) -> str:
