@@ -9,9 +9,11 @@ in a thread of its own:
 
 * a stream goes to the worker with the fewest streams;
 * a processor comes from the loaded one's ``spawn()`` when the engine has it (the model is
-  shared, see ``OnlineASRProcessor.spawn``); otherwise from the worker's idle processors,
-  reused after ``init()``; only when none is idle is another one loaded. Memory therefore
-  follows the number of *concurrent* streams, not the number of streams ever served;
+  shared, see ``OnlineASRProcessor.spawn``); otherwise the worker's one idle processor is
+  reused (``init()`` resets it) or another one is loaded, and when a stream ends beyond
+  that one idle processor its processor is dropped and the memory handed back to the
+  system (``malloc_trim``). Memory therefore follows the number of *concurrent* streams
+  (pocketsphinx decoders cannot share their models), not the number ever served;
 * each stream's audio queue is bounded (``max_pending_sec``): a client sending faster than
   real time has its excess chunks dropped and counted, never queued without end;
 * a worker that dies (a crash in native code) ends only its own streams, with an error
@@ -238,6 +240,18 @@ class _Worker:
 # -- the worker process ------------------------------------------------------------------------
 
 
+def _release_memory() -> None:
+    """Collect, then ask glibc to return freed heap pages to the system (a no-op elsewhere)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_main(conn, loader, config, options: dict) -> None:
     send_lock = threading.Lock()
 
@@ -284,7 +298,11 @@ def _worker_main(conn, loader, config, options: dict) -> None:
                                separator=meta.get("separator"), backend=options["backend"])
             if trace.ok and not callable(spawn):
                 with idle_lock:
-                    idle.append(proc)  # init() at the next stream's start resets it
+                    if not idle:
+                        idle.append(proc)  # init() at the next stream's start resets it
+                        proc = None
+            del proc
+            _release_memory()
         except Exception:  # noqa: BLE001 -- run_stream records processor errors; this is a bug of ours
             send("event", sid, {"type": "error", "code": "internal", "message": traceback.format_exc(limit=3), "close": INTERNAL_ERROR})
         finally:
