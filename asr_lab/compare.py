@@ -296,7 +296,8 @@ class Results:
             mine = [r for r in self.records if r.system == system]
             row = _aggregate([self.scores[k] for k in self._keys(mine)])
             row = {"system": system, "utterances": len({r.utterance for r in mine}), "runs": len(mine),
-                   "failed": sum(not r.ok for r in mine), **row}
+                   "failed": sum(not r.ok for r in mine), **row,
+                   "audit_findings": sum(len(r.trace.audit()) for r in mine if r.trace is not None)}
             repeats = sorted({r.repeat for r in mine})
             if len(repeats) > 1:
                 per = [_aggregate([self.scores[k] for k in self._keys([r for r in mine if r.repeat == i])]) for i in repeats]
@@ -309,14 +310,78 @@ class Results:
     def _keys(self, records):
         return [(r.system, r.utterance, r.repeat) for r in records if (r.system, r.utterance, r.repeat) in self.scores]
 
-    def table(self, columns: Optional[list[str]] = None):
-        """The summary's headline columns, for printing."""
-        cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "first_word_latency",
-                           "finish_delay", "normalized_erasure", "rtf"]
-        return self.summary[[c for c in cols if c in self.summary.columns]]
+    def table(self, columns: Union[list[str], str, None] = None, *, ci: bool = False, level: float = 0.95,
+              resamples: int = 1000, seed: int = 0):
+        """The summary's headline columns, for printing.
+
+        ``columns="simultaneous"`` shows SimulEval's family instead (AL, LAAL, DAL, AP,
+        StartOffset, EndOffset, YAAL and their ``_CA`` variants: means over utterances,
+        seconds). ``latency_count`` is the number of words the latency columns were computed over;
+        ``audit_findings`` counts :meth:`Trace.audit` findings. ``ci=True`` adds, after each
+        column shown that can be bootstrapped (``wer``, ``cer``, ``latency_*``, the
+        simultaneous family...; :data:`asr_lab.metrics.bootstrap.BOOTSTRAP_METRICS`), its interval over
+        utterances (``_low``, ``_high``; :func:`asr_lab.metrics.bootstrap_interval`) and,
+        with repeats, the run-to-run spread (``_spread``): the interval answers "how much
+        would this move on another test set like this one", the spread "how much does it
+        move when the same utterances are run again".
+        """
+        if columns == "simultaneous":
+            from asr_lab.metrics.simultaneous import SIMULEVAL_KEYS
+
+            columns = ["utterances", "wer"] + [k + s for s in ("", "_CA") for k in SIMULEVAL_KEYS]
+        cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "latency_count",
+                           "first_word_latency", "finish_delay", "normalized_erasure", "rtf", "audit_findings"]
+        table = self.summary[[c for c in cols if c in self.summary.columns]]
+        if not ci:
+            return table
+        from asr_lab.metrics.bootstrap import BOOTSTRAP_METRICS, bootstrap_interval
+
+        out = table.copy()
+        for col in list(table.columns):
+            if col not in BOOTSTRAP_METRICS or col == "rtf":
+                continue
+            lows, highs = [], []
+            for system in table.index:
+                runs = self._per_utterance(system)
+                iv = bootstrap_interval(runs, col, resamples=resamples, level=level, seed=seed) if runs else None
+                lows.append(iv.low if iv else float("nan"))
+                highs.append(iv.high if iv else float("nan"))
+            at = list(out.columns).index(col) + 1
+            out.insert(at, f"{col}_low", lows)
+            out.insert(at + 1, f"{col}_high", highs)
+            if f"{col}_spread" in self.summary.columns:
+                out.insert(at + 2, f"{col}_spread", self.summary.loc[table.index, f"{col}_spread"].to_numpy())
+        return out
+
+    def significance(self, a: str, b: str, metric: str = "wer", *, resamples: int = 1000, level: float = 0.95,
+                     seed: int = 0):
+        """Is system ``a`` different from ``b`` on ``metric``? A paired bootstrap over the
+        utterances both have (:func:`asr_lab.metrics.paired_bootstrap`): the difference
+        ``a − b``, its interval, a two-sided p-value, and each system's run-to-run spread
+        (with repeats) beside it."""
+        from asr_lab.metrics.bootstrap import paired_bootstrap
+
+        for name in (a, b):
+            if name not in self.systems:
+                raise ValueError(f"unknown system {name!r}; these were compared: {', '.join(self.systems)}")
+        spread = f"{metric}_spread"
+        spreads = tuple(
+            float(self.summary.loc[n, spread]) if spread in self.summary.columns else float("nan") for n in (a, b)
+        )
+        return paired_bootstrap(self._per_utterance(a), self._per_utterance(b), metric, names=(a, b),
+                                resamples=resamples, level=level, seed=seed, spreads=spreads)
+
+    def _per_utterance(self, system: str) -> dict:
+        """``{utterance: [Scores of each repeat]}`` of one system (the bootstrap's unit)."""
+        out: dict = {}
+        for (sys_, utt, _rep), s in self.scores.items():
+            if sys_ == system:
+                out.setdefault(utt, []).append(s)
+        return out
 
     def to_files(self, out_dir: Union[str, os.PathLike]) -> Path:
-        """Write ``summary.csv``, ``utterances.csv``, ``traces/*.jsonl`` and ``summary.md`` to ``out_dir``."""
+        """Write ``summary.csv``, ``utterances.csv``, ``traces/*.jsonl``, ``summary.md`` and
+        ``simuleval/<system>.instances.log`` (:func:`asr_lab.export.to_simuleval_log`) to ``out_dir``."""
         out = Path(out_dir)
         (out / "traces").mkdir(parents=True, exist_ok=True)
         self.summary.to_csv(out / "summary.csv")
@@ -326,6 +391,14 @@ class Results:
                 trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
             except (TypeError, ValueError) as exc:  # a malformed trace from an old cache: the others are still written
                 warnings.warn(f"trace of {system} / {utt} (repeat {rep}) not written: {exc}", RuntimeWarning)
+        from asr_lab.export import to_simuleval_log
+
+        for system in self.systems:  # SimulEval / OmniSTEval input, first run of each utterance
+            if any(s == system and r == 0 for s, _, r in self.traces):
+                try:
+                    to_simuleval_log(self, out / "simuleval" / f"{_safe(system)}.instances.log", system=system)
+                except Exception as exc:  # one system's export must not cost the others theirs
+                    warnings.warn(f"SimulEval log of {system} not written: {type(exc).__name__}: {exc}", RuntimeWarning)
         (out / "summary.md").write_text(self.markdown())
         return out
 
@@ -358,6 +431,22 @@ class Results:
 
         return plots.wer_vs_latency(self, **kwargs)
 
+    def latency_decomposition(self):
+        """Per system: mean/p50/p90 of recognition, policy hold and compute & queueing of
+        the correctly committed words (:mod:`asr_lab.metrics.decomposition`)."""
+        import pandas as pd
+
+        from asr_lab.metrics.decomposition import decompose_results
+
+        rows = {s: d.to_dict() for s, d in decompose_results(self, normalize=self.normalize or _english()).items()}
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("system")
+
+    def plot_latency_decomposition(self, **kwargs):
+        """:func:`asr_lab.plots.latency_decomposition`: stacked bars of where latency comes from."""
+        from asr_lab import plots
+
+        return plots.latency_decomposition(self, **kwargs)
+
     def plot_stability(self, utterance: Optional[str] = None, **kwargs):
         """:func:`asr_lab.plots.stability_over_time` of one utterance."""
         from asr_lab import plots
@@ -388,6 +477,9 @@ def _aggregate(scores: list) -> dict:
     row.update(L.to_dict())
     row.update({"normalized_erasure": S.normalized_erasure, "revisions_per_word": S.revisions.mean,
                 "time_to_stable_mean": S.time_to_stable.mean})
+    for key in scores[0].simultaneous:  # SimulEval's corpus rule: the mean of the utterances' scores
+        values = [s.simultaneous[key] for s in scores if key in s.simultaneous and not _isnan(s.simultaneous[key])]
+        row[key] = float(np.mean(values)) if values else float("nan")
     return row
 
 
@@ -531,6 +623,12 @@ def _jsonable(obj):
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+
+
+def _english():
+    from asr_lab.metrics import ENGLISH_NORMALIZER
+
+    return ENGLISH_NORMALIZER
 
 
 def _isnan(v) -> bool:

@@ -5,6 +5,8 @@
   marks are partial (unconfirmed) text, which may later be revised.
 * :func:`latency_distribution` — per-word latency of each system (box plot, pooled words).
 * :func:`wer_vs_latency` — the accuracy/latency trade-off with the Pareto front marked.
+* :func:`latency_decomposition` — where latency comes from, per system: recognition,
+  policy hold and compute & queueing as stacked mean bars (:mod:`asr_lab.metrics.decomposition`).
 * :func:`stability_over_time` — words on display over time: committed (solid) and
   committed + partial (dashed); drops of the dashed line are erasures.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-__all__ = ["waterfall", "latency_distribution", "wer_vs_latency", "stability_over_time", "save_all"]
+__all__ = ["waterfall", "latency_distribution", "wer_vs_latency", "stability_over_time", "latency_decomposition", "save_all"]
 
 
 def _figure(width: float = 7.0, height: float = 4.5):
@@ -204,3 +206,41 @@ def save_all(results, out_dir, *, dpi: int = 120) -> list[Path]:
         fig.savefig(out / name, dpi=dpi)
         paths.append(out / name)
     return paths
+
+
+def latency_decomposition(source, *, title: str = "Where word latency comes from"):
+    """Stacked horizontal bars, one per system: mean recognition + policy hold + compute &
+    queueing = mean latency of the correctly committed words (means add up; medians would
+    not). A black tick marks each system's p90 latency; the label gives the word count.
+
+    ``source``: :class:`asr_lab.Results` (utterances with reference word timings) or
+    ``{system: Decomposition}`` (:func:`asr_lab.metrics.decomposition.decompose_results`).
+    """
+    from asr_lab.metrics.decomposition import COMPONENTS, decompose_results
+
+    parts = source if isinstance(source, dict) else decompose_results(source)
+    names = [n for n, d in parts.items() if d.words]
+    fig, ax = _figure(7.5, 1.2 + 0.6 * max(1, len(names)))
+    if not names:
+        ax.text(0.5, 0.5, "no correctly committed word with reference timings", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    labels = {"recognition": "recognition (audio until first correct hypothesis)",
+              "policy_hold": "policy hold (until committed)", "compute": "compute & queueing"}
+    colors = dict(zip(COMPONENTS, ("#4c72b0", "#dd8452", "#c44e52")))
+    ys = list(range(len(names)))[::-1]
+    for comp in COMPONENTS:
+        left = [sum(getattr(parts[n], c).mean for c in COMPONENTS[: COMPONENTS.index(comp)]) for n in names]
+        widths = [getattr(parts[n], comp).mean for n in names]
+        ax.barh(ys, widths, left=left, height=0.55, color=colors[comp], label=labels[comp])
+    p90 = [parts[n].latency.p90 for n in names]
+    ax.scatter(p90, ys, marker="|", s=400, color="black", zorder=3, label="p90 latency")
+    ax.set_yticks(ys, [f"{n}\n({len(parts[n].words)} words)" for n in names])
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("seconds after the word's audio ended (mean)")
+    ax.set_title(title)
+    handles, texts = ax.get_legend_handles_labels()
+    order = [texts.index(labels[c]) for c in COMPONENTS] + [texts.index("p90 latency")]
+    ax.legend([handles[i] for i in order], [texts[i] for i in order], loc="upper center",
+              bbox_to_anchor=(0.5, -0.25), ncol=2, fontsize=8, frameon=False)
+    return fig

@@ -155,6 +155,12 @@ class Trace:
             raise RuntimeError(f"the processor failed during replay: {self.error}\n{self.error.traceback}")
         return self
 
+    def audit(self, **kwargs) -> list:
+        """Impossible or suspicious events (:func:`asr_lab.replay.audit.audit`): ``[Finding, ...]``."""
+        from asr_lab.replay.audit import audit
+
+        return audit(self, **kwargs)
+
     def to_dataframe(self):
         """Emissions as a pandas DataFrame (one row each, with ``latency``)."""
         import pandas as pd
