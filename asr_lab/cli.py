@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -33,7 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, ImportError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, TypeError, ImportError, OSError, KeyError) as exc:
         print(f"asr-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -78,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
         "--max-pending-sec", type=float, default=30.0,
         help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
     )
+    v.add_argument("--token", nargs="?", const="auto", default=None,
+                   help="require this token on every request (no value: a random one, printed in the URL)")
+    v.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept pages from this origin, e.g. https://my.app (repeatable; '*' for any)")
+    v.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer to this Host name (repeatable; '*' for any)")
+    v.add_argument("--idle-timeout-sec", type=float, default=30.0, help="close a stream that sends nothing this long (default: 30)")
+    v.add_argument("--engine-processes", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes running the engines, so decoding never stalls the server (default: %(default)s; "
+                        "0: threads of the server process, for engines that cannot be pickled)")
     _add_engine_options(v)
     v.set_defaults(run=_serve)
 
@@ -261,6 +273,8 @@ def _replay(args) -> int:
     from asr_lab.compare import step_for
 
     audio = load_audio(args.audio)  # a bad file fails before an engine is loaded
+    if args.trace:
+        _check_output_file(args.trace, "--trace")
     processor, meta = load_processor(engine_config(args))
     step = step_for(processor, args.chunk_sec, meta.get("config", {}).get("min_chunk_size"))
     print(f"# {meta['backend']} on {args.audio}, clock={args.clock}", file=sys.stderr)
@@ -274,7 +288,7 @@ def _replay(args) -> int:
         separator=meta.get("separator"), on_emission=show, meta={"backend": meta["backend"], "source": args.audio},
     )
     if args.trace:
-        trace.to_jsonl(args.trace)
+        _save_trace(trace, args.trace)
     lat = [e.latency for e in trace.emissions]
     summary = f"# {len(trace.emissions)} segments, {trace.duration:.1f} s audio, RTF {trace.rtf:.3f}"
     if lat:
@@ -311,7 +325,7 @@ def _compare(args) -> int:
     systems = compare_configs(args)
     dataset = load_dataset(args.dataset)
     utterances = list(dataset)[: args.limit] if args.limit is not None else dataset
-    out = Path(args.out)
+    out = _output_folder(args.out, "--out")  # before any run: a bad --out must not cost the runs
     executor, closer = _executor(args)
     try:
         results = compare(
@@ -396,18 +410,67 @@ def _serve(args) -> int:
 
     from asr_lab.web.server import ServerSettings, create_app
 
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port} is not a TCP port; give a number from 1 to 65535, e.g. --port 8000")
     if args.max_connections < 1 or not args.max_pending_sec > 0:
         raise ValueError(
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
             f"give at least 1 connection and a positive number of seconds"
         )
+    if args.engine_processes < 0:
+        raise ValueError(f"--engine-processes {args.engine_processes}: give 0 (in-process threads) or more")
+    if not args.idle_timeout_sec > 0:
+        raise ValueError(f"--idle-timeout-sec {args.idle_timeout_sec}: give a positive number of seconds, e.g. 30")
+    from asr_lab.web.access import allowed_hosts_for
+
+    token = secrets.token_urlsafe(24) if args.token == "auto" else args.token
     config = engine_config(args)
-    settings = ServerSettings(max_connections=args.max_connections, max_pending_sec=args.max_pending_sec)
+    settings = ServerSettings(
+        max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
+        allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
+        engine_processes=args.engine_processes,
+    )
     app = create_app(config or None, settings=settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"# listening on {args.host}: reachable from other machines", file=sys.stderr)
+        print(f"# listening on {args.host}: reachable from other machines" + ("" if token else "; consider --token"), file=sys.stderr)
+    if token:
+        print(f"# open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/?token={token}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _output_folder(path: str, option: str) -> Path:
+    """``path`` as a folder that exists now (created), or ValueError naming the option and why not."""
+    out = Path(path)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{option} {path!r}: {str(parent)!r} is a file, not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option} {path!r}: cannot create the folder ({exc.strerror}); give a writable folder") from None
+    return out
+
+
+def _check_output_file(path: str, option: str) -> None:
+    """Fail now, not after the run, when ``path`` cannot be written as a file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{option} {path!r} is a folder; give a file name, e.g. {option} {Path(path) / 'trace.jsonl'}")
+    _output_folder(str(p.parent), f"{option}'s folder")
+
+
+def _save_trace(trace, path: str) -> None:
+    """Write the trace; if that fails after all, keep it in a temporary file and say where."""
+    try:
+        trace.to_jsonl(path)
+    except OSError as exc:
+        import tempfile
+
+        fd, rescue = tempfile.mkstemp(prefix="asr-lab-trace-", suffix=".jsonl")
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(trace.to_jsonl())
+        print(f"error: could not write --trace {path!r} ({exc.strerror}); the trace is saved in {rescue}", file=sys.stderr)
 
 
 def _check(args) -> int:

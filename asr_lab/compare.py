@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Union
 import numpy as np
 
 from asr_lab.replay import Trace
+from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, check_timeout
+from asr_lab.replay.validate import trace_problems
 
 __all__ = ["compare", "Results", "RunRecord", "clear_processor_cache", "step_for"]
 
@@ -105,6 +107,7 @@ def compare(
     warmup_sec: float = 1.0,
     progress: bool = True,
     normalize: Optional[Callable[[str], str]] = None,
+    call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
 
@@ -118,7 +121,9 @@ def compare(
     configuration's ``min_chunk_size``, however the processor is given). ``repeats`` > 1 runs everything
     again to measure run-to-run spread. ``executor``: run on a process pool or a Dask
     cluster instead of in this process. ``cache_dir``: where ``runs.jsonl`` lives (resume
-    and re-score from it). A failing utterance is recorded and the rest go on.
+    and re-score from it). ``call_timeout_sec``: the longest one processor call may take
+    (see :func:`asr_lab.replay.replay`). A failing utterance is recorded and the rest go on;
+    a run that failed (raised, hung, or answered outside the contract) is never cached as ok.
     """
     from asr_lab.core.config import ASRConfig
     from asr_lab.replay.clocks import make_clock
@@ -128,6 +133,7 @@ def compare(
     make_clock(clock, speed=speed, slowdown=slowdown)  # validates early, before any work
     if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
         raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
+    call_timeout_sec = check_timeout(call_timeout_sec)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be a whole number >= 1")
     systems = _named_configs(configs)
@@ -160,7 +166,7 @@ def compare(
                 key = _key(identity, fingerprints[u.id], kwargs, r)
                 order.append((system, u.id, r, key))
                 if key not in done:
-                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, kwargs))
+                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec}))
 
     records = dict(done)
     from_cache = len(order) - len(tasks)
@@ -219,6 +225,8 @@ def run_task(task: _Task) -> RunRecord:
                 meta={"system": task.system, "utterance": task.utterance_id, "repeat": task.repeat}, **kwargs,
             )
         error = None if trace.ok else str(trace.error)
+        if trace.error is not None and trace.error.type == "CallTimeoutError":
+            _PROCESSORS.pop(cache_key, None)  # still inside the hung call: the next run loads a fresh one
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, trace, error, _config_json(task.config))
     except Exception as exc:  # loading failed, bad audio...: record it, the other runs go on
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, None, f"{type(exc).__name__}: {exc}", _config_json(task.config))
@@ -284,6 +292,10 @@ class Results:
 
     def __init__(self, records: list[RunRecord], references: Mapping[str, Any], *, normalize=None, cache_path=None) -> None:
         self.records = records
+        for r in records:
+            problems = trace_problems(r.trace) if r.trace is not None else []
+            if problems and r.error is None:
+                r.error = f"malformed trace: {'; '.join(problems[:3])}"
         self.references = dict(references)
         self.normalize = normalize
         self.cache_path = cache_path
@@ -305,11 +317,15 @@ class Results:
         from asr_lab.metrics import ENGLISH_NORMALIZER, score
 
         norm = self.normalize or ENGLISH_NORMALIZER
-        return {
-            (r.system, r.utterance, r.repeat): score(r.trace, self.references[r.utterance], normalize=norm)
-            for r in self.records
-            if r.trace is not None and r.utterance in self.references
-        }
+        scores = {}
+        for r in self.records:
+            if r.trace is None or r.utterance not in self.references or (r.error or "").startswith("malformed trace"):
+                continue
+            try:
+                scores[(r.system, r.utterance, r.repeat)] = score(r.trace, self.references[r.utterance], normalize=norm)
+            except Exception as exc:  # one bad run must not break the tables of every system
+                r.error = f"scoring failed for {r.system} / {r.utterance} (repeat {r.repeat}): {type(exc).__name__}: {exc}"
+        return scores
 
     @cached_property
     def utterances(self):
@@ -426,12 +442,18 @@ class Results:
         self.summary.to_csv(out / "summary.csv")
         self.utterances.to_csv(out / "utterances.csv", index=False)
         for (system, utt, rep), trace in self.traces.items():
-            trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
+            try:
+                trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
+            except (TypeError, ValueError) as exc:  # a malformed trace from an old cache: the others are still written
+                warnings.warn(f"trace of {system} / {utt} (repeat {rep}) not written: {exc}", RuntimeWarning)
         from asr_lab.export import to_simuleval_log
 
         for system in self.systems:  # SimulEval / OmniSTEval input, first run of each utterance
             if any(s == system and r == 0 for s, _, r in self.traces):
-                to_simuleval_log(self, out / "simuleval" / f"{_safe(system)}.instances.log", system=system)
+                try:
+                    to_simuleval_log(self, out / "simuleval" / f"{_safe(system)}.instances.log", system=system)
+                except Exception as exc:  # one system's export must not cost the others theirs
+                    warnings.warn(f"SimulEval log of {system} not written: {type(exc).__name__}: {exc}", RuntimeWarning)
         (out / "summary.md").write_text(self.markdown())
         return out
 
@@ -583,6 +605,11 @@ def _audio_of(utt) -> Any:
     if callable(path):
         path = path()
     if path is not None and Path(path).exists():
+        if not Path(path).is_file():  # /dev/zero, a FIFO, a folder: reading it would never end or fail late
+            raise ValueError(
+                f"utterance {utt.id!r}: audio {os.fspath(path)!r} is not a regular file (a device, pipe or folder); "
+                f"point the manifest at an audio file"
+            )
         return str(path)
     return utt.load_audio()
 
@@ -608,13 +635,18 @@ def _read_cache(path: Path) -> dict[str, RunRecord]:
     records: dict[str, RunRecord] = {}
     if not path.exists():
         return records
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    if not path.is_file():
+        raise ValueError(f"cache {os.fspath(path)!r} is not a regular file; give cache_dir a folder of your own")
+    for n, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not raw.strip():
             continue
-        try:
-            rec = RunRecord.from_json(line)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            warnings.warn(f"{path}:{n}: skipping an unreadable run record ({exc}); it will be run again", RuntimeWarning)
+        try:  # line by line: a run killed mid-write may have cut a line inside a UTF-8 character
+            rec = RunRecord.from_json(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            warnings.warn(f"{path}:{n}: skipping an unreadable run record ({type(exc).__name__}: {exc}); it will be run again", RuntimeWarning)
+            continue
+        if rec.ok and rec.trace is not None and trace_problems(rec.trace):
+            warnings.warn(f"{path}:{n}: run {rec.system} / {rec.utterance} has a malformed trace; it will be run again", RuntimeWarning)
             continue
         if rec.ok:  # failed runs are tried again on resume
             records[rec.key] = rec

@@ -14,6 +14,7 @@ from asr_lab.metrics.latency import LatencyReport, latency_report
 from asr_lab.metrics.simultaneous import simuleval_metrics
 from asr_lab.metrics.stability import StabilityReport, display_snapshots, stability_report
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER, ErrorCounts, Normalize, cer, wer
+from asr_lab.replay.trace import as_trace
 
 __all__ = ["Scores", "score"]
 
@@ -64,7 +65,8 @@ class Scores:
 
 
 def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER, matching: str = "exact") -> Scores:
-    """Score a replay ``trace`` against ``reference``.
+    """Score a replay ``trace`` (a :class:`~asr_lab.replay.Trace`, or the path of one saved
+    with ``Trace.to_jsonl``) against ``reference``.
 
     ``reference``: an utterance-like object (``text`` and optional ``words`` timings
     ``[(start, end, word)]``), a dict with those keys, or the reference text alone (then
@@ -74,6 +76,7 @@ def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER, m
     DAL, AP, StartOffset, EndOffset, YAAL; ``_CA`` computation-aware). ``matching``: which words get a reference latency, ``"exact"`` (default)
     or ``"aligned"`` (ufal/asr_latency's pairing; :mod:`asr_lab.metrics.latency`). Corpus figures come from accumulating these, never from averaging rates.
     """
+    trace = as_trace(trace)  # a Trace, or the path of its .jsonl
     text, words = _reference(reference)
     sep = trace.separator
     hypothesis = sep.join(e.text for e in trace.emissions)
