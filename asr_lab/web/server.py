@@ -301,7 +301,11 @@ class _Stream:
                 pass
 
         sid = pool.open(relay)
-        problem = await created
+        try:
+            problem = await created
+        except asyncio.CancelledError:  # the server is stopping: do not leave the worker waiting for audio
+            pool.stop(sid)
+            raise
         if problem:
             await ended
             await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", problem)
