@@ -2,9 +2,12 @@
 
 Every (system, utterance, repeat) is one replay through :func:`asr_lab.replay` — the same
 loop as everywhere else — scored with :func:`asr_lab.score`. Runs are appended to a JSONL
-cache as they finish (``cache_dir/runs.jsonl``), keyed by the configuration, the audio
-content, the clock and the chunk size, so a killed comparison resumes where it stopped and
-yields the same table, and a finished one can be re-scored without re-running engines.
+cache as they finish (``cache_dir/runs.jsonl``), keyed by everything that shapes a run's
+output: the configuration (decoding options included), the processor's code, the engine
+package versions and the model files' identity (:mod:`asr_lab.provenance`), the audio
+content, the clock and the chunk size. So a killed comparison resumes where it stopped and
+yields the same table, a finished one can be re-scored without re-running engines, and an
+edited processor or a new model is run again instead of answered from the cache.
 
 Work can go to any :class:`concurrent.futures.Executor`: a process pool on one machine,
 or a ``dask.distributed`` Client's ``get_executor()`` for a cluster. Each worker process
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import warnings
 from concurrent.futures import Executor, as_completed
@@ -32,7 +36,7 @@ from asr_lab.replay import Trace
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, check_timeout
 from asr_lab.replay.validate import trace_problems
 
-__all__ = ["compare", "Results", "RunRecord", "clear_processor_cache"]
+__all__ = ["compare", "Results", "RunRecord", "clear_processor_cache", "step_for"]
 
 CACHE_FILE = "runs.jsonl"
 _FORMAT = 1  # bump when a change makes cached traces incomparable
@@ -122,7 +126,11 @@ def compare(
     from asr_lab.core.config import ASRConfig
     from asr_lab.replay.clocks import make_clock
 
+    from asr_lab.provenance import run_provenance
+
     make_clock(clock, speed=speed, slowdown=slowdown)  # validates early, before any work
+    if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
+        raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
     call_timeout_sec = check_timeout(call_timeout_sec)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be a whole number >= 1")
@@ -137,12 +145,16 @@ def compare(
     fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
-            payload, identity, step = config, f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}", chunk_sec
+            payload, own_step = config, None
+            name = f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}"
+            # the system name too: two lambdas share a qualname, and their closures are not hashable
+            identity = json.dumps({"factory": name, "system": system, "defaults": repr(getattr(config, "__defaults__", None)),
+                                   "provenance": run_provenance(config)}, sort_keys=True, default=str)
         else:
             payload, own_step = _validated(config)
-            identity = json.dumps(payload, sort_keys=True, default=str)
-            step = chunk_sec if chunk_sec is not None else own_step
-        kwargs = dict(clock=clock, chunk_sec=step, speed=speed, slowdown=slowdown, warmup_sec=warmup_sec)
+            identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
+        # chunk_sec None: the processor's own min_chunk_sec, else the config's min_chunk_size (see step_for)
+        kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown, warmup_sec=warmup_sec)
         for u in utterances:
             for r in range(repeats):
                 key = _key(identity, fingerprints[u.id], kwargs, r)
@@ -151,7 +163,10 @@ def compare(
                     tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec}))
 
     records = dict(done)
-    bar = _progress(len(order), len(order) - len(tasks), progress)
+    from_cache = len(order) - len(tasks)
+    if progress:
+        print(f"compare: {from_cache} of {len(order)} runs from cache" + (f" ({cache_path})" if cache_path else ""), file=sys.stderr)
+    bar = _progress(len(order), from_cache, progress)
     try:
         for record in _execute(tasks, executor):
             records[record.key] = record
@@ -164,7 +179,9 @@ def compare(
         if executor is None:
             clear_processor_cache()
     ordered = [records[k] for *_, k in order if k in records]
-    return Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path)
+    results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path)
+    results.from_cache = from_cache
+    return results
 
 
 def clear_processor_cache() -> None:
@@ -194,6 +211,7 @@ def run_task(task: _Task) -> RunRecord:
             else:
                 _PROCESSORS[cache_key] = load_processor(task.config)
         processor, meta = _PROCESSORS[cache_key]
+        kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), kwargs.pop("fallback_chunk_sec", None))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a processor error is recorded in the trace
             trace = replay(
@@ -206,6 +224,20 @@ def run_task(task: _Task) -> RunRecord:
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, trace, error, _config_json(task.config))
     except Exception as exc:  # loading failed, bad audio...: record it, the other runs go on
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, None, f"{type(exc).__name__}: {exc}", _config_json(task.config))
+
+
+def step_for(processor: Any, chunk_sec: Optional[float] = None, config_chunk_sec: Optional[float] = None) -> float:
+    """Seconds of new audio per replay step, the same however a processor is given.
+
+    An explicit ``chunk_sec`` wins; then the processor's own ``min_chunk_sec``; then the
+    configuration's ``min_chunk_size`` (for processors without that attribute); then 1.0 s.
+    """
+    if chunk_sec is not None:
+        return float(chunk_sec)
+    own = getattr(processor, "min_chunk_sec", None)
+    if isinstance(own, (int, float)) and own > 0:
+        return float(own)
+    return float(config_chunk_sec) if config_chunk_sec else 1.0
 
 
 def _execute(tasks: list[_Task], executor: Optional[Executor]):
@@ -234,6 +266,9 @@ class Results:
     compute / summed audio, normalized erasure as summed erasures / summed final words —
     and, with repeats, the run-to-run spread (standard deviation across repeats).
     """
+
+    from_cache: int = 0
+    """How many of the runs came from the cache instead of being run by this call."""
 
     def __init__(self, records: list[RunRecord], references: Mapping[str, Any], *, normalize=None, cache_path=None) -> None:
         self.records = records
@@ -407,7 +442,8 @@ class Results:
         table = self.table()
         head = "| system | " + " | ".join(table.columns) + " |\n|---|" + "---|" * len(table.columns) + "\n"
         body = "".join(
-            f"| {system} | " + " | ".join(_fmt(v) for v in row) + " |\n" for system, row in table.iterrows()
+            f"| {system} | " + " | ".join(_fmt(v, integer=c in _COUNTS) for c, v in row.items()) + " |\n"
+            for system, row in table.iterrows()
         )
         notes = "".join(f"- {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}\n" for r in self.failures)
         return head + body + (f"\nFailures:\n{notes}" if notes else "")
@@ -454,10 +490,15 @@ class Results:
         return plots.stability_over_time(self, utterance, **kwargs)
 
     def __repr__(self) -> str:
-        return f"Results({len(self.systems)} systems, {len(self.references)} utterances, {len(self.records)} runs, {len(self.failures)} failed)"
+        return (f"Results({len(self.systems)} systems, {len(self.references)} utterances, {len(self.records)} runs "
+                f"({self.from_cache} of {len(self.records)} from cache), {len(self.failures)} failed)")
 
     def _repr_html_(self) -> str:
-        return self.table().to_html(float_format=lambda v: f"{v:.3f}")
+        import html
+
+        failed = "".join(f"<li>{html.escape(f'{r.system} / {r.utterance} (repeat {r.repeat}): {r.error}')}</li>" for r in self.failures)
+        head = f"<p style='color:crimson'><b>{len(self.failures)} of {len(self.records)} runs failed</b></p><ul>{failed}</ul>" if failed else ""
+        return head + self.table().to_html(float_format=lambda v: f"{v:.3f}")
 
 
 def _aggregate(scores: list) -> dict:
@@ -635,7 +676,13 @@ def _isnan(v) -> bool:
     return isinstance(v, float) and v != v
 
 
-def _fmt(v) -> str:
+_COUNTS = {"utterances", "runs", "failed", "substitutions", "deletions", "insertions", "reference_words", "emissions",
+           "latency_count", "audit_findings"}
+
+
+def _fmt(v, integer: bool = False) -> str:
     if v is None or _isnan(v):
         return "–"
+    if integer:
+        return str(int(v))
     return f"{v:.3f}" if isinstance(v, float) else str(v)
