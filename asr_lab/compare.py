@@ -15,6 +15,7 @@ runs that had the same conditions (sequential runs are the reference).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -101,6 +102,9 @@ def compare(
     warmup_sec: float = 1.0,
     progress: bool = True,
     normalize: Optional[Callable[[str], str]] = None,
+    policies: Optional[Mapping[str, Any]] = None,
+    sweep: Optional[Mapping[str, Any]] = None,
+    record_replay: bool = True,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
 
@@ -113,7 +117,20 @@ def compare(
     again to measure run-to-run spread. ``executor``: run on a process pool or a Dask
     cluster instead of in this process. ``cache_dir``: where ``runs.jsonl`` lives (resume
     and re-score from it). A failing utterance is recorded and the rest go on.
+
+    ``policies`` sweeps streaming policies on every config: ``{"hold-n": {"hold_n": [1, 2]},
+    "alignatt": {"frame_threshold": [10, 25]}, "local-agreement": None}``, crossed with
+    ``sweep`` (other fields, e.g. ``{"min_chunk_size": [0.5, 1.0]}``); systems are named
+    ``"<name> <policy label>"`` (:func:`asr_lab.policies.policy_grid`). ``record_replay``: in
+    this process, re-decoding policies share the engine's answers to identical requests
+    (:mod:`asr_lab.policies.record_replay`; replayed calls are charged their recorded compute).
     """
+    if policies is not None:
+        from asr_lab.policies.grid import expand_configs
+
+        configs = expand_configs(_named_configs(configs), policies, sweep)
+    elif sweep:
+        raise ValueError("sweep= crosses fields with policies=; give policies (e.g. {'local-agreement': None})")
     from asr_lab.core.config import ASRConfig
     from asr_lab.replay.clocks import make_clock
 
@@ -146,7 +163,11 @@ def compare(
 
     records = dict(done)
     bar = _progress(len(order), len(order) - len(tasks), progress)
+    from asr_lab.policies.record_replay import recording
+
+    session = recording() if record_replay and executor is None else contextlib.nullcontext()
     try:
+        session.__enter__()
         for record in _execute(tasks, executor):
             records[record.key] = record
             if cache_path is not None:
@@ -154,6 +175,7 @@ def compare(
             bar.update(1)
             bar.set_postfix_str(f"{record.system} / {record.utterance}" + ("" if record.ok else " FAILED"))
     finally:
+        session.__exit__(None, None, None)
         bar.close()
         if executor is None:
             clear_processor_cache()
@@ -188,12 +210,21 @@ def run_task(task: _Task) -> RunRecord:
             else:
                 _PROCESSORS[cache_key] = load_processor(task.config)
         processor, meta = _PROCESSORS[cache_key]
+        from asr_lab.policies.record_replay import active_store
+
+        store = active_store()
+        calls = (store.live, store.replayed) if store is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a processor error is recorded in the trace
             trace = replay(
                 processor, task.audio, separator=meta.get("separator"),
                 meta={"system": task.system, "utterance": task.utterance_id, "repeat": task.repeat}, **kwargs,
             )
+        if calls is not None and callable(getattr(processor, "replayed_compute", None)):
+            trace.meta["engine_calls_live"] = store.live - calls[0]
+            trace.meta["engine_calls_replayed"] = store.replayed - calls[1]
+        if getattr(processor, "policy", None):
+            trace.meta["policy"] = processor.policy
         error = None if trace.ok else str(trace.error)
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, trace, error, _config_json(task.config))
     except Exception as exc:  # loading failed, bad audio...: record it, the other runs go on

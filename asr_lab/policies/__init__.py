@@ -9,7 +9,7 @@ A policy is chosen by name in any policy-aware backend config (``policy`` and it
   :class:`StablePrefix`, :class:`LocalAgreementN`.
 * :mod:`~asr_lab.policies.alignatt` — :class:`AlignAttProcessor` over a
   :class:`TokenDecoder` (SimulStreaming's policy).
-* :mod:`~asr_lab.policies.recording` — record once, replay many: :func:`recording`,
+* :mod:`~asr_lab.policies.record_replay` — record once, replay many: :func:`recording`,
   :class:`HypothesisStore`, :class:`RecordingASR`.
 * :func:`policy_processor` — what loaders call; :func:`policy_grid` — configs for a sweep.
 """
@@ -31,9 +31,9 @@ _EXPORTS = {
     "AlignAttProcessor": "asr_lab.policies.alignatt",
     "TokenDecoder": "asr_lab.policies.alignatt",
     "TokenStep": "asr_lab.policies.alignatt",
-    "HypothesisStore": "asr_lab.policies.recording",
-    "RecordingASR": "asr_lab.policies.recording",
-    "recording": "asr_lab.policies.recording",
+    "HypothesisStore": "asr_lab.policies.record_replay",
+    "RecordingASR": "asr_lab.policies.record_replay",
+    "recording": "asr_lab.policies.record_replay",
     "ALIGNATT_BACKENDS": "asr_lab.policies.processor",
     "policy_processor": "asr_lab.policies.processor",
     "policy_grid": "asr_lab.policies.grid",

@@ -3,7 +3,7 @@
 ``policy_grid(base, {"local-agreement": {"agreement_n": [2, 3]}, "hold-n": {"hold_n": [1, 2]}},
 min_chunk_size=[0.5, 1.0])`` gives ``{"local-agreement-2 @0.5s": {...}, ...}`` for
 :func:`asr_lab.compare`, which then runs every configuration; re-decoding policies on
-the same engine share its recorded answers (:mod:`asr_lab.policies.recording`).
+the same engine share its recorded answers (:mod:`asr_lab.policies.record_replay`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Mapping, Optional, Sequence
 
-__all__ = ["policy_grid"]
+__all__ = ["expand_configs", "policy_grid"]
 
 
 def policy_grid(
@@ -54,3 +54,14 @@ def _name(config: dict, swept: list[str]) -> str:
         value = config[key]
         label += f" @{value:g}s" if key == "min_chunk_size" else f" @{key}={value}"
     return label
+
+
+def expand_configs(configs: Mapping[str, Any], policies: Mapping[str, Any], sweep: Optional[Mapping[str, Sequence[Any]]] = None) -> dict[str, Any]:
+    """Each named config × :func:`policy_grid`: names become ``"<name> <policy label>"`` (what ``compare(policies=...)`` runs)."""
+    out: dict[str, Any] = {}
+    for name, config in configs.items():
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config {name!r}: a policy sweep needs a config dict, not {type(config).__name__}")
+        for label, expanded in policy_grid(config, policies, **dict(sweep or {})).items():
+            out[f"{name} {label}"] = expanded
+    return out

@@ -6,8 +6,8 @@ policy drives it. ``local-agreement`` with ``agreement_n=2`` is the reference
 :func:`asr_lab.streaming.vac.streaming_processor`, so VAC works as before); the other
 re-decoding policies run on :class:`~asr_lab.policies.redecoding.RedecodingProcessor`;
 ``alignatt`` needs an engine with a steppable decoder. Inside a
-:func:`asr_lab.policies.recording` block (``compare()`` opens one) the engine is wrapped
-in a :class:`~asr_lab.policies.recording.RecordingASR`, so policies share its answers.
+:func:`asr_lab.policies.record_replay` block (``compare()`` opens one) the engine is wrapped
+in a :class:`~asr_lab.policies.record_replay.RecordingASR`, so policies share its answers.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
     that can run AlignAtt. Raises :class:`~asr_lab.ConfigError` when the engine cannot run
     the policy, naming the backends that can.
     """
-    from asr_lab.policies.recording import RecordingASR, active_store
+    from asr_lab.policies.record_replay import RecordingASR, active_store
 
     policy = getattr(config, "policy", "local-agreement")
     if policy == "alignatt":

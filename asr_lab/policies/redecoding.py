@@ -15,7 +15,7 @@ answers, never on what the rule committed:
   reference prompts with the committed text before its buffer.
 
 So the engine's answers can be recorded once and any rule replayed from them exactly
-(:mod:`asr_lab.policies.recording`). The tail of a hypothesis is found as LocalAgreement
+(:mod:`asr_lab.policies.record_replay`). The tail of a hypothesis is found as LocalAgreement
 finds it (:class:`~asr_lab.streaming.local_agreement.HypothesisBuffer`: words starting
 before the last commit are dropped, and up to 5 leading words that repeat the committed
 end). Committed words keep the timestamps of the hypothesis that committed them.

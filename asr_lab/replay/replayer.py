@@ -136,7 +136,7 @@ def replay(
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
         trace.meta["warmup_compute_sec"] = time.perf_counter() - t0
 
-    # engine compute a processor replayed from recorded answers instead of spending it (asr_lab.policies.recording)
+    # engine compute a processor replayed from recorded answers instead of spending it (asr_lab.policies.record_replay)
     replayed_compute = getattr(processor, "replayed_compute", None)
     replayed_compute = replayed_compute if callable(replayed_compute) else (lambda: 0.0)
     replayed_compute()  # the warm-up's share is not part of the stream
