@@ -58,6 +58,7 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
             frame_threshold=config.frame_threshold,
             max_buffer_sec=min(30.0, config.buffer_trimming_sec),
             min_chunk_sec=config.min_chunk_size,
+            max_new_tokens=getattr(config, "max_new_tokens", None) or 128,
         )
 
     store = active_store()
