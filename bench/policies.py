@@ -51,49 +51,59 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--utterances", type=int, default=3)
     parser.add_argument("--chunk", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 keeps a shared machine's noise down)")
     parser.add_argument("--model-dir", default=None, help="an openai-whisper .pt checkpoint (default: tiny.en, converted)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     data = librivox(args.utterances)
     audio_sec = sum(len(a) for _, a, _ in data) / 16000
     base = {"backend": "openai-whisper", "model": "tiny.en", "lan": "en", "min_chunk_size": args.chunk}
     if args.model_dir:
         base["model_dir"] = args.model_dir
-    rows = []
+    procs, stats = {}, {}
     for name, fields in POLICIES.items():
         started = time.perf_counter()
-        proc, _ = asr_lab.load_processor({**base, **fields})
-        load = time.perf_counter() - started
-        calls, errors, lags, tokens, sessions = [], WERAccumulator(), [], 0, 0
-        for _, audio, text in data:
+        procs[name], _ = asr_lab.load_processor({**base, **fields})
+        stats[name] = {"load": time.perf_counter() - started, "calls": [], "errors": WERAccumulator(), "lags": [],
+                       "tokens": 0, "sessions": 0}
+    # round robin over policies within each utterance, so that the shared machine's load swings spread evenly
+    for _, audio, text in data:
+        for name, proc in procs.items():
+            st = stats[name]
             trace = asr_lab.replay(proc, audio, clock="unaware", chunk_sec=args.chunk, warmup_sec=1.0, separator="")
             trace.raise_for_error()
-            calls += [s.compute_sec for s in trace.steps]
-            errors.add(wer(reference=ENGLISH_NORMALIZER(text), hypothesis=ENGLISH_NORMALIZER(trace.text)))
-            lags += [e.emitted_at - e.end for e in trace.emissions]
-            tokens += getattr(proc, "decoded_tokens", 0)
-            sessions += getattr(proc, "calls", 0)
-        decoder = getattr(proc, "decoder", None)
+            st["calls"] += [s.compute_sec for s in trace.steps]
+            st["errors"].add(wer(reference=ENGLISH_NORMALIZER(text), hypothesis=ENGLISH_NORMALIZER(trace.text)))
+            st["lags"] += [e.emitted_at - e.end for e in trace.emissions]
+            st["tokens"] += getattr(proc, "decoded_tokens", 0)
+            st["sessions"] += getattr(proc, "calls", 0)
+    rows = []
+    for name, st in stats.items():
+        calls = st["calls"]
         row = {
             "policy": name,
-            "load_sec": round(load, 2),
+            "load_sec": round(st["load"], 2),
             "rtf": round(sum(calls) / audio_sec, 3),
             "calls": len(calls),
             "call_mean_sec": round(statistics.mean(calls), 3),
             "call_p95_sec": round(float(np.percentile(calls, 95)), 3),
-            "wer": round(errors.compute().rate, 3),
-            "commit_lag_mean_sec": round(statistics.mean(lags), 2) if lags else None,
-            "tokens_per_call": round(tokens / max(1, sessions), 1) if decoder is not None else None,
+            "wer": round(st["errors"].compute().rate, 3),
+            "commit_lag_mean_sec": round(statistics.mean(st["lags"]), 2) if st["lags"] else None,
+            "tokens_per_call": round(st["tokens"] / max(1, st["sessions"]), 1) if hasattr(procs[name], "decoder") else None,
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
     ref = rows[0]
-    print(f"\n{len(data)} LibriVox utterances, {audio_sec:.1f} s of audio, chunk {args.chunk} s, tiny.en greedy, shared 2-core CPU")
-    print(f"{'policy':32s} {'RTF':>6s} {'xLA2':>6s} {'calls':>6s} {'call mean':>10s} {'p95':>7s} {'WER':>6s} {'lag':>6s}")
+    print(f"\n{len(data)} LibriVox utterances, {audio_sec:.1f} s of audio, chunk {args.chunk} s, tiny.en greedy, "
+          f"{args.threads} torch thread(s), shared 2-core CPU")
+    print(f"{'policy':32s} {'RTF':>6s} {'xLA2':>6s} {'calls':>6s} {'call mean':>10s} {'p95':>7s} {'WER':>6s} {'lag':>6s} {'tok/call':>8s}")
     for r in rows:
         print(f"{r['policy']:32s} {r['rtf']:6.3f} {r['rtf'] / ref['rtf']:6.2f} {r['calls']:6d} {r['call_mean_sec']:10.3f} "
-              f"{r['call_p95_sec']:7.3f} {r['wer']:6.3f} {r['commit_lag_mean_sec'] or float('nan'):6.2f}")
+              f"{r['call_p95_sec']:7.3f} {r['wer']:6.3f} {r['commit_lag_mean_sec'] or float('nan'):6.2f} {r['tokens_per_call'] or float('nan'):8.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

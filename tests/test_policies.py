@@ -205,8 +205,9 @@ def test_alignatt_stops_at_the_first_token_attending_within_the_threshold_of_the
     dec = ScriptedTokenDecoder([[(" a", 5), (" b", 20), (" c", 46), (" d", 10)]])
     proc = AlignAttProcessor(dec, frame_threshold=4)
     proc.insert_audio_chunk(sec(1.0))  # 50 frames; " c" at 46 is within 4 of the end
-    assert proc.process_iter() == (0.1, 0.42, " a b")
-    assert proc.last_words() == [(0.1, 0.12, " a"), (0.4, 0.42, " b")]
+    assert proc.process_iter() == (0.1, 0.92, " a b")
+    # a word ends where the next token attends: " b" where the rejected " c" does
+    assert proc.last_words() == [(0.1, 0.4, " a"), (0.4, 0.92, " b")]
 
 
 def test_alignatt_commits_whole_words_only():
@@ -219,12 +220,15 @@ def test_alignatt_commits_whole_words_only():
     assert dec.calls[1].forced == " a"
 
 
-def test_alignatt_end_of_text_commits_everything_and_finish_uses_the_final_threshold():
-    dec = ScriptedTokenDecoder([[(" a", 5), (" b", 44)], [(" b", 44), (" c", 47)]])
-    proc = AlignAttProcessor(dec, frame_threshold=10, final_frame_threshold=2)
+def test_alignatt_end_of_text_commits_everything_and_finish_decodes_to_the_end():
+    dec = ScriptedTokenDecoder([[(" a", 5), (" b", 44)], [(" b", 44), (" c", 49)], [(" a", 40), (" b", 48), (" c", 49)]])
+    proc = AlignAttProcessor(dec, frame_threshold=10)
     proc.insert_audio_chunk(sec(1.0))
     assert proc.process_iter()[2] == " a"
-    assert proc.finish()[2] == " b c"
+    assert proc.finish()[2] == " b c"  # the last word, attended at the very last frame, is kept
+    proc = AlignAttProcessor(dec, frame_threshold=10, final_frame_threshold=2)  # SimulStreaming's 4-frame stop
+    proc.insert_audio_chunk(sec(1.0))
+    assert proc.finish()[2] == " a"
 
 
 def test_alignatt_on_a_timeline_commits_each_word_once_after_it_was_heard():

@@ -18,9 +18,11 @@ as a Guide for Simultaneous Speech Translation"; applied to Whisper by Simul-Whi
 4. once the buffer is longer than ``max_buffer_sec``, cut it at a committed word's end;
    the words before the cut become context.
 
-At the end of the stream the threshold is ``final_frame_threshold`` (4 frames, as in
-SimulStreaming) and everything decoded is committed. Word times come from the attended
-frames: a word starts at its first token's frame and ends one frame after its last.
+At the end of the stream no more audio will come, so by default (``final_frame_threshold
+= None``) decoding runs to end-of-text and everything is committed (SimulStreaming stops
+at 4 frames from the end there, which drops a last word spoken right up to the end).
+Word times come from the attended frames: a word starts at its first token's frame and
+ends where the next token attends (at least one frame after its own last token).
 
 The engine is any :class:`TokenDecoder`: it encodes audio and yields tokens one by one
 with their most-attended frame, and never learns why decoding stops. Greedy decoding
@@ -97,7 +99,7 @@ class AlignAttProcessor:
         decoder: TokenDecoder,
         *,
         frame_threshold: int = 25,
-        final_frame_threshold: int = 4,
+        final_frame_threshold: Optional[int] = None,
         max_buffer_sec: float = 30.0,
         min_chunk_sec: float = 1.0,
         max_new_tokens: int = 128,
@@ -157,17 +159,19 @@ class AlignAttProcessor:
         threshold = self.final_frame_threshold if final else self.frame_threshold
         taken: list[TokenStep] = []
         word_complete = final
+        next_frame = None  # where the token after the last taken one attends: the last word's end
         for _ in range(self.max_new_tokens):
             step = session.next()
             self.decoded_tokens += 1
             if step.eot:
                 word_complete = True
                 break
-            if session.n_frames - step.frame <= threshold:
+            if threshold is not None and session.n_frames - step.frame <= threshold:
                 word_complete = word_complete or step.starts_word
+                next_frame = step.frame
                 break
             taken.append(step)
-        words = self._words(taken, session.n_frames)
+        words = self._words(taken, session.n_frames, next_frame)
         if words and not word_complete:
             words.pop()
         self.in_buffer.extend(words)
@@ -178,7 +182,7 @@ class AlignAttProcessor:
             self._trim()
         return self._join(new)
 
-    def _words(self, steps: list[TokenStep], n_frames: int) -> list[_Committed]:
+    def _words(self, steps: list[TokenStep], n_frames: int, next_frame: Optional[int]) -> list[_Committed]:
         groups: list[list[TokenStep]] = []
         for step in steps:
             if step.starts_word or not groups:
@@ -187,9 +191,12 @@ class AlignAttProcessor:
                 groups[-1].append(step)
         fps = self.decoder.frames_per_sec
         out = []
-        for g in groups:
+        for k, g in enumerate(groups):
             start = self.buffer_time_offset + g[0].frame / fps
-            end = self.buffer_time_offset + min(max(s.frame for s in g) + 1, n_frames) / fps
+            last = max(s.frame for s in g) + 1
+            following = groups[k + 1][0].frame if k + 1 < len(groups) else next_frame
+            end_frame = min(max(last, following if following is not None else last), n_frames)
+            end = self.buffer_time_offset + end_frame / fps
             out.append(_Committed(start, max(end, start), self.decoder.detokenize([s.token for s in g]), [s.token for s in g]))
         return out
 
