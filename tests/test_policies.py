@@ -117,6 +117,13 @@ def test_a_cut_commits_the_words_before_it_even_when_the_rule_holds_them():
     assert trace.text.split() == TEXT.split()
 
 
+def test_spawned_processors_keep_their_own_rule_state():
+    proc = RedecodingProcessor(TimelineASR(WORDS, unstable_tail_sec=0.3), LocalAgreementN(3), trim_sec=4.0)
+    other = proc.spawn()
+    assert other.rule is not proc.rule and other.asr is proc.asr
+    assert run(other, 9.0).text == run(proc, 9.0).text
+
+
 # -- record once, replay many -------------------------------------------------------------------------
 
 

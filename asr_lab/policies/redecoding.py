@@ -124,6 +124,17 @@ class RedecodingProcessor:
     def last_words(self) -> list[Word]:
         return list(self._last_words)
 
+    def spawn(self) -> "RedecodingProcessor":
+        """A fresh processor (own rule state) sharing this one's engine; calls are serialised
+        unless the engine is ``thread_safe`` (as :meth:`OnlineASRProcessor.spawn`)."""
+        import copy
+
+        from asr_lab.streaming.local_agreement import SerializedASR
+
+        if not getattr(self.asr, "thread_safe", False) and not isinstance(self.asr, SerializedASR):
+            self.asr = SerializedASR(self.asr)
+        return RedecodingProcessor(self.asr, copy.deepcopy(self.rule), trim_sec=self.trim_sec, min_chunk_sec=self.min_chunk_sec)
+
     def prompt(self) -> str:
         """The engine's words before the buffer, from the end backwards, up to ~200 characters."""
         taken: list[str] = []
