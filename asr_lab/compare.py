@@ -18,6 +18,7 @@ runs that had the same conditions (sequential runs are the reference).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -108,6 +109,9 @@ def compare(
     progress: bool = True,
     normalize: Optional[Callable[[str], str]] = None,
     call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
+    policies: Optional[Mapping[str, Any]] = None,
+    sweep: Optional[Mapping[str, Any]] = None,
+    record_replay: bool = True,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
 
@@ -124,7 +128,20 @@ def compare(
     and re-score from it). ``call_timeout_sec``: the longest one processor call may take
     (see :func:`asr_lab.replay.replay`). A failing utterance is recorded and the rest go on;
     a run that failed (raised, hung, or answered outside the contract) is never cached as ok.
+
+    ``policies`` sweeps streaming policies on every config: ``{"hold-n": {"hold_n": [1, 2]},
+    "alignatt": {"frame_threshold": [10, 25]}, "local-agreement": None}``, crossed with
+    ``sweep`` (other fields, e.g. ``{"min_chunk_size": [0.5, 1.0]}``); systems are named
+    ``"<name> <policy label>"`` (:func:`asr_lab.policies.policy_grid`). ``record_replay``: in
+    this process, re-decoding policies share the engine's answers to identical requests
+    (:mod:`asr_lab.policies.record_replay`; replayed calls are charged their recorded compute).
     """
+    if policies is not None:
+        from asr_lab.policies.grid import expand_configs
+
+        configs = expand_configs(_named_configs(configs), policies, sweep)
+    elif sweep:
+        raise ValueError("sweep= crosses fields with policies=; give policies (e.g. {'local-agreement': None})")
     from asr_lab.core.config import ASRConfig
     from asr_lab.replay.clocks import make_clock
 
@@ -173,7 +190,11 @@ def compare(
     if progress:
         print(f"compare: {from_cache} of {len(order)} runs from cache" + (f" ({cache_path})" if cache_path else ""), file=sys.stderr)
     bar = _progress(len(order), from_cache, progress)
+    from asr_lab.policies.record_replay import recording
+
+    session = recording() if record_replay and executor is None else contextlib.nullcontext()
     try:
+        session.__enter__()
         for record in _execute(tasks, executor):
             records[record.key] = record
             if cache_path is not None:
@@ -181,6 +202,7 @@ def compare(
             bar.update(1)
             bar.set_postfix_str(f"{record.system} / {record.utterance}" + ("" if record.ok else " FAILED"))
     finally:
+        session.__exit__(None, None, None)
         bar.close()
         if executor is None:
             clear_processor_cache()
@@ -218,12 +240,21 @@ def run_task(task: _Task) -> RunRecord:
                 _PROCESSORS[cache_key] = load_processor(task.config)
         processor, meta = _PROCESSORS[cache_key]
         kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), kwargs.pop("fallback_chunk_sec", None))
+        from asr_lab.policies.record_replay import active_store
+
+        store = active_store()
+        calls = (store.live, store.replayed) if store is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a processor error is recorded in the trace
             trace = replay(
                 processor, task.audio, separator=meta.get("separator"),
                 meta={"system": task.system, "utterance": task.utterance_id, "repeat": task.repeat}, **kwargs,
             )
+        if calls is not None and callable(getattr(processor, "replayed_compute", None)):
+            trace.meta["engine_calls_live"] = store.live - calls[0]
+            trace.meta["engine_calls_replayed"] = store.replayed - calls[1]
+        if getattr(processor, "policy", None):
+            trace.meta["policy"] = processor.policy
         error = None if trace.ok else str(trace.error)
         if trace.error is not None and trace.error.type == "CallTimeoutError":
             _PROCESSORS.pop(cache_key, None)  # still inside the hung call: the next run loads a fresh one

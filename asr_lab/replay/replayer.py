@@ -150,6 +150,10 @@ def replay(
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
         trace.meta["warmup_compute_sec"] = time.perf_counter() - t0
 
+    # engine compute a processor replayed from recorded answers instead of spending it (asr_lab.policies.record_replay)
+    replayed_compute = getattr(processor, "replayed_compute", None)
+    replayed_compute = replayed_compute if callable(replayed_compute) else (lambda: 0.0)
+    replayed_compute()  # the warm-up's share is not part of the stream
     wall_start = time.perf_counter()
     chunk = max(1, int(round(chunk_sec * SAMPLE_RATE)))
     fed = first  # samples of the stream fed so far (absolute index)
@@ -183,7 +187,7 @@ def replay(
             call(processor.insert_audio_chunk, new, what="insert_audio_chunk", step=step)
             out = call(processor.process_iter, what="process_iter", step=step)
             part = call(partial_fn, what="partial", step=step) if partial_fn is not None else None
-            compute = time.perf_counter() - t0
+            compute = time.perf_counter() - t0 + replayed_compute()
             returned = clk.after_call(compute, until / SAMPLE_RATE)
             trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned))
             fed = until
@@ -194,7 +198,7 @@ def replay(
         # 4. the end of the stream
         t0 = time.perf_counter()
         out = call(processor.finish, what="finish", step=step)
-        compute = time.perf_counter() - t0
+        compute = time.perf_counter() - t0 + replayed_compute()
         returned = clk.after_call(compute, fed / SAMPLE_RATE)
         trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned))
         recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step, final=True)
