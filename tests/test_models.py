@@ -112,7 +112,7 @@ def test_torch_checkpoint_transcribes_like_ctranslate2(cache):
     assert openai_checkpoint("tiny.en", cache_dir=cache) == path  # cached
     torch_model = whisper.load_model(str(path), device="cpu")
     ct2 = WhisperModel(str(ct2_model_dir("tiny.en", cache_dir=cache)), device="cpu", compute_type="float32")
-    for name in ("sense_and_sensibility_01_austen_64kb-0870", "sense_and_sensibility_01_austen_64kb-0890"):
+    for name in ("sense_and_sensibility_01_austen_64kb-0870",):  # 7.1 s, 22 words
         audio, rate = sf.read(LIBRIVOX / f"{name}.wav", dtype="float32")
         assert rate == 16000
         theirs = whisper.transcribe(torch_model, audio, temperature=0.0, fp16=False, language="en")["text"]
