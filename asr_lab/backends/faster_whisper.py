@@ -183,6 +183,7 @@ class FasterWhisperLoader:
     description = "Whisper on CTranslate2 (faster-whisper) under the LocalAgreement-2 policy"
 
     def load(self, config: Union[FasterWhisperConfig, dict]) -> tuple[Any, dict]:
+        from asr_lab.streaming.policy_config import policy_metadata
         from asr_lab.streaming.vac import streaming_processor
 
         cfg = parse_config(config, FasterWhisperConfig)
@@ -197,6 +198,7 @@ class FasterWhisperLoader:
             "language": asr.language or "auto",
             "multilingual": ct2.is_multilingual,
             "vac": cfg.vac,
+            **policy_metadata(cfg),
         }
         return streaming_processor(asr, cfg), metadata
 

@@ -195,6 +195,7 @@ class MLXWhisperLoader:
     description = "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy"
 
     def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
+        from asr_lab.streaming.policy_config import policy_metadata
         from asr_lab.streaming.vac import streaming_processor
 
         cfg = parse_config(config, MLXWhisperConfig)
@@ -208,6 +209,7 @@ class MLXWhisperLoader:
             "language": asr.language or "auto",
             "multilingual": asr.multilingual,
             "vac": cfg.vac,
+            **policy_metadata(cfg),
         }
         return streaming_processor(asr, cfg), metadata
 
