@@ -142,7 +142,7 @@ class OnlineASRProcessor:
 
     ``ghost_filter``, ``guarded_finish`` and ``max_buffer_sec`` (seconds, ``None`` = no
     cap) are the named fixes of the module docstring, all off by default. ``fix_stats``
-    counts what they did in the current stream (words dropped, cap cuts, seconds dropped).
+    counts what they did over the processor's life (words dropped, cap cuts, seconds dropped).
     """
 
     sampling_rate = SAMPLE_RATE
@@ -179,6 +179,8 @@ class OnlineASRProcessor:
         self.ghost_filter = bool(ghost_filter)
         self.guarded_finish = bool(guarded_finish)
         self.max_buffer_sec = None if max_buffer_sec is None else float(max_buffer_sec)
+        self.fix_stats = {"ghost_words": 0, "finish_words_dropped": 0, "cap_cuts": 0, "cap_dropped_sec": 0.0, "cap_dropped_words": 0}
+        """What the fixes did over this processor's life (all streams): words dropped, cap cuts, seconds cut."""
         self.init()
 
     # -- the ASRProcessor contract -------------------------------------------------
@@ -189,7 +191,6 @@ class OnlineASRProcessor:
         self.transcript_buffer = HypothesisBuffer(self.buffer_time_offset)
         self.committed: list[Word] = []
         self._last_words: list[Word] = []
-        self.fix_stats = {"ghost_words": 0, "finish_words_dropped": 0, "cap_cuts": 0, "cap_dropped_sec": 0.0, "cap_dropped_words": 0}
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Append ``audio`` (float32, 16 kHz, mono) to the buffer."""

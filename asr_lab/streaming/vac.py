@@ -279,6 +279,11 @@ class VACOnlineASRProcessor:
         return getattr(self.online, "asr", None)
 
     @property
+    def fix_stats(self) -> dict:
+        """The wrapped processor's counters of what its fixes did (empty if it has none)."""
+        return getattr(self.online, "fix_stats", {})
+
+    @property
     def sep(self) -> str:
         return getattr(self.asr, "sep", " ")
 
