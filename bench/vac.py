@@ -16,7 +16,7 @@ reference's decoding (beam 5, temperature fallback). Speech:
 Parts:
 
 * ``vac`` (virtual clock: measured compute delays every answer, as live): plain
-  LocalAgreement in reference mode, VAC in reference mode (backlog recognised once, no
+  LocalAgreement in reference mode and with asr_lab's defaults (30 s cap), VAC in reference mode (backlog recognised once, no
   transcribe_tail), VAC with asr_lab's defaults (transcribe_tail, 30 s cap) and VAC with
   every fix.
 * ``fixes`` (computation-unaware clock: the same audio windows in every run, so the
@@ -129,6 +129,7 @@ def systems(part: str, base: dict) -> dict[str, dict]:
     if part == "vac":
         return {
             "LA reference": ref,
+            "LA default": base,
             "VAC reference": {**ref, "vac": True},
             "VAC default": {**base, "vac": True},
             "VAC all fixes": {**base, "vac": True, "ghost_filter": True, "guarded_finish": True},

@@ -369,10 +369,10 @@ class VACOnlineASRProcessor:
                 else:
                     self._send_until(sample)
                     out.append(self._end_utterance())
-            if self.in_speech:
-                self._send_until(self._audio_start + len(self._audio))
-            else:
+            if not self.in_speech:
                 self._drop_until(self._audio_start + len(self._audio) - int(IDLE_HISTORY_SEC * SAMPLE_RATE))
+        if self.in_speech:  # the open utterance's audio goes to ``online`` in one piece
+            self._send_until(self._audio_start + len(self._audio))
         if self.in_speech and self._unprocessed > self.online_chunk_sec * SAMPLE_RATE:
             self._unprocessed = 0
             out.append(self._collect(self.online.process_iter()))
