@@ -203,3 +203,11 @@ def test_vac_warm_up_runs_the_recogniser_and_leaves_the_stream_untouched():
     assert asr.calls[0].duration == pytest.approx(1.0) and asr.calls[0].prompt == ""  # the warm-up reached the model
     assert "warmup_compute_sec" in trace.meta
     assert " ".join(e.text for e in trace.emissions).split()[:3] == ["one", "two", "three"]
+
+
+def test_guarded_finish_keeps_a_sentence_that_only_shares_a_phrase():
+    said = words_from_text("he might have been made still more respectable.", start=0.2)
+    said += words_from_text("she might have been happy.", start=6.02, word_sec=0.15, gap_sec=0.05)  # heard by the last call only
+    for guarded in (False, True):
+        text, answers = run(OnlineASRProcessor(TimelineASR(said), guarded_finish=guarded), 7.0, chunk_sec=2.0)
+        assert answers[-1][2] == "she might have been happy."  # the whole sentence was pending at finish()

@@ -18,8 +18,9 @@ measured with real Whisper weights (issue 16; figures in bench/vac.py's output):
   end of the audio buffer. Whisper emits them at buffer cuts ("day." at 28.32-28.32 s);
   committed, they also reach every later prompt.
 * ``guarded_finish``: at ``finish()``, do not commit a pending sentence that repeats
-  committed text (a 3-word run already committed) nor more words than the audio after
-  the last commit can hold (:data:`MAX_WORDS_PER_SEC`). Whisper hallucinates such tails
+  committed text (half of its words or more in 4-word runs already committed), nor what
+  follows it, nor more words than the audio after the last commit can hold
+  (:data:`MAX_WORDS_PER_SEC`). Whisper hallucinates such tails
   when the buffer ends in silence, and the reference commits them unconfirmed.
 * ``max_buffer_sec``: a hard cap on the audio buffer. Segment trimming needs two segment
   ends inside the buffer, and a recogniser that answers with one segment per call (tiny.en
@@ -45,8 +46,10 @@ Word = Tuple[float, float, str]
 
 MAX_WORDS_PER_SEC = 5.0
 """Guarded finish: the most words a second of audio can hold (fast read speech is ~3.5 words/s)."""
-REPEAT_NGRAM = 3
-"""Guarded finish: a pending sentence holding a run of this many words already committed is a repeat."""
+REPEAT_NGRAM = 4
+REPEAT_SHARE = 0.5
+"""Guarded finish: a pending sentence is a repeat when at least this share of its words lie in
+runs of ``REPEAT_NGRAM`` words that were already committed (a lone common phrase is not)."""
 REPEAT_CONTEXT_WORDS = 200
 """Guarded finish: how many of the last committed words are searched for repeats."""
 
@@ -353,14 +356,18 @@ class OnlineASRProcessor:
         kept = [w for w in pending if w[1] > w[0] and w[0] < end]
         context = [_norm(w[2]) for w in self.committed[-REPEAT_CONTEXT_WORDS:]]
         seen = {tuple(context[i : i + REPEAT_NGRAM]) for i in range(len(context) - REPEAT_NGRAM + 1)}
-        tokens = [_norm(w[2]) for w in kept]
-        sentence_start = 0
-        for i in range(len(kept)):
-            if i + REPEAT_NGRAM <= len(kept) and tuple(tokens[i : i + REPEAT_NGRAM]) in seen:
-                kept = kept[:sentence_start]
-                break
-            if kept[i][2].rstrip().endswith((".", "!", "?", "…")):
-                sentence_start = i + 1
+        start = 0
+        for i, word in enumerate(kept):
+            if i == len(kept) - 1 or word[2].rstrip().endswith((".", "!", "?", "…")):
+                tokens = [_norm(w[2]) for w in kept[start : i + 1]]
+                covered = set()
+                for j in range(len(tokens) - REPEAT_NGRAM + 1):
+                    if tuple(tokens[j : j + REPEAT_NGRAM]) in seen:
+                        covered.update(range(j, j + REPEAT_NGRAM))
+                if tokens and len(covered) >= REPEAT_SHARE * len(tokens):
+                    kept = kept[:start]
+                    break
+                start = i + 1
         since = self.transcript_buffer.last_committed_time
         capacity = int(max(0.0, end - since) * MAX_WORDS_PER_SEC) + 1
         kept = kept[:capacity]

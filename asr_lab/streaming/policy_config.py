@@ -47,7 +47,7 @@ class StreamingPolicyConfig(ASRConfig):
     )
     guarded_finish: bool = Field(
         default=False,
-        description="finish() commits no pending sentence that repeats committed text and no more words than "
+        description="finish() commits no pending sentence that mostly repeats committed text (4-word runs) and no more words than "
         "the remaining audio can hold (5 words/s).",
     )
     max_buffer_sec: Optional[float] = Field(
