@@ -11,7 +11,10 @@ reference's decoding (beam 5, temperature fallback). Speech:
   joined with 0.7–1.5 s pauses into one ~55 s stream; reference word times by pocketsphinx
   forced alignment of the known transcript (never by the engine judged);
 * ``long``: ``datasets/mini/long`` (2 × 68 s synthetic, pauses 0.6–1.5 s);
-* ``short``: ``datasets/mini/audio`` (24 synthetic utterances of 2–3.5 s).
+* ``short``: ``datasets/mini/audio`` (24 synthetic utterances of 2–3.5 s);
+* ``dickens``: the opening sentence of *A Tale of Two Cities* (public domain), spoken by
+  flite (voice rms), ~45 s in one breathless sentence: where Whisper base was seen to
+  hallucinate a finish() tail repeating committed text (WER only: no word times).
 
 Parts:
 
@@ -108,6 +111,29 @@ def real_speech(repeat: int = 2, seed: int = 7) -> list:
     return [Utterance.from_array("librivox-x2", stream, text=" ".join(text), words=words)]
 
 
+DICKENS = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, "
+    "it was the season of Darkness, it was the spring of hope, it was the winter of despair, we had everything "
+    "before us, we had nothing before us, we were all going direct to Heaven, we were all going direct the other "
+    "way. In short, the period was so far like the present period, that some of its noisiest authorities "
+    "insisted on its being received, for good or for evil, in the superlative degree of comparison only."
+)
+
+
+def dickens() -> list:
+    import subprocess
+
+    from asr_lab.core.audio import load_audio
+    from asr_lab.data.dataset import Utterance
+
+    wav = Path(tempfile.gettempdir()) / "asr_lab_bench_dickens.wav"
+    if not wav.is_file():
+        subprocess.run(["flite", "-voice", "rms", "-t", DICKENS, "-o", str(wav)], check=True)
+    audio = np.concatenate([load_audio(str(wav)), np.zeros(SR, dtype=np.float32)])  # ends in a second of silence
+    return [Utterance.from_array("dickens", audio, text=DICKENS)]
+
+
 def datasets(names: list[str]) -> dict[str, list]:
     from asr_lab import load_dataset
 
@@ -119,8 +145,10 @@ def datasets(names: list[str]) -> dict[str, list]:
             out[name] = list(load_dataset(ROOT / "datasets/mini/long"))
         elif name == "short":
             out[name] = list(load_dataset(ROOT / "datasets/mini/audio"))
+        elif name == "dickens":
+            out[name] = dickens()
         else:
-            raise SystemExit(f"--sets {name!r}: use real, long, short")
+            raise SystemExit(f"--sets {name!r}: use real, long, short, dickens")
     return out
 
 
