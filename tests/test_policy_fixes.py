@@ -211,3 +211,29 @@ def test_guarded_finish_keeps_a_sentence_that_only_shares_a_phrase():
     for guarded in (False, True):
         text, answers = run(OnlineASRProcessor(TimelineASR(said), guarded_finish=guarded), 7.0, chunk_sec=2.0)
         assert answers[-1][2] == "she might have been happy."  # the whole sentence was pending at finish()
+
+
+# -- VAC keeps up ----------------------------------------------------------------------------
+
+
+class _SlowTimeline(TimelineASR):
+    """A TimelineASR whose every call takes ~10 ms of real time (× the clock's slowdown)."""
+
+    def transcribe(self, audio, init_prompt=""):
+        import time
+
+        time.sleep(0.01)
+        return super().transcribe(audio, init_prompt)
+
+
+def test_vac_keeps_up_when_each_call_costs_more_than_a_chunk():
+    """Each recognition costs ~2 s of stream time; recognising every queued second separately
+    (the old VAC) would fall further behind at every step, one call per step keeps the lag bounded."""
+    timeline = words_from_text(" ".join(f"w{i}" for i in range(40)), start=0.5)  # 0.5 s .. 16.5 s of speech
+    asr = _SlowTimeline(timeline)
+    proc = VACOnlineASRProcessor(OnlineASRProcessor(asr), vad=VoiceActivityDetector(_Spans([(0.45, 16.6)])))
+    trace = replay(proc, TimelineASR.stream_audio(20.0), clock="virtual", chunk_sec=0.04, slowdown=200, warmup_sec=0)
+    assert len(asr.calls) <= 16.5 / 2 + 3
+    lag = [s.returned_at - s.fed_until for s in trace.steps]
+    assert max(lag) < 3 * 0.01 * 200 + 1  # never more than a call or two behind
+    assert " ".join(e.text for e in trace.emissions).split()[:30] == [f"w{i}" for i in range(30)]
