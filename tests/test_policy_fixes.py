@@ -142,6 +142,7 @@ def test_reference_mode_gives_the_reference_and_defaults_turn_cap_and_tail_on():
         "guarded_finish": False,
         "max_buffer_sec": None,
         "vac_transcribe_tail": False,
+        "vac_keep_context": False,
         "vac_threshold": 0.5,
         "vac_min_silence_ms": 500.0,
         "vac_speech_pad_ms": 100.0,
@@ -237,3 +238,20 @@ def test_vac_keeps_up_when_each_call_costs_more_than_a_chunk():
     lag = [s.returned_at - s.fed_until for s in trace.steps]
     assert max(lag) < 3 * 0.01 * 200 + 1  # never more than a call or two behind
     assert " ".join(e.text for e in trace.emissions).split()[:30] == [f"w{i}" for i in range(30)]
+
+
+def test_vac_keep_context_prompts_each_utterance_with_the_text_before_it():
+    timeline = words_from_text("one two three four", start=0.5) + words_from_text("five six seven", start=4.0)
+    spans = [(0.45, 2.1), (3.95, 5.3)]
+    prompts = {}
+    for keep in (False, True):
+        asr = TimelineASR(timeline)
+        proc = VACOnlineASRProcessor(
+            OnlineASRProcessor(asr), vad=VoiceActivityDetector(_Spans(spans)), transcribe_tail=True, keep_context=keep
+        )
+        text, _ = run(proc, 7.0, chunk_sec=0.04)
+        assert text == "one two three four five six seven"
+        prompts[keep] = [c.prompt for c in asr.calls if c.start_sample / SR > 3.5]
+    assert set(prompts[False]) == {""}  # the reference: every utterance starts without a prompt
+    # the prompt rule leaves out the last committed word (as the reference does)
+    assert prompts[True] and all(p == "one two three" for p in prompts[True])

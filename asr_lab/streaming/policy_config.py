@@ -27,6 +27,7 @@ REFERENCE = {
     "guarded_finish": False,
     "max_buffer_sec": None,
     "vac_transcribe_tail": False,
+    "vac_keep_context": False,
     "vac_threshold": 0.5,
     "vac_min_silence_ms": 500.0,
     "vac_speech_pad_ms": 100.0,
@@ -61,6 +62,11 @@ class StreamingPolicyConfig(ASRConfig):
         default=None,
         description="VAC: recognise an utterance's last audio once more before finishing it (the reference "
         "does not, and loses its last words); None = on, off in reference_mode.",
+    )
+    vac_keep_context: bool = Field(
+        default=False,
+        description="VAC: prompt each utterance with the text committed before it, as plain LocalAgreement does "
+        "(the reference starts every utterance without a prompt).",
     )
     vac_threshold: float = Field(default=0.5, gt=0, lt=1, description="VAC: Silero speech probability that starts speech.")
     vac_min_silence_ms: float = Field(

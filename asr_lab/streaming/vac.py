@@ -58,6 +58,8 @@ WINDOW = 512
 CONTEXT = 64
 """Samples of the previous window the model sees before each window."""
 STATE_SHAPE = (1, 1, 128)
+CONTEXT_WORDS = 100
+"""keep_context: committed words carried into the next utterance (the prompt takes ~200 characters of them)."""
 IDLE_HISTORY_SEC = 1.0
 """Non-speech audio kept so that a detected utterance can begin before the detection."""
 
@@ -98,6 +100,7 @@ def streaming_processor(asr: Any, config: Any) -> Any:
         vac_chunk_sec=config.vac_chunk_size,
         vad=vad,
         transcribe_tail=settings["vac_transcribe_tail"],
+        keep_context=settings["vac_keep_context"],
     )
 
 
@@ -246,7 +249,9 @@ class VACOnlineASRProcessor:
     give the same output, later. ``transcribe_tail=True`` runs one more recognition over
     an utterance's last audio before finishing it; the reference does not (it commits
     the last hypothesis), so speech after that hypothesis, such as a lone short word, is
-    lost there. ``vad`` is a :class:`VoiceActivityDetector` (default: Silero, 500 ms
+    lost there. ``keep_context=True`` carries the text committed in earlier utterances
+    into the next one, where it becomes the recogniser's prompt as in plain
+    LocalAgreement; the reference starts every utterance without a prompt. ``vad`` is a :class:`VoiceActivityDetector` (default: Silero, 500 ms
     silence, 100 ms padding, as in the reference).
     """
 
@@ -258,6 +263,7 @@ class VACOnlineASRProcessor:
         vac_chunk_sec: float = 0.04,
         vad: Optional[VoiceActivityDetector] = None,
         transcribe_tail: bool = False,
+        keep_context: bool = False,
     ) -> None:
         for name, value in (("online_chunk_sec", online_chunk_sec), ("vac_chunk_sec", vac_chunk_sec)):
             if not (isinstance(value, (int, float)) and value > 0):
@@ -271,6 +277,7 @@ class VACOnlineASRProcessor:
         self.min_chunk_sec = self.vac_chunk_sec
         self.vad = vad if vad is not None else VoiceActivityDetector()
         self.transcribe_tail = transcribe_tail
+        self.keep_context = keep_context
         self.init()
 
     @property
@@ -300,6 +307,7 @@ class VACOnlineASRProcessor:
         self._sent = 0  # stream sample index up to which ``online`` has the current utterance
         self._unprocessed = 0  # samples given to ``online`` since its last process_iter()
         self._last_words: list[tuple[float, float, str]] = []
+        self._context: list[tuple[float, float, str]] = []  # committed words of this stream (keep_context)
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Queue ``audio``; the VAD and the recogniser run in :meth:`process_iter`."""
@@ -339,6 +347,7 @@ class VACOnlineASRProcessor:
             vac_chunk_sec=self.vac_chunk_sec,
             vad=self.vad.spawn(),
             transcribe_tail=self.transcribe_tail,
+            keep_context=self.keep_context,
         )
 
     def warmup(self, audio: np.ndarray) -> None:
@@ -382,6 +391,8 @@ class VACOnlineASRProcessor:
         sample = max(sample, self._audio_start)
         self.in_speech = True
         self.online.init(self.offset + sample / SAMPLE_RATE)
+        if self.keep_context and self._context and isinstance(getattr(self.online, "committed", None), list):
+            self.online.committed = self._context[-CONTEXT_WORDS:]  # all before the new buffer: they become the prompt
         self._drop_until(sample)
         self._sent = sample
         self._unprocessed = 0
@@ -413,7 +424,9 @@ class VACOnlineASRProcessor:
     def _collect(self, segment: Optional[Segment]) -> Optional[Segment]:
         words = getattr(self.online, "last_words", None)
         if segment is not None and callable(words):
-            self._last_words.extend(words())
+            new = words()
+            self._last_words.extend(new)
+            self._context = (self._context + new)[-CONTEXT_WORDS:]
         return segment
 
     def _merge(self, segments: Sequence[Optional[Segment]]) -> Optional[Segment]:
