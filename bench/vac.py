@@ -22,6 +22,9 @@ Parts:
   LocalAgreement in reference mode and with asr_lab's defaults (30 s cap), VAC in reference mode (backlog recognised once, no
   transcribe_tail), VAC with asr_lab's defaults (transcribe_tail, 30 s cap) and VAC with
   every fix.
+* ``context`` (computation-unaware clock): VAC with asr_lab's defaults, with and without
+  ``vac_keep_context`` (each utterance prompted with the text before it); read with the
+  ``fixes`` part's LocalAgreement rows, which run on the same clock.
 * ``fixes`` (computation-unaware clock: the same audio windows in every run, so the
   difference between two rows is the fix, not timing noise): the exact reference
   baseline, then the baseline plus one fix each (ghost filter, guarded finish, a 20 s
@@ -154,6 +157,11 @@ def datasets(names: list[str]) -> dict[str, list]:
 
 def systems(part: str, base: dict) -> dict[str, dict]:
     ref = {**base, "reference_mode": True}
+    if part == "context":
+        return {
+            "VAC default": {**base, "vac": True},
+            "VAC + keep_context": {**base, "vac": True, "vac_keep_context": True},
+        }
     if part == "vac":
         return {
             "LA reference": ref,
@@ -190,7 +198,7 @@ class Factory:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", nargs="+", default=["vac", "fixes"], choices=["vac", "fixes"])
+    ap.add_argument("--part", nargs="+", default=["vac", "fixes"], choices=["vac", "fixes", "context"])
     ap.add_argument("--sets", nargs="+", default=["real", "long", "short"])
     ap.add_argument("--model", default="tiny.en")
     ap.add_argument("--threads", type=int, default=2)
@@ -206,7 +214,7 @@ def main() -> None:
     report: dict[str, Any] = {"model": args.model, "threads": args.threads}
     cols = ["wer", "deletions", "insertions", "latency_p50", "latency_p90", "rtf"]
     for part in args.part:
-        clock = "virtual" if part == "vac" else "unaware"
+        clock = "virtual" if part == "vac" else "unaware"  # unaware: the same windows in every run
         for set_name, utts in data.items():
             t0 = time.perf_counter()
             cache = Path(args.out) / f"{part}-{set_name}" if args.out else None
