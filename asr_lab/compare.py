@@ -395,8 +395,8 @@ def _named_configs(configs) -> dict[str, Any]:
 
 
 def _validated(config) -> tuple[dict, float]:
-    """The config as a plain dict and its step (``min_chunk_size``, with the backend's own
-    default), checked now with its backend's config class so that a typo fails before hours
+    """The config as a plain dict and its step (``min_chunk_size``, or ``vac_chunk_size`` when
+    ``vac``, with the backend's own default), checked now with its backend's config class so that a typo fails before hours
     of runs; a backend whose engine is missing is left to fail per run, so the other
     systems still run."""
     from asr_lab.backends.registry import MissingDependencyError, get_loader
@@ -410,7 +410,8 @@ def _validated(config) -> tuple[dict, float]:
     except MissingDependencyError:
         return payload, float(payload.get("min_chunk_size", ASRConfig.model_fields["min_chunk_size"].default))
     parsed = parse_config(payload, getattr(loader, "config_class", None) or ASRConfig)
-    return payload, parsed.min_chunk_size
+    # with VAC the reference's driver steps vac_chunk_size (the VAD's step), not min_chunk_size
+    return payload, parsed.vac_chunk_size if parsed.vac else parsed.min_chunk_size
 
 
 def _utterances(dataset) -> list:

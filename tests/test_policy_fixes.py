@@ -255,3 +255,10 @@ def test_vac_keep_context_prompts_each_utterance_with_the_text_before_it():
     assert set(prompts[False]) == {""}  # the reference: every utterance starts without a prompt
     # the prompt rule leaves out the last committed word (as the reference does)
     assert prompts[True] and all(p == "one two three" for p in prompts[True])
+
+
+def test_compare_steps_a_vac_config_by_its_vad_step_as_the_reference_driver_does():
+    from asr_lab.compare import _validated
+
+    assert _validated({"backend": "pocketsphinx", "min_chunk_size": 0.5})[1] == 0.5
+    assert _validated({"backend": "pocketsphinx", "min_chunk_size": 0.5, "vac": True, "vac_chunk_size": 0.08})[1] == 0.08
