@@ -202,6 +202,7 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["real", "long", "short"])
     ap.add_argument("--model", default="tiny.en")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--systems", nargs="+", default=None, help="run only these rows (names as printed)")
     ap.add_argument("--out", default=None, help="folder for summary/traces per part and set")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -218,7 +219,8 @@ def main() -> None:
         for set_name, utts in data.items():
             t0 = time.perf_counter()
             cache = Path(args.out) / f"{part}-{set_name}" if args.out else None
-            factories = {name: Factory(name, cfg) for name, cfg in systems(part, base).items()}
+            chosen = {k: v for k, v in systems(part, base).items() if not args.systems or k in args.systems}
+            factories = {name: Factory(name, cfg) for name, cfg in chosen.items()}
             res = compare(factories, utts, clock=clock, cache_dir=cache, progress=False)
             table = res.summary
             print(f"\n== {part} / {set_name} ({clock} clock, {len(utts)} utterances, {time.perf_counter() - t0:.0f} s)")
