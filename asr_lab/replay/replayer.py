@@ -22,6 +22,10 @@ The loop, step by step
       and record it.
 4. ``finish()``, stamped the same way. A processor that raises ends the loop: the trace
    keeps everything emitted before and records the error.
+
+Every answer is checked against the contract (:mod:`asr_lab.replay.validate`) before it is
+recorded, and every call has a time limit (:mod:`asr_lab.replay.deadline`): a malformed
+answer or a hung call ends the loop the same way, as the trace's error.
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
 from asr_lab.replay.clocks import Clock, make_clock
+from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, CallDeadline, check_timeout
 from asr_lab.replay.live import LiveAudio
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
+from asr_lab.replay.validate import check_segment, check_words
 
 __all__ = ["replay"]
 
@@ -59,6 +65,7 @@ def replay(
     on_partial: Optional[Callable[[PartialSnapshot], None]] = None,
     stop: Optional[threading.Event] = None,
     meta: Optional[dict] = None,
+    call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
 ) -> Trace:
     """Stream ``audio`` into ``processor`` on ``clock`` and record every emission.
 
@@ -70,7 +77,9 @@ def replay(
     the audio before this many seconds; the stream (and ``init(offset)``) starts there.
     ``on_emission`` / ``on_partial`` are called as the text appears (exceptions in them
     are warned about, not raised). ``stop`` ends a live stream early (``finish()`` still
-    runs). See the module docstring for the loop itself.
+    runs). ``call_timeout_sec``: the longest one processor call may take before the run
+    ends with a :class:`~asr_lab.replay.deadline.CallTimeoutError` (``None``: no limit).
+    See the module docstring for the loop itself.
     """
     clk = make_clock(clock, speed=speed, slowdown=slowdown)
     live = isinstance(audio, LiveAudio)
@@ -82,6 +91,7 @@ def replay(
         raise ValueError(f"chunk_sec={chunk_sec!r} must be a positive number of seconds up to 60, e.g. 1.0")
     if not (isinstance(start_at, (int, float)) and start_at >= 0):
         raise ValueError(f"start_at={start_at!r} must be a non-negative number of seconds")
+    call_timeout_sec = check_timeout(call_timeout_sec)
     for method in ("init", "insert_audio_chunk", "process_iter", "finish"):
         if not callable(getattr(processor, method, None)):
             raise TypeError(f"{type(processor).__name__} is not an ASRProcessor: it has no {method}() method")
@@ -115,10 +125,13 @@ def replay(
             "source": source_name,
             "separator": separator,
             "has_partial": partial_fn is not None,
+            "call_timeout_sec": call_timeout_sec,
             **(meta or {}),
         }
     )
-    recorder = _Recorder(trace, separator, on_emission, on_partial, words_fn)
+    guard = CallDeadline(call_timeout_sec, type(processor).__name__)
+    call = guard.call
+    recorder = _Recorder(trace, separator, on_emission, on_partial, words_fn, type(processor).__name__, float(start_at), call)
 
     # 1. warm-up
     warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
@@ -127,14 +140,16 @@ def replay(
         t0 = time.perf_counter()
         try:
             if callable(getattr(processor, "warmup", None)):
-                processor.warmup(warm)  # a processor that knows how to run its engine (VAC would not reach it)
+                # a processor that knows how to run its engine (VAC's steps would not reach it)
+                call(processor.warmup, warm, what="warmup", step=-1)
             else:
-                processor.init(offset=0.0)
-                processor.insert_audio_chunk(warm)
-                processor.process_iter()
-                processor.finish()
+                call(lambda: processor.init(offset=0.0), what="init", step=-1)
+                call(processor.insert_audio_chunk, warm, what="insert_audio_chunk", step=-1)
+                call(processor.process_iter, what="process_iter", step=-1)
+                call(processor.finish, what="finish", step=-1)
         except Exception as exc:
             recorder.fail(exc, step=-1, at=start_at)
+            guard.close()
             return trace
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
         trace.meta["warmup_compute_sec"] = time.perf_counter() - t0
@@ -145,7 +160,7 @@ def replay(
     step = 0
     try:
         # 2. a fresh stream
-        processor.init(offset=float(start_at))
+        call(lambda: processor.init(offset=float(start_at)), what="init", step=0)
         if live:
             # stream time is anchored to the first chunk's arrival, not to this moment:
             # audio queued while the engine loaded or warmed up is already late
@@ -169,20 +184,20 @@ def replay(
                 until = min(max(int(now * SAMPLE_RATE), target), len(samples)) if clk.aware else target
                 new = samples[fed:until]
             t0 = time.perf_counter()
-            processor.insert_audio_chunk(new)
-            out = processor.process_iter()
-            part = partial_fn() if partial_fn is not None else None
+            call(processor.insert_audio_chunk, new, what="insert_audio_chunk", step=step)
+            out = call(processor.process_iter, what="process_iter", step=step)
+            part = call(partial_fn, what="partial", step=step) if partial_fn is not None else None
             compute = time.perf_counter() - t0
             returned = clk.after_call(compute, until / SAMPLE_RATE)
             trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned))
             fed = until
             recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step)
             if partial_fn is not None:
-                recorder.partial(part, returned, step)
+                recorder.partial(part, returned, step, fed / SAMPLE_RATE)
             step += 1
         # 4. the end of the stream
         t0 = time.perf_counter()
-        out = processor.finish()
+        out = call(processor.finish, what="finish", step=step)
         compute = time.perf_counter() - t0
         returned = clk.after_call(compute, fed / SAMPLE_RATE)
         trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned))
@@ -193,6 +208,7 @@ def replay(
         recorder.fail(KeyboardInterrupt("interrupted by the user"), step, fed / SAMPLE_RATE)
     except Exception as exc:
         recorder.fail(exc, step, fed / SAMPLE_RATE)
+    guard.close()
     if live:
         trace.meta["duration"] = (fed - first) / SAMPLE_RATE
         trace.meta["dropped_chunks"] = audio.dropped_chunks
@@ -212,37 +228,42 @@ def _wait_live(audio: LiveAudio, target: int, stop: Optional[threading.Event]) -
 class _Recorder:
     """Appends to the trace and calls the user's callbacks without letting them break the run."""
 
-    def __init__(self, trace: Trace, separator: str, on_emission, on_partial, words_fn) -> None:
+    def __init__(self, trace: Trace, separator: str, on_emission, on_partial, words_fn, name, offset, call) -> None:
         self.trace, self.sep, self.words_fn = trace, separator, words_fn
+        self.name, self.offset, self.call = name, offset, call
         self.on_emission, self.on_partial = on_emission, on_partial
         self.committed: list[str] = []
         self.last_partial: Optional[str] = None
 
     def emit(self, out, returned, compute, fed_sec, step, final=False) -> None:
-        if out is None:
+        seg = check_segment(out, processor=self.name, call="finish" if final else "process_iter", step=step,
+                            offset=self.offset, fed_sec=fed_sec)
+        if seg is None:
             return
-        start, end, text = out
-        if start is None or not str(text).strip():  # the reference's (None, None, "") for "nothing"
-            return
-        words = [(float(a), float(b), str(w)) for a, b, w in self.words_fn()] if self.words_fn else None
-        emission = Emission(float(start), float(end), str(text), float(returned), float(compute), float(fed_sec), step, final, words)
+        start, end, text = seg
+        words = None
+        if self.words_fn:
+            words = check_words(self.call(self.words_fn, what="last_words", step=step), processor=self.name,
+                                step=step, offset=self.offset, fed_sec=fed_sec)
+        emission = Emission(start, end, text, float(returned), float(compute), float(fed_sec), step, final, words)
         self.trace.emissions.append(emission)
         self.committed.append(emission.text)
         self._call(self.on_emission, emission)
 
-    def partial(self, out, returned, step) -> None:
-        text = "" if out is None or out[0] is None else str(out[2])
+    def partial(self, out, returned, step, fed_sec=float("inf")) -> None:
+        seg = check_segment(out, processor=self.name, call="partial", step=step, offset=self.offset, fed_sec=fed_sec)
+        text = "" if seg is None else seg[2]
         if text == self.last_partial:
             return
         self.last_partial = text
-        start, end = (None, None) if not text else (float(out[0]), float(out[1]))
+        start, end = (None, None) if seg is None else seg[:2]
         snap = PartialSnapshot(float(returned), text, self.sep.join(self.committed).strip(), start, end, step)
         self.trace.partials.append(snap)
         self._call(self.on_partial, snap)
 
     def fail(self, exc: BaseException, step: int, at: float) -> None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.trace.error = ReplayError(type(exc).__name__, str(exc), step, float(at), tb)
+        self.trace.error = ReplayError(type(exc).__name__, str(exc), step, float(at), tb, self.name)
         warnings.warn(f"replay stopped: the processor raised {self.trace.error}", RuntimeWarning, stacklevel=3)
 
     @staticmethod

@@ -47,6 +47,7 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+from asr_lab.core.audio import as_chunk
 from asr_lab.core.protocols import SAMPLE_RATE
 
 __all__ = ["SileroVAD", "VACOnlineASRProcessor", "VoiceActivityDetector", "streaming_processor"]
@@ -311,7 +312,7 @@ class VACOnlineASRProcessor:
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Queue ``audio``; the VAD and the recogniser run in :meth:`process_iter`."""
-        self._pending = np.append(self._pending, np.asarray(audio, dtype=np.float32))
+        self._pending = np.append(self._pending, as_chunk(audio))  # int16 scaled, stereo averaged
 
     def process_iter(self) -> Optional[Segment]:
         """Step the queued audio through the VAD; recognise ongoing speech; finish ended utterances.
