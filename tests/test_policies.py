@@ -325,3 +325,13 @@ def test_compare_sweeps_policies_and_replays_a_real_engine_exactly():
                [(e.text, e.start, e.end, e.step, e.emitted_at) for e in b.trace.emissions]
         assert "engine_calls_live" not in b.trace.meta
     assert replayed.traces[("ps hold-1", "0880", 0)].text  # it transcribed something
+
+
+def test_alignatt_keeps_word_times_in_order_when_attention_jumps_back():
+    dec = ScriptedTokenDecoder([[(" a", 30), (" b", 10), (" c", 20), (" d", 49)]])
+    proc = AlignAttProcessor(dec, frame_threshold=4)
+    proc.insert_audio_chunk(sec(1.0))
+    start, end, text = proc.process_iter()
+    assert text == " a b c" and start <= end
+    starts = [w[0] for w in proc.last_words()]
+    assert starts == sorted(starts) and all(a <= b for a, b, _ in proc.last_words())
