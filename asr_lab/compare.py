@@ -117,10 +117,12 @@ def compare(
 
     ``configs``: ``{"name": config}`` (or a list, named by backend) where a config is
     anything :func:`asr_lab.load_processor` takes (dict, JSON text, ASRConfig) or a
-    zero-argument factory returning a processor. ``dataset``: an
+    zero-argument factory returning a processor (a class, a function), or a processor
+    instance (reused: ``init()`` starts each run afresh). ``dataset``: an
     :class:`asr_lab.data.Dataset`, a list of utterances, or a path for
     :func:`asr_lab.load_dataset`. ``chunk_sec``: seconds per step for all systems
-    (default: each configuration's ``min_chunk_size``). ``repeats`` > 1 runs everything
+    (default: :func:`step_for` — the processor's own ``min_chunk_sec``, else the
+    configuration's ``min_chunk_size``, however the processor is given). ``repeats`` > 1 runs everything
     again to measure run-to-run spread. ``executor``: run on a process pool or a Dask
     cluster instead of in this process. ``cache_dir``: where ``runs.jsonl`` lives (resume
     and re-score from it). ``call_timeout_sec``: the longest one processor call may take
@@ -161,12 +163,16 @@ def compare(
     sources = {u.id: _audio_of(u) for u in utterances}  # a path, or the array decoded once and shared by every task
     fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
+        if not callable(config) and all(callable(getattr(config, m, None)) for m in ("init", "process_iter", "finish")):
+            config = _Given(config)  # a processor instance
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
             payload, own_step = config, None
-            name = f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}"
+            target = getattr(config, "instance", config)
+            name = (f"instance:{type(target).__module__}.{type(target).__qualname__}" if isinstance(config, _Given) else
+                    f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}")
             # the system name too: two lambdas share a qualname, and their closures are not hashable
             identity = json.dumps({"factory": name, "system": system, "defaults": repr(getattr(config, "__defaults__", None)),
-                                   "provenance": run_provenance(config)}, sort_keys=True, default=str)
+                                   "provenance": run_provenance(target)}, sort_keys=True, default=str)
         else:
             payload, own_step = _validated(config)
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
@@ -255,6 +261,20 @@ def run_task(task: _Task) -> RunRecord:
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, trace, error, _config_json(task.config))
     except Exception as exc:  # loading failed, bad audio...: record it, the other runs go on
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, None, f"{type(exc).__name__}: {exc}", _config_json(task.config))
+
+
+class _Given:
+    """A processor instance given to :func:`compare` in place of a factory: every run reuses it."""
+
+    def __init__(self, instance: Any) -> None:
+        self.instance = instance
+        self.__qualname__ = f"instance of {type(instance).__qualname__}"
+
+    def __call__(self) -> Any:
+        return self.instance
+
+    def __repr__(self) -> str:
+        return f"<{self.__qualname__} {id(self.instance):#x}>"
 
 
 def step_for(processor: Any, chunk_sec: Optional[float] = None, config_chunk_sec: Optional[float] = None) -> float:

@@ -3,17 +3,22 @@
 from asr_lab.replay.clocks import CLOCKS, Clock, UnawareClock, VirtualClock, WallClock, make_clock
 from asr_lab.replay.live import LiveAudio
 from asr_lab.replay.replayer import replay
-from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
+from asr_lab.replay.deadline import CallTimeoutError
+from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace, TraceFileError
+from asr_lab.replay.validate import InvalidOutputError
 
 __all__ = [
     "CLOCKS",
+    "CallTimeoutError",
     "Clock",
     "Emission",
+    "InvalidOutputError",
     "LiveAudio",
     "PartialSnapshot",
     "ReplayError",
     "Step",
     "Trace",
+    "TraceFileError",
     "UnawareClock",
     "VirtualClock",
     "WallClock",
