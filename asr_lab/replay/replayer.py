@@ -36,12 +36,16 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
 from asr_lab.replay.clocks import Clock, make_clock
+from asr_lab.replay.compute import Meter, resolve_compute, validate_compute
 from asr_lab.replay.live import LiveAudio
+from asr_lab.environment import after_run_conditions, run_conditions
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
 
 __all__ = ["replay"]
 
 LIVE_POLL_SEC = 0.1
+CPU_SHARE_WARN = 0.1
+"""A CPU-accounted run whose CPU time is below this share of its elapsed engine time warns."""
 
 
 def replay(
@@ -52,6 +56,7 @@ def replay(
     chunk_sec: Optional[float] = None,
     speed: float = 1.0,
     slowdown: float = 1.0,
+    compute: Optional[str] = None,
     start_at: float = 0.0,
     warmup_sec: float = 1.0,
     separator: Optional[str] = None,
@@ -66,13 +71,18 @@ def replay(
     takes), or a :class:`LiveAudio` (then the clock must be ``"wall"``).
     ``chunk_sec``: new audio to wait for between calls (default: the processor's
     ``min_chunk_sec``, else 1.0). ``speed``: stream seconds per wall second.
-    ``slowdown``: virtual clock only, multiplies measured compute. ``start_at``: skip
+    ``slowdown``: virtual clock only, multiplies measured compute. ``compute``: how a
+    call's cost is measured — ``"cpu"`` (default on the virtual clock: CPU time, so a busy
+    machine does not move latencies), ``"wall"`` (elapsed time; the wall clock's only
+    choice), or ``"thread"``/``"process"`` explicitly; see :mod:`asr_lab.replay.compute`.
+    Every step records all three measures. ``start_at``: skip
     the audio before this many seconds; the stream (and ``init(offset)``) starts there.
     ``on_emission`` / ``on_partial`` are called as the text appears (exceptions in them
     are warned about, not raised). ``stop`` ends a live stream early (``finish()`` still
     runs). See the module docstring for the loop itself.
     """
     clk = make_clock(clock, speed=speed, slowdown=slowdown)
+    compute = validate_compute(compute, clk.name)
     live = isinstance(audio, LiveAudio)
     if live and clk.name != "wall":
         raise ValueError(f"live audio arrives in real time: use clock='wall', not {clk.name!r}")
@@ -110,6 +120,7 @@ def replay(
             "chunk_sec": float(chunk_sec),
             "speed": float(speed),
             "slowdown": float(slowdown),
+            "compute_asked": compute,
             "start_at": float(start_at),
             "duration": 0.0 if live else (len(samples) - first) / SAMPLE_RATE,
             "source": source_name,
@@ -122,9 +133,10 @@ def replay(
 
     # 1. warm-up
     warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
+    warm_cost = None
     if warmup_sec > 0:
         warm = np.zeros(int(warmup_sec * SAMPLE_RATE), dtype=np.float32) if warm is None else warm
-        t0 = time.perf_counter()
+        meter = Meter()
         try:
             processor.init(offset=0.0)
             processor.insert_audio_chunk(warm)
@@ -133,8 +145,11 @@ def replay(
         except Exception as exc:
             recorder.fail(exc, step=-1, at=start_at)
             return trace
+        warm_cost = meter.stop()
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
-        trace.meta["warmup_compute_sec"] = time.perf_counter() - t0
+        trace.meta["warmup_compute_sec"] = warm_cost.wall
+    scope, how = resolve_compute(compute, processor, warm_cost)
+    trace.meta.update(compute=scope, compute_chosen_by=how, **run_conditions())
 
     wall_start = time.perf_counter()
     chunk = max(1, int(round(chunk_sec * SAMPLE_RATE)))
@@ -165,24 +180,26 @@ def replay(
                 now = clk.advance_to(target / SAMPLE_RATE)
                 until = min(max(int(now * SAMPLE_RATE), target), len(samples)) if clk.aware else target
                 new = samples[fed:until]
-            t0 = time.perf_counter()
+            meter = Meter()
             processor.insert_audio_chunk(new)
             out = processor.process_iter()
             part = partial_fn() if partial_fn is not None else None
-            compute = time.perf_counter() - t0
+            cost = meter.stop()
+            compute = cost.get(scope)
             returned = clk.after_call(compute, until / SAMPLE_RATE)
-            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned))
+            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, *_costs(cost)))
             fed = until
             recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step)
             if partial_fn is not None:
                 recorder.partial(part, returned, step)
             step += 1
         # 4. the end of the stream
-        t0 = time.perf_counter()
+        meter = Meter()
         out = processor.finish()
-        compute = time.perf_counter() - t0
+        cost = meter.stop()
+        compute = cost.get(scope)
         returned = clk.after_call(compute, fed / SAMPLE_RATE)
-        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned))
+        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, *_costs(cost)))
         recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step, final=True)
         if partial_fn is not None:
             recorder.partial(None, returned, step)
@@ -195,7 +212,28 @@ def replay(
         trace.meta["dropped_chunks"] = audio.dropped_chunks
         trace.meta["dropped_sec"] = audio.dropped_sec
     trace.meta["wall_sec"] = time.perf_counter() - wall_start
+    trace.meta.update(after_run_conditions())
+    _check_cpu_share(trace, scope)
     return trace
+
+
+def _costs(cost) -> tuple[float, float, float]:
+    return cost.wall, cost.thread, cost.process
+
+
+def _check_cpu_share(trace: Trace, scope: str) -> None:
+    """Warn when CPU accounting saw little CPU: the engine probably waits on a GPU, a server or a sleep."""
+    if scope == "wall" or not trace.steps:
+        return
+    wall = sum(s.wall_sec or 0.0 for s in trace.steps)
+    cpu = sum(s.compute_sec for s in trace.steps)
+    if wall > 0.05 and cpu < CPU_SHARE_WARN * wall:
+        warnings.warn(
+            f"compute={trace.meta.get('compute_asked')!r} counted {cpu:.3f} s of {scope} CPU time against {wall:.3f} s "
+            f"elapsed in the engine ({100 * cpu / wall:.0f} %): either the machine is very busy or the engine waits "
+            f"on a GPU, a server or a sleep, which CPU time does not count; for such engines use compute='wall'",
+            RuntimeWarning, stacklevel=3,
+        )
 
 
 def _wait_live(audio: LiveAudio, target: int, stop: Optional[threading.Event]) -> int:
