@@ -1,17 +1,21 @@
 """Replaying audio into processors on a clock, and the traces it records."""
 
 from asr_lab.replay.clocks import CLOCKS, Clock, UnawareClock, VirtualClock, WallClock, make_clock
+from asr_lab.replay.compute import COMPUTE
 from asr_lab.replay.live import LiveAudio
 from asr_lab.replay.replayer import replay
+from asr_lab.replay.retime import RetimeError, retime
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
 
 __all__ = [
     "CLOCKS",
+    "COMPUTE",
     "Clock",
     "Emission",
     "LiveAudio",
     "PartialSnapshot",
     "ReplayError",
+    "RetimeError",
     "Step",
     "Trace",
     "UnawareClock",
@@ -19,4 +23,5 @@ __all__ = [
     "WallClock",
     "make_clock",
     "replay",
+    "retime",
 ]
