@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[], help="override a field in every config")
     _add_clock_options(m)
     m.add_argument("--repeats", type=int, default=1, help="run everything N times for run-to-run spread")
-    m.add_argument("--workers", type=int, default=0, help="process pool size (0: run in this process)")
+    m.add_argument("--workers", type=int, default=0, help="worker processes, each engine with usable cores / N threads (0: run in this process)")
     m.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or 'local')")
     m.add_argument("--limit", type=int, default=None, help="only the first N utterances")
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
@@ -113,6 +113,9 @@ def _add_clock_options(p: argparse.ArgumentParser) -> None:
                    help="wall: real time; virtual: same latencies without waiting (default); unaware: compute ignored")
     p.add_argument("--chunk-sec", type=float, default=None, help="seconds of new audio per step (default: the engine's min chunk)")
     p.add_argument("--speed", type=float, default=1.0, help="stream seconds per wall second")
+    p.add_argument("--compute", choices=("wall", "cpu", "thread", "process"), default=None,
+                   help="what a call costs on the virtual clock: cpu (default; reproduces on a busy machine) or wall "
+                   "(elapsed; for GPU or remote engines)")
 
 
 def engine_config(args: argparse.Namespace) -> dict:
@@ -169,7 +172,7 @@ def _replay(args) -> int:
         print(f"{e.emitted_at:8.2f} {e.start:7.2f} {e.end:7.2f}  {e.text.strip()}", flush=True)
 
     trace = replay(
-        processor, audio, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
+        processor, audio, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed, compute=args.compute,
         separator=meta.get("separator"), on_emission=show, meta={"backend": meta["backend"], "source": args.audio},
     )
     if args.trace:
@@ -215,7 +218,8 @@ def _compare(args) -> int:
     try:
         results = compare(
             systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
-            repeats=args.repeats, executor=executor, cache_dir=out / "cache",
+            repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
+            workers=0 if args.dask else args.workers,
         )
     finally:
         closer()
@@ -246,12 +250,7 @@ def _executor(args):
                 cluster.close()
 
         return client.get_executor(), close
-    if args.workers > 0:
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(args.workers)
-        return pool, pool.shutdown
-    return None, lambda: None
+    return None, lambda: None  # --workers N: compare() runs its own pool, engine threads sized for it
 
 
 def _dataset(args) -> int:

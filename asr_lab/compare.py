@@ -98,6 +98,8 @@ def compare(
     cache_dir: Union[str, os.PathLike, None] = None,
     speed: float = 1.0,
     slowdown: float = 1.0,
+    compute: Optional[str] = None,
+    workers: int = 0,
     warmup_sec: float = 1.0,
     progress: bool = True,
     normalize: Optional[Callable[[str], str]] = None,
@@ -113,11 +115,21 @@ def compare(
     again to measure run-to-run spread. ``executor``: run on a process pool or a Dask
     cluster instead of in this process. ``cache_dir``: where ``runs.jsonl`` lives (resume
     and re-score from it). A failing utterance is recorded and the rest go on.
+    ``compute``: how a call's cost counts on the virtual clock (default ``"cpu"``: latencies
+    that do not move with other programs' load; ``"wall"`` for GPU or remote engines; see
+    :mod:`asr_lab.replay.compute`). ``workers=N`` runs utterances in N processes, each
+    engine with usable cores / N threads (:mod:`asr_lab.threads`). The results carry an
+    :class:`~asr_lab.environment.EnvironmentFingerprint`; a wall-accounted comparison on a
+    busy machine warns.
     """
     from asr_lab.core.config import ASRConfig
     from asr_lab.replay.clocks import make_clock
 
-    make_clock(clock, speed=speed, slowdown=slowdown)  # validates early, before any work
+    from asr_lab.environment import fingerprint
+    from asr_lab.replay.compute import validate_compute
+
+    compute = validate_compute(compute, make_clock(clock, speed=speed, slowdown=slowdown).name)  # validates early
+    executor, close_pool = _worker_pool(workers, executor)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be a whole number >= 1")
     systems = _named_configs(configs)
@@ -136,7 +148,7 @@ def compare(
             payload, own_step = _validated(config)
             identity = json.dumps(payload, sort_keys=True, default=str)
             step = chunk_sec if chunk_sec is not None else own_step
-        kwargs = dict(clock=clock, chunk_sec=step, speed=speed, slowdown=slowdown, warmup_sec=warmup_sec)
+        kwargs = dict(clock=clock, chunk_sec=step, speed=speed, slowdown=slowdown, compute=compute, warmup_sec=warmup_sec)
         for u in utterances:
             for r in range(repeats):
                 key = _key(identity, fingerprints[u.id], kwargs, r)
@@ -146,6 +158,7 @@ def compare(
 
     records = dict(done)
     bar = _progress(len(order), len(order) - len(tasks), progress)
+    env = fingerprint()
     try:
         for record in _execute(tasks, executor):
             records[record.key] = record
@@ -155,10 +168,13 @@ def compare(
             bar.set_postfix_str(f"{record.system} / {record.utterance}" + ("" if record.ok else " FAILED"))
     finally:
         bar.close()
+        close_pool()
         if executor is None:
             clear_processor_cache()
     ordered = [records[k] for *_, k in order if k in records]
-    return Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path)
+    env.finish()
+    _warn_if_busy(env, [records[k].trace for k in (t.key for t in tasks) if k in records], clock, compute, workers)
+    return Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
 
 
 def clear_processor_cache() -> None:
@@ -200,6 +216,44 @@ def run_task(task: _Task) -> RunRecord:
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, None, f"{type(exc).__name__}: {exc}", _config_json(task.config))
 
 
+def _worker_pool(workers, executor):
+    """A process pool of ``workers`` processes whose engines share the usable cores, and its closer."""
+    if not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers={workers!r} must be a whole number >= 0 (0: run in this process)")
+    if workers == 0:
+        return executor, lambda: None
+    if executor is not None:
+        raise ValueError("give either workers=N (a process pool asr_lab sizes engine threads for) or executor=, not both")
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(workers,))
+    return pool, pool.shutdown
+
+
+def _init_worker(workers: int) -> None:
+    from asr_lab import threads
+
+    os.environ[threads.WORKERS_ENV] = str(workers)
+    threads.limit_threads(threads.default_engine_threads(workers))
+
+
+def _warn_if_busy(env, traces, clock: str, compute: str, workers: int) -> None:
+    """Warn when wall-accounted latencies were measured while other programs wanted the CPU."""
+    if clock == "unaware" or (clock != "wall" and compute != "wall") or not traces:
+        return
+    from asr_lab.environment import busy_reason
+
+    loads = [env.load_before[0], env.load_after[0]] + [
+        t.meta[k] for t in traces if t is not None for k in ("load_before", "load_after") if t.meta.get(k) is not None]
+    reason = busy_reason(max(loads), max(1, workers), env.cpu_pressure_after)
+    if reason:
+        warnings.warn(
+            f"the machine was busy during this wall-accounted comparison ({reason}): its latencies include waiting "
+            f"for the CPU and will not reproduce; use clock='virtual' with compute='cpu' (the default) for "
+            f"latencies that do", RuntimeWarning, stacklevel=3,
+        )
+
+
 def _execute(tasks: list[_Task], executor: Optional[Executor]):
     if executor is None:
         for task in tasks:
@@ -227,8 +281,11 @@ class Results:
     and, with repeats, the run-to-run spread (standard deviation across repeats).
     """
 
-    def __init__(self, records: list[RunRecord], references: Mapping[str, Any], *, normalize=None, cache_path=None) -> None:
+    def __init__(self, records: list[RunRecord], references: Mapping[str, Any], *, normalize=None, cache_path=None,
+                 environment=None) -> None:
         self.records = records
+        self.environment = environment
+        """:class:`~asr_lab.environment.EnvironmentFingerprint` of the machine that ran the comparison."""
         self.references = dict(references)
         self.normalize = normalize
         self.cache_path = cache_path
@@ -308,6 +365,8 @@ class Results:
         for (system, utt, rep), trace in self.traces.items():
             trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
         (out / "summary.md").write_text(self.markdown())
+        if self.environment is not None:
+            (out / "environment.json").write_text(json.dumps(self.environment.to_dict(), indent=2))
         return out
 
     def markdown(self) -> str:
@@ -318,7 +377,8 @@ class Results:
             f"| {system} | " + " | ".join(_fmt(v) for v in row) + " |\n" for system, row in table.iterrows()
         )
         notes = "".join(f"- {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}\n" for r in self.failures)
-        return head + body + (f"\nFailures:\n{notes}" if notes else "")
+        env = f"\nEnvironment:\n{self.environment.markdown()}{_accounting(self)}" if self.environment is not None else ""
+        return head + body + (f"\nFailures:\n{notes}" if notes else "") + env
 
     # -- figures (asr_lab.plots) --------------------------------------------------------
     def plot_waterfall(self, utterance: Optional[str] = None, **kwargs):
@@ -350,6 +410,15 @@ class Results:
 
     def _repr_html_(self) -> str:
         return self.table().to_html(float_format=lambda v: f"{v:.3f}")
+
+
+def _accounting(results: "Results") -> str:
+    """One line per system: the clock and the compute measure its runs used (``replay.compute``)."""
+    seen = {}
+    for r in results.records:
+        if r.trace is not None:
+            seen.setdefault(r.system, set()).add(f"clock {r.trace.meta.get('clock')}, compute {r.trace.meta.get('compute', 'wall')}")
+    return "".join(f"- {system}: {'; '.join(sorted(v))}\n" for system, v in seen.items())
 
 
 def _aggregate(scores: list) -> dict:
