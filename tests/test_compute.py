@@ -166,6 +166,7 @@ class FixedWorkProcessor(CPUBoundProcessor):
         return super().process_iter() if self.fed > self.done else None
 
 
+@pytest.mark.filterwarnings("ignore:compute='cpu' counted")  # beside the busy loops the engine gets a small CPU share
 def test_a_busy_process_does_not_move_cpu_latencies_of_a_single_threaded_engine():
     """Fixed work per call, replayed alone and beside one busy loop per core. Under ``"cpu"``
     the latencies stay within 10 % (measured on the shared 2-core VM: within 5 % for this small
@@ -188,6 +189,7 @@ def test_a_busy_process_does_not_move_cpu_latencies_of_a_single_threaded_engine(
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:compute='cpu' counted")
 @pytest.mark.skipif(not LIBRIVOX.exists(), reason="Debian pocketsphinx-testdata is not installed")
 def test_a_busy_process_moves_a_real_engines_cpu_cost_far_less_than_its_elapsed_time():
     """pocketsphinx on real speech, beside one busy loop per core. Its CPU time is not immune to
