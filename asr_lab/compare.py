@@ -8,9 +8,11 @@ yields the same table, and a finished one can be re-scored without re-running en
 
 Work can go to any :class:`concurrent.futures.Executor`: a process pool on one machine,
 or a ``dask.distributed`` Client's ``get_executor()`` for a cluster. Each worker process
-loads an engine once and reuses it across utterances. Note that on a computation-aware
-clock, runs sharing CPU cores measure each other's contention: compare latencies from
-runs that had the same conditions (sequential runs are the reference).
+loads an engine once and reuses it across utterances; ``workers=N`` makes such a pool with
+each engine's threads sized so the N workers do not oversubscribe the usable cores. With
+``compute="wall"``, runs sharing CPU cores measure each other's contention; with the
+default ``compute="cpu"`` they do not (up to the cache and memory effects that
+:mod:`asr_lab.replay.compute` describes).
 """
 
 from __future__ import annotations
