@@ -246,6 +246,19 @@ def test_retime_refuses_when_the_engine_would_fall_behind():
     assert retime(unaware, 5).emissions == unaware.emissions
 
 
+def test_a_comparison_is_retimed_without_running_the_engine():
+    from asr_lab.replay import retime_results
+
+    res = compare({"t": _timeline_processor}, [_Utt("u0"), _Utt("u1")], chunk_sec=0.5, compute="wall", progress=False)
+    slow = retime_results(res, 2.0)
+    assert not slow.failures and slow.environment is res.environment
+    for a, b in zip(res.records, slow.records):
+        assert b.trace.text == a.trace.text and b.trace.meta["slowdown"] == 2.0
+        assert all(y.emitted_at >= x.emitted_at for x, y in zip(a.trace.emissions, b.trace.emissions))
+    huge = retime_results(res, 1e6)  # a machine a million times slower falls behind: cannot be exact
+    assert len(huge.failures) == 2 and "RetimeError" in huge.failures[0].error
+
+
 def test_retime_under_another_measure():
     trace = replay(CPUBoundProcessor(0.02), silence(2.0), clock="virtual", chunk_sec=0.5, compute="wall", warmup_sec=0)
     as_cpu = retime(trace, 1.0, compute="thread")

@@ -4,7 +4,7 @@ from asr_lab.replay.clocks import CLOCKS, Clock, UnawareClock, VirtualClock, Wal
 from asr_lab.replay.compute import COMPUTE
 from asr_lab.replay.live import LiveAudio
 from asr_lab.replay.replayer import replay
-from asr_lab.replay.retime import RetimeError, retime
+from asr_lab.replay.retime import RetimeError, retime, retime_results
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "make_clock",
     "replay",
     "retime",
+    "retime_results",
 ]

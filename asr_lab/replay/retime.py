@@ -32,7 +32,7 @@ from typing import Optional
 from asr_lab.core.protocols import SAMPLE_RATE
 from asr_lab.replay.trace import Trace
 
-__all__ = ["retime", "RetimeError"]
+__all__ = ["retime", "retime_results", "RetimeError"]
 
 
 class RetimeError(ValueError):
@@ -108,3 +108,26 @@ def _cost(step, scope: str) -> float:
     if value is None:
         raise RetimeError(f"this trace has no {scope!r} cost per step (recorded before asr_lab stored them); re-run it")
     return float(value)
+
+
+def retime_results(results, slowdown: float, *, compute: Optional[str] = None):
+    """A comparison's :class:`~asr_lab.compare.Results` re-timed run by run with :func:`retime`.
+
+    Runs that cannot be re-timed exactly become failures whose error says why (re-run those
+    with ``compare(..., slowdown=...)``); nothing is re-run here.
+    """
+    from dataclasses import replace
+
+    from asr_lab.compare import Results
+
+    records = []
+    for r in results.records:
+        if r.trace is None or not r.ok:
+            records.append(r)
+            continue
+        try:
+            records.append(replace(r, trace=retime(r.trace, slowdown, compute=compute)))
+        except RetimeError as exc:
+            records.append(replace(r, trace=None, error=f"RetimeError: {exc}"))
+    return Results(records, results.references, normalize=results.normalize,
+                   environment=getattr(results, "environment", None))
