@@ -44,8 +44,8 @@ from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, T
 __all__ = ["replay"]
 
 LIVE_POLL_SEC = 0.1
-CPU_SHARE_WARN = 0.1
-"""A CPU-accounted run whose CPU time is below this share of its elapsed engine time warns."""
+CPU_SHARE_WARN = 0.25
+"""A CPU-accounted run warns when its CPU time is below this fraction of the CPU share the load leaves it."""
 
 
 def replay(
@@ -222,16 +222,25 @@ def _costs(cost) -> tuple[float, float, float]:
 
 
 def _check_cpu_share(trace: Trace, scope: str) -> None:
-    """Warn when CPU accounting saw little CPU: the engine probably waits on a GPU, a server or a sleep."""
+    """Warn when CPU accounting saw far less CPU than the load explains: the engine probably waits
+    on a GPU, a server or a sleep, which CPU time does not count.
+
+    On a machine with load L and c usable cores a CPU-bound engine gets about min(1, c / L) of
+    a core; warn below :data:`CPU_SHARE_WARN` of that share.
+    """
     if scope == "wall" or not trace.steps:
         return
     wall = sum(s.wall_sec or 0.0 for s in trace.steps)
     cpu = sum(s.compute_sec for s in trace.steps)
-    if wall > 0.05 and cpu < CPU_SHARE_WARN * wall:
+    cores = trace.meta.get("threads", {}).get("usable_cores", 1)
+    load = max(x for x in (trace.meta.get("load_before"), trace.meta.get("load_after"), 1.0) if x is not None and x == x)
+    fair = min(1.0, cores / load)
+    if wall > 0.05 and cpu < CPU_SHARE_WARN * fair * wall:
         warnings.warn(
             f"compute={trace.meta.get('compute_asked')!r} counted {cpu:.3f} s of {scope} CPU time against {wall:.3f} s "
-            f"elapsed in the engine ({100 * cpu / wall:.0f} %): either the machine is very busy or the engine waits "
-            f"on a GPU, a server or a sleep, which CPU time does not count; for such engines use compute='wall'",
+            f"elapsed in the engine ({100 * cpu / wall:.1f} %, far below the {100 * fair:.0f} % of a core that a load "
+            f"of {load:.1f} on {cores} core(s) leaves): the engine seems to wait on a GPU, a server or a sleep, which "
+            f"CPU time does not count; for such engines use compute='wall'",
             RuntimeWarning, stacklevel=3,
         )
 
