@@ -246,6 +246,7 @@ def test_retime_refuses_when_the_engine_would_fall_behind():
     assert retime(unaware, 5).emissions == unaware.emissions
 
 
+@pytest.mark.filterwarnings("ignore:the machine was busy")
 def test_a_comparison_is_retimed_without_running_the_engine():
     from asr_lab.replay import retime_results
 
