@@ -1,6 +1,6 @@
 """``asr-lab``: the command line. Thin: it parses, calls the library, prints.
 
-    asr-lab backends                         list engines and whether they are installed
+    asr-lab backends [--fields NAME]         list engines and whether they are installed (or one's config fields)
     asr-lab replay AUDIO --backend NAME      stream a file through an engine, printing emissions live
     asr-lab compare --dataset D --backend A --backend B --out DIR
                                              replay a dataset through several engines, write tables,
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -33,17 +35,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, ImportError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, TypeError, ImportError, OSError, KeyError) as exc:
         print(f"asr-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr-lab", description="A laboratory for streaming speech recognition.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     b = sub.add_parser("backends", help="list the engines this installation knows")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    b.add_argument("--fields", metavar="NAME", help="list backend NAME's config fields: type, default, description")
     b.set_defaults(run=_backends)
 
     r = sub.add_parser("replay", help="stream an audio file through one engine, printing emissions as they appear")
@@ -59,11 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="JSON file: one config, or {name: config, ...} (repeatable)")
     m.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[], help="override a field in every config")
+    _add_whisper_streaming_options(m)
     _add_clock_options(m)
-    m.add_argument("--repeats", type=int, default=1, help="run everything N times for run-to-run spread")
-    m.add_argument("--workers", type=int, default=0, help="worker processes, each engine with usable cores / N threads (0: run in this process)")
+    m.add_argument("--repeats", type=_whole(1), default=1, help="run everything N times for run-to-run spread")
+    m.add_argument("--workers", type=_whole(0), default=0,
+                   help="worker processes, each engine with usable cores / N threads (0: run in this process)")
     m.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or 'local')")
-    m.add_argument("--limit", type=int, default=None, help="only the first N utterances")
+    m.add_argument("--limit", type=_whole(1), default=None, help="only the first N utterances (N >= 1)")
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
     m.set_defaults(run=_compare)
 
@@ -75,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
         "--max-pending-sec", type=float, default=30.0,
         help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
     )
+    v.add_argument("--token", nargs="?", const="auto", default=None,
+                   help="require this token on every request (no value: a random one, printed in the URL)")
+    v.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept pages from this origin, e.g. https://my.app (repeatable; '*' for any)")
+    v.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer to this Host name (repeatable; '*' for any)")
+    v.add_argument("--idle-timeout-sec", type=float, default=30.0, help="close a stream that sends nothing this long (default: 30)")
+    v.add_argument("--engine-processes", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes running the engines, so decoding never stalls the server (default: %(default)s; "
+                        "0: threads of the server process, for engines that cannot be pickled)")
     _add_engine_options(v)
     v.set_defaults(run=_serve)
 
@@ -106,16 +122,84 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, help="registered backend name (asr-lab backends lists them)")
     p.add_argument("--config", metavar="FILE", help="JSON file with an engine configuration (ASRConfig fields)")
     p.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[], help="override one config field (repeatable)")
+    _add_whisper_streaming_options(p)
+
+
+def _add_whisper_streaming_options(p: argparse.ArgumentParser) -> None:
+    """whisper_streaming's flags, as shortcuts for --set model=... / lan=... / min_chunk_size=..."""
+    if any(a.dest == "model" for a in p._actions):
+        return
+    p.add_argument("--model", help="model name or path (the config field 'model'), e.g. tiny.en or large-v3")
+    p.add_argument("--lan", "--language", dest="lan", help="source language code (the config field 'lan'), e.g. en, de, auto")
+    p.add_argument("--min-chunk-size", type=_seconds, metavar="SEC",
+                   help="seconds of audio per engine step (the config field 'min_chunk_size'), in (0, 60]")
 
 
 def _add_clock_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clock", choices=("wall", "virtual", "unaware"), default="virtual",
                    help="wall: real time; virtual: same latencies without waiting (default); unaware: compute ignored")
-    p.add_argument("--chunk-sec", type=float, default=None, help="seconds of new audio per step (default: the engine's min chunk)")
-    p.add_argument("--speed", type=float, default=1.0, help="stream seconds per wall second")
+    p.add_argument("--chunk-sec", type=_seconds, default=None, metavar="SEC",
+                   help="seconds of new audio per step, in (0, 60] (default: the engine's own min chunk)")
+    p.add_argument("--speed", type=_positive, default=1.0, help="stream seconds per wall second (> 0)")
     p.add_argument("--compute", choices=("wall", "cpu", "thread", "process"), default=None,
                    help="what a call costs on the virtual clock: cpu (default; reproduces on a busy machine) or wall "
                    "(elapsed; for GPU or remote engines)")
+
+
+def _seconds(text: str) -> float:
+    """argparse type: seconds in (0, 60]."""
+    value = _number(text)
+    if not 0 < value <= 60:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: give seconds in (0, 60], e.g. 0.5")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: give a number > 0, e.g. 1.0")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    return value
+
+
+def _whole(minimum: int):
+    """argparse type: a whole number >= minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a whole number >= {minimum}")
+        return value
+
+    return parse
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("asr-lab")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _shortcuts(args: argparse.Namespace) -> dict:
+    """The config fields set by --model, --lan and --min-chunk-size."""
+    fields = {"model": getattr(args, "model", None), "lan": getattr(args, "lan", None),
+              "min_chunk_size": getattr(args, "min_chunk_size", None)}
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def engine_config(args: argparse.Namespace) -> dict:
@@ -133,6 +217,7 @@ def engine_config(args: argparse.Namespace) -> dict:
             raise ValueError(f"--config {args.config} must hold a JSON object of config fields")
     if args.backend:
         config["backend"] = args.backend
+    config.update(_shortcuts(args))
     for item in args.set:
         field, sep, value = item.partition("=")
         if not sep:
@@ -147,6 +232,8 @@ def engine_config(args: argparse.Namespace) -> dict:
 def _backends(args) -> int:
     from asr_lab.backends.registry import available_backends
 
+    if args.fields:
+        return _backend_fields(args.fields, as_json=args.json)
     rows = available_backends()
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
@@ -158,13 +245,44 @@ def _backends(args) -> int:
     return 0
 
 
+def _backend_fields(name: str, as_json: bool = False) -> int:
+    from asr_lab.backends.registry import get_loader
+    from asr_lab.core.config import ASRConfig
+
+    config_class = getattr(get_loader(name), "config_class", None) or ASRConfig
+    rows = []
+    for field, info in config_class.model_fields.items():
+        default = info.get_default(call_default_factory=True) if not info.is_required() else "(required)"
+        rows.append({"field": field, "type": _type_name(info.annotation), "default": default,
+                     "description": info.description or ""})
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    print(f"# {name}: {config_class.__name__} (set with --set FIELD=VALUE or a --config JSON file)")
+    wf, wt, wd = (max(len(str(r[k])) for r in rows) for k in ("field", "type", "default"))
+    for r in rows:
+        print(f"{r['field']:<{wf}}  {r['type']:<{wt}}  {str(r['default']):<{min(wd, 24)}}  {r['description']}")
+    return 0
+
+
+def _type_name(annotation) -> str:
+    name = getattr(annotation, "__name__", None)
+    text = name if name and not getattr(annotation, "__args__", None) else str(annotation)
+    return text.replace("typing.", "").replace("NoneType", "None")
+
+
 def _replay(args) -> int:
     from asr_lab.backends.registry import load_processor
     from asr_lab.core.audio import load_audio
     from asr_lab.replay import replay
 
+    from asr_lab.compare import step_for
+
     audio = load_audio(args.audio)  # a bad file fails before an engine is loaded
+    if args.trace:
+        _check_output_file(args.trace, "--trace")
     processor, meta = load_processor(engine_config(args))
+    step = step_for(processor, args.chunk_sec, meta.get("config", {}).get("min_chunk_size"))
     print(f"# {meta['backend']} on {args.audio}, clock={args.clock}", file=sys.stderr)
     print(f"{'emitted':>8} {'start':>7} {'end':>7}  text")
 
@@ -172,11 +290,11 @@ def _replay(args) -> int:
         print(f"{e.emitted_at:8.2f} {e.start:7.2f} {e.end:7.2f}  {e.text.strip()}", flush=True)
 
     trace = replay(
-        processor, audio, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed, compute=args.compute,
+        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed, compute=args.compute,
         separator=meta.get("separator"), on_emission=show, meta={"backend": meta["backend"], "source": args.audio},
     )
     if args.trace:
-        trace.to_jsonl(args.trace)
+        _save_trace(trace, args.trace)
     lat = [e.latency for e in trace.emissions]
     summary = f"# {len(trace.emissions)} segments, {trace.duration:.1f} s audio, RTF {trace.rtf:.3f}"
     if lat:
@@ -202,7 +320,7 @@ def compare_configs(args: argparse.Namespace) -> dict:
             systems.update(data)
     if not systems:
         raise ValueError("nothing to compare: give --backend NAME and/or --config FILE (repeatable)")
-    overrides = engine_config(argparse.Namespace(config=None, backend=None, set=args.set))
+    overrides = engine_config(argparse.Namespace(config=None, backend=None, set=args.set, **_shortcuts(args)))
     return {name: {**cfg, **overrides} for name, cfg in systems.items()}
 
 
@@ -212,8 +330,8 @@ def _compare(args) -> int:
 
     systems = compare_configs(args)
     dataset = load_dataset(args.dataset)
-    utterances = list(dataset)[: args.limit] if args.limit else dataset
-    out = Path(args.out)
+    utterances = list(dataset)[: args.limit] if args.limit is not None else dataset
+    out = _output_folder(args.out, "--out")  # before any run: a bad --out must not cost the runs
     executor, closer = _executor(args)
     try:
         results = compare(
@@ -225,15 +343,21 @@ def _compare(args) -> int:
         closer()
     from asr_lab import plots
 
+    for r in results.failures:  # first, before any table: what went wrong, where
+        print(f"failed: {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}", file=sys.stderr)
+    print(f"# {results.from_cache} of {len(results.records)} runs from cache ({out / 'cache'})", file=sys.stderr)
     results.to_files(out)
-    plots.save_all(results, out)
+    if len(results.failures) == len(results.records):
+        print(f"asr-lab compare: error: all {len(results.records)} runs failed (see above); "
+              f"nothing to score or plot. Wrote {out}/summary.md with the failures.", file=sys.stderr)
+        return 1
+    figures = plots.save_all(results, out)
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(results.table())
-    for r in results.failures:
-        print(f"failed: {r.system} / {r.utterance}: {r.error}", file=sys.stderr)
-    print(f"# wrote {out}/summary.md, summary.csv, utterances.csv, traces/", file=sys.stderr)
+    names = ", ".join(f.name for f in figures)
+    print(f"# wrote {out}/summary.md, summary.csv, utterances.csv, traces/" + (f", {names}" if names else ""), file=sys.stderr)
     return 1 if results.failures else 0
 
 
@@ -288,18 +412,67 @@ def _serve(args) -> int:
 
     from asr_lab.web.server import ServerSettings, create_app
 
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port} is not a TCP port; give a number from 1 to 65535, e.g. --port 8000")
     if args.max_connections < 1 or not args.max_pending_sec > 0:
         raise ValueError(
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
             f"give at least 1 connection and a positive number of seconds"
         )
+    if args.engine_processes < 0:
+        raise ValueError(f"--engine-processes {args.engine_processes}: give 0 (in-process threads) or more")
+    if not args.idle_timeout_sec > 0:
+        raise ValueError(f"--idle-timeout-sec {args.idle_timeout_sec}: give a positive number of seconds, e.g. 30")
+    from asr_lab.web.access import allowed_hosts_for
+
+    token = secrets.token_urlsafe(24) if args.token == "auto" else args.token
     config = engine_config(args)
-    settings = ServerSettings(max_connections=args.max_connections, max_pending_sec=args.max_pending_sec)
+    settings = ServerSettings(
+        max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
+        allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
+        engine_processes=args.engine_processes,
+    )
     app = create_app(config or None, settings=settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"# listening on {args.host}: reachable from other machines", file=sys.stderr)
+        print(f"# listening on {args.host}: reachable from other machines" + ("" if token else "; consider --token"), file=sys.stderr)
+    if token:
+        print(f"# open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/?token={token}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _output_folder(path: str, option: str) -> Path:
+    """``path`` as a folder that exists now (created), or ValueError naming the option and why not."""
+    out = Path(path)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{option} {path!r}: {str(parent)!r} is a file, not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option} {path!r}: cannot create the folder ({exc.strerror}); give a writable folder") from None
+    return out
+
+
+def _check_output_file(path: str, option: str) -> None:
+    """Fail now, not after the run, when ``path`` cannot be written as a file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{option} {path!r} is a folder; give a file name, e.g. {option} {Path(path) / 'trace.jsonl'}")
+    _output_folder(str(p.parent), f"{option}'s folder")
+
+
+def _save_trace(trace, path: str) -> None:
+    """Write the trace; if that fails after all, keep it in a temporary file and say where."""
+    try:
+        trace.to_jsonl(path)
+    except OSError as exc:
+        import tempfile
+
+        fd, rescue = tempfile.mkstemp(prefix="asr-lab-trace-", suffix=".jsonl")
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(trace.to_jsonl())
+        print(f"error: could not write --trace {path!r} ({exc.strerror}); the trace is saved in {rescue}", file=sys.stderr)
 
 
 def _check(args) -> int:

@@ -2,9 +2,12 @@
 
 Every (system, utterance, repeat) is one replay through :func:`asr_lab.replay` — the same
 loop as everywhere else — scored with :func:`asr_lab.score`. Runs are appended to a JSONL
-cache as they finish (``cache_dir/runs.jsonl``), keyed by the configuration, the audio
-content, the clock and the chunk size, so a killed comparison resumes where it stopped and
-yields the same table, and a finished one can be re-scored without re-running engines.
+cache as they finish (``cache_dir/runs.jsonl``), keyed by everything that shapes a run's
+output: the configuration (decoding options included), the processor's code, the engine
+package versions and the model files' identity (:mod:`asr_lab.provenance`), the audio
+content, the clock and the chunk size. So a killed comparison resumes where it stopped and
+yields the same table, a finished one can be re-scored without re-running engines, and an
+edited processor or a new model is run again instead of answered from the cache.
 
 Work can go to any :class:`concurrent.futures.Executor`: a process pool on one machine,
 or a ``dask.distributed`` Client's ``get_executor()`` for a cluster. Each worker process
@@ -20,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import warnings
 from concurrent.futures import Executor, as_completed
@@ -31,8 +35,10 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Union
 import numpy as np
 
 from asr_lab.replay import Trace
+from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, check_timeout
+from asr_lab.replay.validate import trace_problems
 
-__all__ = ["compare", "Results", "RunRecord", "clear_processor_cache"]
+__all__ = ["compare", "Results", "RunRecord", "clear_processor_cache", "step_for"]
 
 CACHE_FILE = "runs.jsonl"
 _FORMAT = 1  # bump when a change makes cached traces incomparable
@@ -105,6 +111,7 @@ def compare(
     warmup_sec: float = 1.0,
     progress: bool = True,
     normalize: Optional[Callable[[str], str]] = None,
+    call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
 
@@ -116,7 +123,9 @@ def compare(
     (default: each configuration's ``min_chunk_size``). ``repeats`` > 1 runs everything
     again to measure run-to-run spread. ``executor``: run on a process pool or a Dask
     cluster instead of in this process. ``cache_dir``: where ``runs.jsonl`` lives (resume
-    and re-score from it). A failing utterance is recorded and the rest go on.
+    and re-score from it). ``call_timeout_sec``: the longest one processor call may take
+    (see :func:`asr_lab.replay.replay`). A failing utterance is recorded and the rest go on;
+    a run that failed (raised, hung, or answered outside the contract) is never cached as ok.
     ``compute``: how a call's cost counts on the virtual clock (default ``"cpu"``: latencies
     that do not move with other programs' load; ``"wall"`` for GPU or remote engines; see
     :mod:`asr_lab.replay.compute`). ``workers=N`` runs utterances in N processes, each
@@ -128,9 +137,13 @@ def compare(
     from asr_lab.replay.clocks import make_clock
 
     from asr_lab.environment import fingerprint
+    from asr_lab.provenance import run_provenance
     from asr_lab.replay.compute import validate_compute
 
     compute = validate_compute(compute, make_clock(clock, speed=speed, slowdown=slowdown).name)  # validates early
+    if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
+        raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
+    call_timeout_sec = check_timeout(call_timeout_sec)
     executor, close_pool = _worker_pool(workers, executor)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be a whole number >= 1")
@@ -145,21 +158,29 @@ def compare(
     fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
-            payload, identity, step = config, f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}", chunk_sec
+            payload, own_step = config, None
+            name = f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}"
+            # the system name too: two lambdas share a qualname, and their closures are not hashable
+            identity = json.dumps({"factory": name, "system": system, "defaults": repr(getattr(config, "__defaults__", None)),
+                                   "provenance": run_provenance(config)}, sort_keys=True, default=str)
         else:
             payload, own_step = _validated(config)
-            identity = json.dumps(payload, sort_keys=True, default=str)
-            step = chunk_sec if chunk_sec is not None else own_step
-        kwargs = dict(clock=clock, chunk_sec=step, speed=speed, slowdown=slowdown, compute=compute, warmup_sec=warmup_sec)
+            identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
+        # chunk_sec None: the processor's own min_chunk_sec, else the config's min_chunk_size (see step_for)
+        kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown,
+                      compute=compute, warmup_sec=warmup_sec)
         for u in utterances:
             for r in range(repeats):
                 key = _key(identity, fingerprints[u.id], kwargs, r)
                 order.append((system, u.id, r, key))
                 if key not in done:
-                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, kwargs))
+                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec}))
 
     records = dict(done)
-    bar = _progress(len(order), len(order) - len(tasks), progress)
+    from_cache = len(order) - len(tasks)
+    if progress:
+        print(f"compare: {from_cache} of {len(order)} runs from cache" + (f" ({cache_path})" if cache_path else ""), file=sys.stderr)
+    bar = _progress(len(order), from_cache, progress)
     env = fingerprint()
     try:
         for record in _execute(tasks, executor):
@@ -176,7 +197,9 @@ def compare(
     ordered = [records[k] for *_, k in order if k in records]
     env.finish()
     _warn_if_busy(env, [records[k].trace for k in (t.key for t in tasks) if k in records], clock, compute, workers)
-    return Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
+    results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
+    results.from_cache = from_cache
+    return results
 
 
 def clear_processor_cache() -> None:
@@ -200,12 +223,16 @@ def run_task(task: _Task) -> RunRecord:
         if cache_key in _PROCESSORS:
             kwargs["warmup_sec"] = 0  # this engine is already warm: warm-up is for its first run
         else:
-            if callable(task.config):
-                proc = task.config()
-                _PROCESSORS[cache_key] = (proc, {"separator": getattr(getattr(proc, "asr", None), "sep", None) or " "})
-            else:
-                _PROCESSORS[cache_key] = load_processor(task.config)
+            from asr_lab.threads import engine_threads_for
+
+            with engine_threads_for(kwargs.get("compute")):  # CPU accounting: one thread per engine
+                if callable(task.config):
+                    proc = task.config()
+                    _PROCESSORS[cache_key] = (proc, {"separator": getattr(getattr(proc, "asr", None), "sep", None) or " "})
+                else:
+                    _PROCESSORS[cache_key] = load_processor(task.config)
         processor, meta = _PROCESSORS[cache_key]
+        kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), kwargs.pop("fallback_chunk_sec", None))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a processor error is recorded in the trace
             trace = replay(
@@ -213,6 +240,8 @@ def run_task(task: _Task) -> RunRecord:
                 meta={"system": task.system, "utterance": task.utterance_id, "repeat": task.repeat}, **kwargs,
             )
         error = None if trace.ok else str(trace.error)
+        if trace.error is not None and trace.error.type == "CallTimeoutError":
+            _PROCESSORS.pop(cache_key, None)  # still inside the hung call: the next run loads a fresh one
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, trace, error, _config_json(task.config))
     except Exception as exc:  # loading failed, bad audio...: record it, the other runs go on
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, None, f"{type(exc).__name__}: {exc}", _config_json(task.config))
@@ -256,6 +285,20 @@ def _warn_if_busy(env, traces, clock: str, compute: str, workers: int) -> None:
         )
 
 
+def step_for(processor: Any, chunk_sec: Optional[float] = None, config_chunk_sec: Optional[float] = None) -> float:
+    """Seconds of new audio per replay step, the same however a processor is given.
+
+    An explicit ``chunk_sec`` wins; then the processor's own ``min_chunk_sec``; then the
+    configuration's ``min_chunk_size`` (for processors without that attribute); then 1.0 s.
+    """
+    if chunk_sec is not None:
+        return float(chunk_sec)
+    own = getattr(processor, "min_chunk_sec", None)
+    if isinstance(own, (int, float)) and own > 0:
+        return float(own)
+    return float(config_chunk_sec) if config_chunk_sec else 1.0
+
+
 def _execute(tasks: list[_Task], executor: Optional[Executor]):
     if executor is None:
         for task in tasks:
@@ -283,11 +326,18 @@ class Results:
     and, with repeats, the run-to-run spread (standard deviation across repeats).
     """
 
+    from_cache: int = 0
+    """How many of the runs came from the cache instead of being run by this call."""
+
     def __init__(self, records: list[RunRecord], references: Mapping[str, Any], *, normalize=None, cache_path=None,
                  environment=None) -> None:
         self.records = records
         self.environment = environment
         """:class:`~asr_lab.environment.EnvironmentFingerprint` of the machine that ran the comparison."""
+        for r in records:
+            problems = trace_problems(r.trace) if r.trace is not None else []
+            if problems and r.error is None:
+                r.error = f"malformed trace: {'; '.join(problems[:3])}"
         self.references = dict(references)
         self.normalize = normalize
         self.cache_path = cache_path
@@ -309,11 +359,15 @@ class Results:
         from asr_lab.metrics import ENGLISH_NORMALIZER, score
 
         norm = self.normalize or ENGLISH_NORMALIZER
-        return {
-            (r.system, r.utterance, r.repeat): score(r.trace, self.references[r.utterance], normalize=norm)
-            for r in self.records
-            if r.trace is not None and r.utterance in self.references
-        }
+        scores = {}
+        for r in self.records:
+            if r.trace is None or r.utterance not in self.references or (r.error or "").startswith("malformed trace"):
+                continue
+            try:
+                scores[(r.system, r.utterance, r.repeat)] = score(r.trace, self.references[r.utterance], normalize=norm)
+            except Exception as exc:  # one bad run must not break the tables of every system
+                r.error = f"scoring failed for {r.system} / {r.utterance} (repeat {r.repeat}): {type(exc).__name__}: {exc}"
+        return scores
 
     @cached_property
     def utterances(self):
@@ -339,7 +393,8 @@ class Results:
             mine = [r for r in self.records if r.system == system]
             row = _aggregate([self.scores[k] for k in self._keys(mine)])
             row = {"system": system, "utterances": len({r.utterance for r in mine}), "runs": len(mine),
-                   "failed": sum(not r.ok for r in mine), **row}
+                   "failed": sum(not r.ok for r in mine), **row,
+                   "audit_findings": sum(len(r.trace.audit()) for r in mine if r.trace is not None)}
             repeats = sorted({r.repeat for r in mine})
             if len(repeats) > 1:
                 per = [_aggregate([self.scores[k] for k in self._keys([r for r in mine if r.repeat == i])]) for i in repeats]
@@ -352,20 +407,95 @@ class Results:
     def _keys(self, records):
         return [(r.system, r.utterance, r.repeat) for r in records if (r.system, r.utterance, r.repeat) in self.scores]
 
-    def table(self, columns: Optional[list[str]] = None):
-        """The summary's headline columns, for printing."""
-        cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "first_word_latency",
-                           "finish_delay", "normalized_erasure", "rtf"]
-        return self.summary[[c for c in cols if c in self.summary.columns]]
+    def table(self, columns: Union[list[str], str, None] = None, *, ci: bool = False, level: float = 0.95,
+              resamples: int = 1000, seed: int = 0):
+        """The summary's headline columns, for printing.
+
+        ``columns="simultaneous"`` shows SimulEval's family instead (AL, LAAL, DAL, AP,
+        StartOffset, EndOffset, YAAL and their ``_CA`` variants: means over utterances,
+        seconds). ``latency_count`` is the number of words the latency columns were computed over;
+        ``audit_findings`` counts :meth:`Trace.audit` findings. ``ci=True`` adds, after each
+        column shown that can be bootstrapped (``wer``, ``cer``, ``latency_*``, the
+        simultaneous family...; :data:`asr_lab.metrics.bootstrap.BOOTSTRAP_METRICS`), its interval over
+        utterances (``_low``, ``_high``; :func:`asr_lab.metrics.bootstrap_interval`) and,
+        with repeats, the run-to-run spread (``_spread``): the interval answers "how much
+        would this move on another test set like this one", the spread "how much does it
+        move when the same utterances are run again".
+        """
+        if columns == "simultaneous":
+            from asr_lab.metrics.simultaneous import SIMULEVAL_KEYS
+
+            columns = ["utterances", "wer"] + [k + s for s in ("", "_CA") for k in SIMULEVAL_KEYS]
+        cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "latency_count",
+                           "first_word_latency", "finish_delay", "normalized_erasure", "rtf", "audit_findings"]
+        table = self.summary[[c for c in cols if c in self.summary.columns]]
+        if not ci:
+            return table
+        from asr_lab.metrics.bootstrap import BOOTSTRAP_METRICS, bootstrap_interval
+
+        out = table.copy()
+        for col in list(table.columns):
+            if col not in BOOTSTRAP_METRICS or col == "rtf":
+                continue
+            lows, highs = [], []
+            for system in table.index:
+                runs = self._per_utterance(system)
+                iv = bootstrap_interval(runs, col, resamples=resamples, level=level, seed=seed) if runs else None
+                lows.append(iv.low if iv else float("nan"))
+                highs.append(iv.high if iv else float("nan"))
+            at = list(out.columns).index(col) + 1
+            out.insert(at, f"{col}_low", lows)
+            out.insert(at + 1, f"{col}_high", highs)
+            if f"{col}_spread" in self.summary.columns:
+                out.insert(at + 2, f"{col}_spread", self.summary.loc[table.index, f"{col}_spread"].to_numpy())
+        return out
+
+    def significance(self, a: str, b: str, metric: str = "wer", *, resamples: int = 1000, level: float = 0.95,
+                     seed: int = 0):
+        """Is system ``a`` different from ``b`` on ``metric``? A paired bootstrap over the
+        utterances both have (:func:`asr_lab.metrics.paired_bootstrap`): the difference
+        ``a − b``, its interval, a two-sided p-value, and each system's run-to-run spread
+        (with repeats) beside it."""
+        from asr_lab.metrics.bootstrap import paired_bootstrap
+
+        for name in (a, b):
+            if name not in self.systems:
+                raise ValueError(f"unknown system {name!r}; these were compared: {', '.join(self.systems)}")
+        spread = f"{metric}_spread"
+        spreads = tuple(
+            float(self.summary.loc[n, spread]) if spread in self.summary.columns else float("nan") for n in (a, b)
+        )
+        return paired_bootstrap(self._per_utterance(a), self._per_utterance(b), metric, names=(a, b),
+                                resamples=resamples, level=level, seed=seed, spreads=spreads)
+
+    def _per_utterance(self, system: str) -> dict:
+        """``{utterance: [Scores of each repeat]}`` of one system (the bootstrap's unit)."""
+        out: dict = {}
+        for (sys_, utt, _rep), s in self.scores.items():
+            if sys_ == system:
+                out.setdefault(utt, []).append(s)
+        return out
 
     def to_files(self, out_dir: Union[str, os.PathLike]) -> Path:
-        """Write ``summary.csv``, ``utterances.csv``, ``traces/*.jsonl`` and ``summary.md`` to ``out_dir``."""
+        """Write ``summary.csv``, ``utterances.csv``, ``traces/*.jsonl``, ``summary.md`` and
+        ``simuleval/<system>.instances.log`` (:func:`asr_lab.export.to_simuleval_log`) to ``out_dir``."""
         out = Path(out_dir)
         (out / "traces").mkdir(parents=True, exist_ok=True)
         self.summary.to_csv(out / "summary.csv")
         self.utterances.to_csv(out / "utterances.csv", index=False)
         for (system, utt, rep), trace in self.traces.items():
-            trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
+            try:
+                trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
+            except (TypeError, ValueError) as exc:  # a malformed trace from an old cache: the others are still written
+                warnings.warn(f"trace of {system} / {utt} (repeat {rep}) not written: {exc}", RuntimeWarning)
+        from asr_lab.export import to_simuleval_log
+
+        for system in self.systems:  # SimulEval / OmniSTEval input, first run of each utterance
+            if any(s == system and r == 0 for s, _, r in self.traces):
+                try:
+                    to_simuleval_log(self, out / "simuleval" / f"{_safe(system)}.instances.log", system=system)
+                except Exception as exc:  # one system's export must not cost the others theirs
+                    warnings.warn(f"SimulEval log of {system} not written: {type(exc).__name__}: {exc}", RuntimeWarning)
         (out / "summary.md").write_text(self.markdown())
         if self.environment is not None:
             (out / "environment.json").write_text(json.dumps(self.environment.to_dict(), indent=2))
@@ -376,7 +506,8 @@ class Results:
         table = self.table()
         head = "| system | " + " | ".join(table.columns) + " |\n|---|" + "---|" * len(table.columns) + "\n"
         body = "".join(
-            f"| {system} | " + " | ".join(_fmt(v) for v in row) + " |\n" for system, row in table.iterrows()
+            f"| {system} | " + " | ".join(_fmt(v, integer=c in _COUNTS) for c, v in row.items()) + " |\n"
+            for system, row in table.iterrows()
         )
         notes = "".join(f"- {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}\n" for r in self.failures)
         env = f"\nEnvironment:\n{self.environment.markdown()}{_accounting(self)}" if self.environment is not None else ""
@@ -401,6 +532,22 @@ class Results:
 
         return plots.wer_vs_latency(self, **kwargs)
 
+    def latency_decomposition(self):
+        """Per system: mean/p50/p90 of recognition, policy hold and compute & queueing of
+        the correctly committed words (:mod:`asr_lab.metrics.decomposition`)."""
+        import pandas as pd
+
+        from asr_lab.metrics.decomposition import decompose_results
+
+        rows = {s: d.to_dict() for s, d in decompose_results(self, normalize=self.normalize or _english()).items()}
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("system")
+
+    def plot_latency_decomposition(self, **kwargs):
+        """:func:`asr_lab.plots.latency_decomposition`: stacked bars of where latency comes from."""
+        from asr_lab import plots
+
+        return plots.latency_decomposition(self, **kwargs)
+
     def plot_stability(self, utterance: Optional[str] = None, **kwargs):
         """:func:`asr_lab.plots.stability_over_time` of one utterance."""
         from asr_lab import plots
@@ -408,10 +555,15 @@ class Results:
         return plots.stability_over_time(self, utterance, **kwargs)
 
     def __repr__(self) -> str:
-        return f"Results({len(self.systems)} systems, {len(self.references)} utterances, {len(self.records)} runs, {len(self.failures)} failed)"
+        return (f"Results({len(self.systems)} systems, {len(self.references)} utterances, {len(self.records)} runs "
+                f"({self.from_cache} of {len(self.records)} from cache), {len(self.failures)} failed)")
 
     def _repr_html_(self) -> str:
-        return self.table().to_html(float_format=lambda v: f"{v:.3f}")
+        import html
+
+        failed = "".join(f"<li>{html.escape(f'{r.system} / {r.utterance} (repeat {r.repeat}): {r.error}')}</li>" for r in self.failures)
+        head = f"<p style='color:crimson'><b>{len(self.failures)} of {len(self.records)} runs failed</b></p><ul>{failed}</ul>" if failed else ""
+        return head + self.table().to_html(float_format=lambda v: f"{v:.3f}")
 
 
 def _accounting(results: "Results") -> str:
@@ -440,6 +592,9 @@ def _aggregate(scores: list) -> dict:
     row.update(L.to_dict())
     row.update({"normalized_erasure": S.normalized_erasure, "revisions_per_word": S.revisions.mean,
                 "time_to_stable_mean": S.time_to_stable.mean})
+    for key in scores[0].simultaneous:  # SimulEval's corpus rule: the mean of the utterances' scores
+        values = [s.simultaneous[key] for s in scores if key in s.simultaneous and not _isnan(s.simultaneous[key])]
+        row[key] = float(np.mean(values)) if values else float("nan")
     return row
 
 
@@ -504,6 +659,11 @@ def _audio_of(utt) -> Any:
     if callable(path):
         path = path()
     if path is not None and Path(path).exists():
+        if not Path(path).is_file():  # /dev/zero, a FIFO, a folder: reading it would never end or fail late
+            raise ValueError(
+                f"utterance {utt.id!r}: audio {os.fspath(path)!r} is not a regular file (a device, pipe or folder); "
+                f"point the manifest at an audio file"
+            )
         return str(path)
     return utt.load_audio()
 
@@ -529,13 +689,18 @@ def _read_cache(path: Path) -> dict[str, RunRecord]:
     records: dict[str, RunRecord] = {}
     if not path.exists():
         return records
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    if not path.is_file():
+        raise ValueError(f"cache {os.fspath(path)!r} is not a regular file; give cache_dir a folder of your own")
+    for n, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not raw.strip():
             continue
-        try:
-            rec = RunRecord.from_json(line)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            warnings.warn(f"{path}:{n}: skipping an unreadable run record ({exc}); it will be run again", RuntimeWarning)
+        try:  # line by line: a run killed mid-write may have cut a line inside a UTF-8 character
+            rec = RunRecord.from_json(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            warnings.warn(f"{path}:{n}: skipping an unreadable run record ({type(exc).__name__}: {exc}); it will be run again", RuntimeWarning)
+            continue
+        if rec.ok and rec.trace is not None and trace_problems(rec.trace):
+            warnings.warn(f"{path}:{n}: run {rec.system} / {rec.utterance} has a malformed trace; it will be run again", RuntimeWarning)
             continue
         if rec.ok:  # failed runs are tried again on resume
             records[rec.key] = rec
@@ -575,11 +740,23 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
 
 
+def _english():
+    from asr_lab.metrics import ENGLISH_NORMALIZER
+
+    return ENGLISH_NORMALIZER
+
+
 def _isnan(v) -> bool:
     return isinstance(v, float) and v != v
 
 
-def _fmt(v) -> str:
+_COUNTS = {"utterances", "runs", "failed", "substitutions", "deletions", "insertions", "reference_words", "emissions",
+           "latency_count", "audit_findings"}
+
+
+def _fmt(v, integer: bool = False) -> str:
     if v is None or _isnan(v):
         return "–"
+    if integer:
+        return str(int(v))
     return f"{v:.3f}" if isinstance(v, float) else str(v)

@@ -10,6 +10,14 @@ worker processes running engines side by side (``compare(..., workers=N)``), and
 what it set in every trace (``meta["threads"]``).
 
 An engine's own setting wins where the user gives one (``cpu_threads`` > 0).
+
+Under CPU accounting (``compute="cpu"``, the default of the virtual clock) ``compare`` loads
+engines with **one** thread (:func:`engine_threads_for`): an engine whose threads wait for
+each other on a busy machine burns CPU time waiting, so its CPU cost stops reproducing.
+Measured on the shared 2-core VM, Whisper tiny.en (CTranslate2) on 3 s of LibriVox, 3 runs
+each: with 1 thread, latency p50 1.021 s (sd 0.005) as the machine was and 1.016 s (sd 0.005)
+beside a busy loop per core, CPU 2.60 / 2.58 s; with 2 threads, p50 6.0 s (sd 0.8) and CPU
+8.5 s (sd 1.9) as the machine was. Use ``workers=N`` to fill the cores instead.
 """
 
 from __future__ import annotations
@@ -17,15 +25,18 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
-__all__ = ["usable_cores", "default_engine_threads", "engine_threads", "limit_threads", "thread_settings"]
+__all__ = ["usable_cores", "default_engine_threads", "engine_threads", "engine_threads_for", "limit_threads",
+           "thread_settings"]
 
 WORKERS_ENV = "ASR_LAB_WORKERS"
 """Set in each worker process of ``compare(..., workers=N)`` to N: engines there share the cores N ways."""
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _given: dict[str, int] = {}
+_override: list[int] = []
 
 
 def usable_cores() -> int:
@@ -57,8 +68,24 @@ def _workers() -> int:
 
 
 def default_engine_threads(workers: Optional[int] = None) -> int:
-    """Threads per engine so that ``workers`` engines side by side fill the usable cores, at least 1."""
+    """Threads per engine so that ``workers`` engines side by side fill the usable cores, at least 1
+    (1 inside :func:`engine_threads_for` with CPU accounting)."""
+    if _override and workers is None:
+        return _override[-1]
     return max(1, usable_cores() // (workers or _workers()))
+
+
+@contextmanager
+def engine_threads_for(compute: Optional[str]) -> Iterator[None]:
+    """Engines loaded inside get one thread when ``compute`` is a CPU measure (see the module docstring)."""
+    single = compute in ("cpu", "thread", "process")
+    if single:
+        _override.append(1)
+    try:
+        yield
+    finally:
+        if single:
+            _override.pop()
 
 
 def engine_threads(requested: int = 0, engine: str = "engine") -> int:

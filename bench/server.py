@@ -1,6 +1,6 @@
 """Server benchmark: how many concurrent real-time streams pocketsphinx sustains, and the lag the server adds.
 
-    python bench/server.py [--streams 1,2,4,6,8] [--seconds 20]
+    python bench/server.py [--streams 1,2,4,6,8] [--seconds 20] [--fair 3] [--idle 16] [--engine-processes N]
 
 The server runs in its own process (``asr-lab serve``), loopback only. Each client is a
 thread sending int16 chunks of 100 ms at real-time pace from the same stretch of
@@ -12,6 +12,14 @@ socket), the time from the client's stop to ``done``, and dropped chunks. The ad
 compares the received lag with the in-process figure: the same audio through the same
 engine on ``asr_lab.replay`` with a real-time LiveAudio source and no server. "Sustained"
 means no drops, no errors, and a worst received lag within 2 s of the single-stream run's.
+
+``--fair N``: one client sends the whole stretch as fast as the socket takes it while N
+clients send in real time; the row gives the real-time clients' received lag, the slowest
+``GET /health`` answer during the run, and the fast sender's dropped chunks (its backlog is
+capped by ``--max-pending-sec``). ``--idle N``: the server's memory (its process and its
+engine processes, RSS) with no connection, with N connections that sent ``start`` and
+nothing else, and after they closed. ``--engine-processes`` is passed to the server (0: the
+engines run in threads of the server process, as before issue 14).
 Figures come from one run on this noisy 2-core machine: read them as ratios.
 """
 
@@ -127,20 +135,95 @@ def run(n: int, address: str, audio: np.ndarray) -> dict:
     }
 
 
+def fast_sender(address: str, audio: np.ndarray, out: dict) -> None:
+    """Send everything at once (100 ms frames, no pacing), then stop; keep the final event."""
+    try:
+        pcm, step = (np.clip(audio, -1, 1) * 32767).astype("<i2"), int(CHUNK * 16000)
+        with connect(f"ws://{address}/asr", open_timeout=20, close_timeout=5) as ws:
+            ws.send(json.dumps({"type": "start", "format": "int16", "sample_rate": 16000}))
+            json.loads(ws.recv(timeout=20))
+            for i in range(0, len(pcm), step):
+                ws.send(pcm[i : i + step].tobytes())
+            ws.send(json.dumps({"type": "stop"}))
+            while True:
+                event = json.loads(ws.recv(timeout=300))
+                if event["type"] in ("done", "error"):
+                    out["fast"] = event
+                    return
+    except Exception as exc:
+        out["fast"] = {"type": "error", "message": f"fast sender: {type(exc).__name__}: {exc}"}
+
+
+def health_poller(address: str, stop: threading.Event, out: list) -> None:
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            urllib.request.urlopen(f"http://{address}/health", timeout=120).read()
+        except OSError:
+            pass
+        out.append(time.perf_counter() - t0)
+        stop.wait(0.25)
+
+
+def fairness(n: int, address: str, audio: np.ndarray) -> dict:
+    out: dict = {}
+    health: list = []
+    stop = threading.Event()
+    poller = threading.Thread(target=health_poller, args=(address, stop, health))
+    poller.start()
+    fast = threading.Thread(target=fast_sender, args=(address, audio, out))
+    fast.start()
+    r = run(n, address, audio)
+    fast.join()
+    stop.set()
+    poller.join()
+    r["health_max"] = max(health) if health else float("nan")
+    r["fast"] = out.get("fast", {})
+    return r
+
+
+def server_rss_mb(pid: int) -> float:
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def idle_memory(n: int, address: str, pid: int) -> tuple[float, float, float]:
+    before = server_rss_mb(pid)
+    sockets = []
+    for _ in range(n):
+        ws = connect(f"ws://{address}/asr", open_timeout=20, close_timeout=5)
+        ws.send(json.dumps({"type": "start", "format": "int16", "sample_rate": 16000}))
+        json.loads(ws.recv(timeout=60))
+        sockets.append(ws)
+    time.sleep(1.0)
+    held = server_rss_mb(pid)
+    for ws in sockets:
+        ws.close()
+    time.sleep(3.0)
+    return before, held, server_rss_mb(pid)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--streams", default="1,2,4,6,8")
+    ap.add_argument("--streams", default="1,2,4,6,8", help="stream counts for the scaling table ('' skips it)")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--fair", type=int, default=0, help="real-time clients beside one fast sender (0 skips the row)")
+    ap.add_argument("--idle", type=int, default=0, help="idle connections whose memory to measure (0 skips)")
+    ap.add_argument("--engine-processes", type=int, default=None, help="passed to asr-lab serve (default: its own)")
     args = ap.parse_args()
     audio = speech(args.seconds)
-    base = in_process(audio)
-    print(f"in-process replay, real-time source, {len(audio) / 16000:.0f} s: lag median {statistics.median(base):.3f} s, max {max(base):.3f} s")
+    if args.streams:
+        base = in_process(audio)
+        print(f"in-process replay, real-time source, {len(audio) / 16000:.0f} s: lag median {statistics.median(base):.3f} s, max {max(base):.3f} s")
     port = free_port()
     log_path = Path(tempfile.gettempdir()) / f"asr_lab_bench_server_{port}.log"
     log = open(log_path, "w")
     server = subprocess.Popen(
         [sys.executable, "-X", "faulthandler", "-m", "asr_lab.cli", "serve", "--port", str(port), "--backend", "pocketsphinx",
-         "--set", "min_chunk_size=0.25"],
+         "--set", "min_chunk_size=0.25", "--max-connections", str(max(16, args.idle + 1, args.fair + 2)),
+         *([] if args.engine_processes is None else ["--engine-processes", str(args.engine_processes)])],
         stdout=log, stderr=subprocess.STDOUT,
     )
     address = f"127.0.0.1:{port}"
@@ -154,11 +237,26 @@ def main() -> None:
                 if time.time() > deadline:
                     raise SystemExit("the server did not start within 60 s")
                 time.sleep(0.2)
-        print("| streams | lag median (s) | lag max (s) | received lag median (s) | received lag max (s) | "
-              "added median lag vs in-process (s) | done after stop (s) | dropped | sustained |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print(f"# engine processes: {args.engine_processes if args.engine_processes is not None else 'default'}")
+        if args.fair:
+            r = fairness(args.fair, address, audio)
+            fast = r["fast"]
+            print("| one fast sender + N real-time | received lag median (s) | received lag max (s) | slowest /health (s) | "
+                  "real-time dropped | real-time errors | fast sender: end, dropped chunks |")
+            print("|---|---|---|---|---|---|---|")
+            print(f"| 1 + {args.fair} | {r['received_median']:.3f} | {r['received_max']:.3f} | {r['health_max']:.3f} | {r['dropped']} | "
+                  f"{r['errors']} | {fast.get('type')}, {fast.get('dropped_chunks', fast.get('message', ''))} |", flush=True)
+        if args.idle:
+            before, held, after = idle_memory(args.idle, address, server.pid)
+            print(f"| idle connections | server RSS before (MB) | with {args.idle} idle (MB) | after they closed (MB) |")
+            print("|---|---|---|---|")
+            print(f"| {args.idle} | {before:.0f} | {held:.0f} | {after:.0f} |", flush=True)
+        if args.streams:
+            print("| streams | lag median (s) | lag max (s) | received lag median (s) | received lag max (s) | "
+                  "added median lag vs in-process (s) | done after stop (s) | dropped | sustained |")
+            print("|---|---|---|---|---|---|---|---|---|")
         single = None
-        for n in [int(x) for x in args.streams.split(",")]:
+        for n in [int(x) for x in args.streams.split(",") if x.strip()]:
             r = run(n, address, audio)
             single = single if single is not None else r["received_max"]
             sustained = r["dropped"] == 0 and r["errors"] == 0 and r["received_max"] <= single + 2.0

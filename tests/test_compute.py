@@ -170,8 +170,9 @@ class FixedWorkProcessor(CPUBoundProcessor):
 def test_a_busy_process_does_not_move_cpu_latencies_of_a_single_threaded_engine():
     """Fixed work per call, replayed alone and beside one busy loop per core. Under ``"cpu"``
     the latencies stay within 10 % (measured on the shared 2-core VM: within 5 % for this small
-    loop); the elapsed time of the same calls, recorded in the same steps, must grow by half or
-    more, or the busy loops did not compete and the test proves nothing."""
+    loop); the elapsed time of the same calls, recorded in the same steps, must grow by a
+    quarter or more, or the busy loops did not compete and the test proves nothing (on a clean
+    2-core machine it doubles; on the shared VM, already loaded ~7 deep, it grew 40–240 %)."""
     engine = FixedWorkProcessor(iterations=200_000)  # ~5 ms of CPU per call here
     engine.cost = 0.0
     kw = dict(clock="virtual", chunk_sec=0.25, compute="cpu", warmup_sec=0.25)
@@ -181,7 +182,7 @@ def test_a_busy_process_does_not_move_cpu_latencies_of_a_single_threaded_engine(
     assert quiet.meta["compute"] == busy.meta["compute"] == "thread"
     mean = lambda t, f: statistics.mean(getattr(s, f) for s in t.steps[:-1])
     wall_moved = mean(busy, "wall_sec") / mean(quiet, "wall_sec") - 1
-    assert wall_moved > 0.5, f"the busy loops did not compete for the CPU (elapsed +{wall_moved:.0%})"
+    assert wall_moved > 0.25, f"the busy loops did not compete for the CPU (elapsed +{wall_moved:.0%})"
     assert mean(busy, "compute_sec") == pytest.approx(mean(quiet, "compute_sec"), rel=0.10)
     lat = lambda t: statistics.median(e.latency for e in t.emissions)
     assert lat(busy) == pytest.approx(lat(quiet), rel=0.10)
@@ -207,7 +208,7 @@ def test_a_busy_process_moves_a_real_engines_cpu_cost_far_less_than_its_elapsed_
     total = lambda t, f: sum(getattr(s, f) for s in t.steps)
     wall_moved = total(busy, "wall_sec") / total(quiet, "wall_sec") - 1
     cpu_moved = abs(total(busy, "compute_sec") / total(quiet, "compute_sec") - 1)
-    assert wall_moved > 0.5, f"the busy loops did not compete for the CPU (elapsed +{wall_moved:.0%})"
+    assert wall_moved > 0.25, f"the busy loops did not compete for the CPU (elapsed +{wall_moved:.0%})"
     assert cpu_moved <= wall_moved / 3, f"CPU cost moved {cpu_moved:+.0%}, elapsed {wall_moved:+.0%}"
     assert busy.text == quiet.text
 
@@ -280,6 +281,22 @@ def test_engine_threads_come_from_usable_cores_split_between_workers(monkeypatch
     assert threads.engine_threads(0, "test-engine") == 1
     assert threads.engine_threads(3, "test-engine") == 3
     assert threads.thread_settings()["set_test-engine"] == 3
+
+
+def test_cpu_accounting_loads_engines_with_one_thread(monkeypatch):
+    monkeypatch.delenv(threads.WORKERS_ENV, raising=False)
+    with threads.engine_threads_for("cpu"):
+        assert threads.engine_threads(0, "test-engine") == 1 and threads.engine_threads(2, "test-engine") == 2
+    with threads.engine_threads_for("wall"):
+        assert threads.engine_threads(0, "test-engine") == threads.usable_cores()
+    seen = []
+
+    def factory():
+        seen.append(threads.default_engine_threads())
+        return _timeline_processor()
+
+    compare({"t": factory}, [_Utt("u0")], progress=False)
+    assert seen == [1]
 
 
 def test_fingerprint_and_busy_rule(monkeypatch):

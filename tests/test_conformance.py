@@ -161,3 +161,141 @@ def test_nondeterministic_processor_can_opt_out_of_the_same_answers_check():
 
     assert not check_processor(Jitter, AUDIO).ok
     assert check_processor(Jitter, AUDIO, deterministic=False).ok
+
+
+# ---------------------------------------------------------------- the default sample has pauses
+
+
+class PauseSegmenter:
+    """Stand-in native engine on real audio: commits one segment per stretch of speech, at each
+    pause of 0.4 s (frame energy), like an endpointing recogniser. Its text is a placeholder."""
+
+    frame = SR // 100
+
+    def __init__(self):
+        self.init()
+
+    def init(self, offset=0.0):
+        self.offset, self.audio = offset, np.zeros(0, np.float32)
+        self.seg_start, self.done, self.silent = None, 0, 0  # samples
+
+    def insert_audio_chunk(self, audio):
+        self.audio = np.concatenate([self.audio, np.asarray(audio, np.float32)])
+
+    def _segment(self, start, end):
+        return self._times(start, end) + ("speech",)
+
+    def _times(self, start, end):
+        return (self.offset + start / SR, self.offset + end / SR)
+
+    def process_iter(self):
+        return self._scan()
+
+    def _scan(self):
+        out = None
+        while self.done + self.frame <= len(self.audio):
+            loud = np.sqrt(np.mean(self.audio[self.done : self.done + self.frame] ** 2)) > 0.01
+            self.done += self.frame
+            if loud:
+                self.seg_start = self.done - self.frame if self.seg_start is None else self.seg_start
+                self.silent = 0
+            elif self.seg_start is not None:
+                self.silent += self.frame
+                if self.silent >= 0.4 * SR and out is None:
+                    out = self._segment(self.seg_start, self.done - self.silent)
+                    self.seg_start = None
+        return out
+
+    def finish(self):
+        out = self._scan()
+        if out is None and self.seg_start is not None:
+            out, self.seg_start = self._segment(self.seg_start, self.done - self.silent), None
+        return out
+
+
+class OverlappingSegments(PauseSegmenter):
+    """Forgets to move its segment start: every segment spans from the stream start."""
+
+    def _times(self, start, end):
+        return (self.offset, self.offset + end / SR)
+
+
+class NewestFirst(PauseSegmenter):
+    """Holds a segment until the next one is found, then returns the newer one first."""
+
+    def init(self, offset=0.0):
+        super().init(offset)
+        self.held, self.unwinding = [], False
+
+    def process_iter(self):
+        out = self._scan()
+        if out is not None:
+            self.held.append(out)
+        if len(self.held) >= 2:
+            self.unwinding = True
+            return self.held.pop()
+        if self.unwinding and self.held:
+            self.unwinding = False
+            return self.held.pop()
+        return None
+
+    def finish(self):
+        out = PauseSegmenter.finish(self)
+        if out is not None:
+            self.held.append(out)
+        return self.held.pop() if self.held else None
+
+
+def test_pause_segmenter_passes_on_the_default_sample():
+    from asr_lab.testing import sample_speech
+
+    sample = sample_speech("pauses")
+    assert 10.0 <= len(sample.audio) / SR <= 15.0 and sample.text.count(".") == 3
+    report = check_processor(PauseSegmenter, chunk_sizes=(0.1, 1.0))
+    report.assert_ok()
+    assert len(report.outputs["chunks of 100 ms"]) == 3  # one segment per sentence
+
+
+@pytest.mark.parametrize("cls, words", [(OverlappingSegments, "process_iter overlaps"), (NewestFirst, "went back in time")])
+def test_segment_order_bugs_fail_on_the_default_sample_but_hid_in_one_sentence(cls, words):
+    from asr_lab.testing import sample_speech
+
+    one_sentence = sample_speech("sample").audio  # the kit's old default: one segment, nothing to compare
+    assert check_processor(cls, one_sentence, chunk_sizes=(0.1, 1.0)).ok
+    report = check_processor(cls, chunk_sizes=(0.1, 1.0))
+    assert not report.ok
+    first = report.failures[0]
+    assert first.name == "chunks of 100 ms" and words in first.detail, str(report)
+    assert first.detail.count(words) == 1  # once, with its count when it happened more often
+    if cls is OverlappingSegments:
+        assert "(×2 in this run)" in first.detail
+    later = {c.name: c.detail for c in report.failures}["chunks of 1 s"]
+    assert "again ×" in later and "as in 'chunks of 100 ms'" in later, later
+
+
+def test_whisper_streamings_nothing_is_accepted():
+    class SaysNothingTheOldWay(FixedWindow):
+        def process_iter(self):
+            return super().process_iter() or (None, None, "")
+
+        def finish(self):
+            return super().finish() or (None, None, "")
+
+    report = check_processor(SaysNothingTheOldWay, AUDIO)
+    assert report.ok, str(report)
+
+
+def test_no_text_is_told_from_no_valid_segment():
+    class OnlyBadTimes(FixedWindow):
+        def process_iter(self):
+            out = super().process_iter()
+            return None if out is None else (out[0] + 100.0, out[1] + 100.0, out[2])
+
+        def finish(self):
+            out = super().finish()
+            return None if out is None else (out[0] + 100.0, out[1] + 100.0, out[2])
+
+    bad = {c.name: c.detail for c in check_processor(OnlyBadTimes, AUDIO).failures}
+    assert "no valid segment" in bad["chunks of 10 ms: finish flushes"] and "rejected" in bad["chunks of 10 ms: finish flushes"]
+    mute = {c.name: c.detail for c in check_processor(Mute, AUDIO).failures}
+    assert mute["chunks of 10 ms: finish flushes"].startswith("no text at all")

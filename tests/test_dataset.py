@@ -284,8 +284,20 @@ def test_common_voice_errors(tmp_path):
 # ----------------------------------------------------------------------------- Hugging Face
 
 
-def test_hf_dataset_with_array_dicts():
+def _hf_datasets():
+    """The Hugging Face ``datasets`` package (the dev extra installs it).
+
+    From the repository root the repo's own ``datasets/`` data folder can be imported in its
+    place (a namespace package without ``Dataset``): that means the real one is absent.
+    """
     datasets = pytest.importorskip("datasets")
+    if not hasattr(datasets, "Dataset"):
+        pytest.skip(f"Hugging Face datasets is not installed ('datasets' resolved to {list(datasets.__path__)}); pip install -e '.[dev]'")
+    return datasets
+
+
+def test_hf_dataset_with_array_dicts():
+    datasets = _hf_datasets()
     hf = datasets.Dataset.from_dict(
         {
             "audio": [{"array": tone(1.0, sr=8000), "sampling_rate": 8000}, {"array": tone(0.5), "sampling_rate": SR}],
@@ -303,7 +315,7 @@ def test_hf_dataset_with_array_dicts():
 
 
 def test_hf_dataset_with_audio_feature_and_raw_arrays(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    datasets = _hf_datasets()
     paths = []
     for k in range(2):
         paths.append(str(tmp_path / f"f{k}.wav"))
@@ -325,7 +337,7 @@ def test_hf_dataset_with_audio_feature_and_raw_arrays(tmp_path):
 
 
 def test_hf_dataset_errors():
-    datasets = pytest.importorskip("datasets")
+    datasets = _hf_datasets()
     hf = datasets.Dataset.from_dict({"audio": [[0.0, 0.1]], "label": ["x"]})
     with pytest.raises(DatasetError, match=r"which column holds the transcript.*\['audio', 'label'\].*text_column="):
         load_dataset(hf)

@@ -360,7 +360,7 @@ def test_native_processor_conforms(native):
 
 @pytest.mark.slow
 def test_la_processor_conforms():
-    check_processor(lambda: PocketSphinxLALoader().load({"backend": "pocketsphinx-la"})[0]).assert_ok()
+    check_processor(lambda: PocketSphinxLALoader().load({"backend": "pocketsphinx-la"})[0], chunk_sizes=(0.25, 1.0)).assert_ok()
 
 
 # ----------------------------------------------------------------------------- configuration and errors

@@ -73,6 +73,7 @@ def counting_backend():
 
 
 def client(**settings):
+    settings.setdefault("allowed_hosts", ("testserver",))  # the Host header Starlette's TestClient sends
     return TestClient(create_app(settings=ServerSettings(**settings)))
 
 
@@ -259,3 +260,115 @@ def test_serve_command_passes_its_limits_to_the_app(monkeypatch, capsys):
 
     assert main(["serve", "--max-connections", "0"]) == 2
     assert "--max-connections 0" in capsys.readouterr().err
+
+
+# -- who may drive the server (asr_lab.web.access) ---------------------------------------------
+
+
+def test_a_page_from_another_origin_cannot_load_a_model_or_open_a_stream():
+    c = client()
+    r = c.post("/load_model", json={"backend": "counting"}, headers={"origin": "http://evil.example"})
+    assert r.status_code == 403 and r.json()["error"] == "origin_not_allowed" and "--allow-origin http://evil.example" in r.json()["message"]
+    assert c.get("/health").json()["loaded"] is None
+    c.post("/load_model", json={"backend": "counting"})
+    with pytest.raises(Exception) as refused:
+        with c.websocket_connect("/asr", headers={"origin": "http://evil.example"}):
+            pass
+    assert getattr(refused.value, "code", None) == 1008
+    # the server's own page, and loopback pages, are served
+    own = c.post("/load_model", json={"backend": "counting"}, headers={"origin": "http://testserver"})
+    local = c.post("/load_model", json={"backend": "counting"}, headers={"origin": "http://localhost:5173"})
+    assert own.status_code == local.status_code == 200
+
+
+def test_dns_rebinding_is_refused_by_the_host_check():
+    c = TestClient(create_app(settings=ServerSettings()), base_url="http://attacker.example")
+    r = c.get("/health")
+    assert r.status_code == 403 and r.json()["error"] == "host_not_allowed" and "--allow-host" in r.json()["message"]
+    assert TestClient(create_app(settings=ServerSettings()), base_url="http://127.0.0.1:8000").get("/health").status_code == 200
+
+
+def test_bodies_must_be_json_and_small():
+    c = client(max_body_bytes=1000)
+    r = c.post("/load_model", content=b'{"backend": "counting"}', headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "application/json" in r.json()["message"]
+    r = c.post("/load_model", json={"backend": "counting", "pad": "x" * 2000})
+    assert r.status_code == 413 and "limit of 1000" in r.json()["message"]
+
+
+def test_an_optional_token_guards_everything_and_the_page_link_sets_a_cookie():
+    c = client(token="s3cret")
+    r = c.get("/health")
+    assert r.status_code == 401 and r.json()["error"] == "token_required"
+    assert c.get("/health", headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert c.post("/load_model", json={"backend": "counting"}, headers={"authorization": "Bearer s3cret"}).status_code == 200
+    page = c.get("/?token=s3cret")
+    assert page.status_code == 200 and "asr_lab_token=s3cret" in page.headers["set-cookie"]
+    with c.websocket_connect("/asr", headers={"cookie": "asr_lab_token=s3cret"}) as ws:
+        events = stream(ws, [pcm16(1.0)])
+    assert events[-1]["type"] == "done"
+
+
+def test_a_stream_that_goes_quiet_is_closed_and_frees_its_slot():
+    c = client(idle_timeout_sec=0.3, max_connections=1)
+    c.post("/load_model", json={"backend": "counting"})
+    with c.websocket_connect("/asr") as ws:
+        events = stream(ws, [pcm16(1.0)], stop=False)
+        assert events[-1]["code"] == "idle_timeout"
+    assert c.get("/health").json()["connections"] == 0
+
+
+def test_a_folder_without_a_model_is_a_422_naming_the_field():
+    pytest.importorskip("pocketsphinx")
+    r = client().post("/load_model", json={"backend": "pocketsphinx", "model_dir": "/etc"})
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "model_dir" and "/etc" in r.json()["message"]
+
+
+# -- engines in worker processes (asr_lab.web.engines) ----------------------------------------------
+
+
+class DyingProcessor(CountingProcessor):
+    """Stand-in for an engine that crashes in native code: its process ends abruptly after 1 s of audio."""
+
+    def process_iter(self):
+        if self.fed >= SR:
+            import os
+
+            os._exit(3)
+        return super().process_iter()
+
+
+class DyingLoader:
+    config_class = CountingConfig
+
+    def load(self, config):
+        return (DyingProcessor() if config.fail_at < 0 else CountingProcessor(config.fail_at or None)), {"separator": " "}
+
+
+@pytest.mark.slow
+def test_engines_in_a_worker_process_stream_report_errors_and_survive_a_crash():
+    asr_lab.register_loader("dying", DyingLoader())
+    try:
+        c = client(engine_processes=1, chunk_sec=0.25)
+        assert c.post("/load_model", json={"backend": "dying"}).status_code == 200
+        with c.websocket_connect("/asr") as ws:
+            events = stream(ws, [pcm16(1.0)])
+        texts = [e["text"] for e in events if e["type"] == "segment"]
+        assert texts[0] == "s1" and events[-1]["type"] == "done" and events[-1]["text"] == " ".join(texts)
+        # the engine's own ConfigError, raised in the worker, is still a 422 naming the field
+        if registry.get_loader("pocketsphinx") is not None:
+            r = c.post("/load_model", json={"backend": "pocketsphinx", "model_dir": "/etc"})
+            assert r.status_code == 422 and r.json()["fields"][0]["field"] == "model_dir"
+        assert c.post("/load_model", json={"backend": "dying", "fail_at": -1}).status_code == 200
+        with c.websocket_connect("/asr") as ws:
+            events = stream(ws, [pcm16(0.5)] * 4)
+        assert events[-1]["code"] == "engine_process_died" and "exit code 3" in events[-1]["message"]
+        for _ in range(100):  # the worker is replaced: the next stream is served
+            with c.websocket_connect("/asr") as ws:
+                events = stream(ws, [pcm16(0.5)])
+            if events[0]["type"] == "ready":
+                break
+            time.sleep(0.1)
+        assert events[-1]["type"] == "done" and c.get("/health").json()["connections"] == 0
+    finally:
+        registry.unregister_loader("dying")

@@ -15,7 +15,7 @@ from websockets.sync.client import connect  # noqa: E402
 
 import asr_lab  # noqa: E402
 from asr_lab.metrics import wer  # noqa: E402
-from asr_lab.web.server import create_app  # noqa: E402
+from asr_lab.web.server import ServerSettings, create_app  # noqa: E402
 
 MINI = asr_lab.load_dataset(__import__("pathlib").Path(__file__).resolve().parent.parent / "datasets" / "mini")
 
@@ -29,7 +29,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = free_port()
-    app = create_app({"backend": "pocketsphinx", "min_chunk_size": 0.25})
+    # engines in worker processes, as `asr-lab serve` runs them by default
+    app = create_app({"backend": "pocketsphinx", "min_chunk_size": 0.25}, settings=ServerSettings(engine_processes=2))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -682,11 +682,18 @@ def read_manifest(path: PathLike, *, name: str | None = None, check_audio: bool 
     root = path.parent
     utterances: list[Utterance] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             where = f"{os.fspath(path)}, line {lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DatasetError(
+                    f"{where}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); save the "
+                    f"manifest as UTF-8, e.g. iconv -f latin1 -t utf-8"
+                ) from None
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:

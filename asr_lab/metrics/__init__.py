@@ -8,6 +8,12 @@
 * :mod:`~asr_lab.metrics.stability` — normalized erasure, revisions and time-to-stable of
   the displayed text; :class:`StabilityAccumulator`.
 * :mod:`~asr_lab.metrics.align` — the word aligner they share, and :class:`Summary`.
+* :mod:`~asr_lab.metrics.simultaneous` — :func:`simuleval_metrics`: AL, LAAL, DAL, AP,
+  StartOffset, EndOffset, YAAL, computation-unaware and -aware (SimulEval, OmniSTEval).
+* :mod:`~asr_lab.metrics.decomposition` — :func:`latency_decomposition`: each word's latency
+  split into recognition, policy hold and compute & queueing.
+* :mod:`~asr_lab.metrics.bootstrap` — :func:`bootstrap_interval`, :func:`paired_bootstrap`:
+  confidence intervals and paired significance, resampling utterances.
 * :mod:`~asr_lab.metrics.score` — :func:`score` (also ``asr_lab.score``): all of the above
   for one replay trace against one reference, as a :class:`Scores` record.
 
@@ -17,6 +23,8 @@ never from means of per-utterance rates.
 """
 
 from asr_lab.metrics.align import AlignedPair, Summary, align_words, summarize
+from asr_lab.metrics.bootstrap import Interval, Significance, bootstrap_interval, paired_bootstrap
+from asr_lab.metrics.decomposition import Decomposition, latency_decomposition
 from asr_lab.metrics.latency import (
     CLOCKS,
     LatencyAccumulator,
@@ -28,6 +36,7 @@ from asr_lab.metrics.latency import (
     word_latencies,
 )
 from asr_lab.metrics.score import Scores, score
+from asr_lab.metrics.simultaneous import SIMULEVAL_KEYS, WordDelays, simuleval_metrics, word_delays
 from asr_lab.metrics.stability import (
     StabilityAccumulator,
     StabilityReport,
@@ -52,30 +61,40 @@ __all__ = [
     "CLOCKS",
     "ENGLISH_NORMALIZER",
     "AlignedPair",
+    "Decomposition",
     "ErrorCounts",
+    "Interval",
     "LatencyAccumulator",
     "LatencyReport",
     "Normalize",
+    "SIMULEVAL_KEYS",
     "Scores",
+    "Significance",
     "StabilityAccumulator",
     "StabilityReport",
     "Summary",
     "TextNormalizer",
     "WERAccumulator",
     "WordLatency",
+    "WordDelays",
     "WordStability",
     "align_words",
+    "bootstrap_interval",
     "cer",
     "display_snapshots",
     "displayed_words",
     "erased_words",
     "finish_delay",
+    "latency_decomposition",
     "latency_report",
     "normalize_text",
+    "paired_bootstrap",
     "real_time_factor",
     "score",
+    "simuleval_metrics",
     "stability_report",
     "summarize",
     "wer",
+    "word_delays",
     "word_latencies",
 ]

@@ -26,7 +26,19 @@ Clocks (terminology of SimulEval, Ma et al. 2020)
     fed. ``latency`` is measured on the trace's clock (named in the report's ``clock``);
     ``policy_latency`` is always computation-unaware and ``compute_lag`` is the difference
     (see :class:`WordLatency`).
+
+Pairing (``matching=``)
+    ``"exact"`` (the default, and what the README's tables use): only hypothesis words
+    identical to their aligned reference word get a latency; the report's ``latency.count``
+    (``latency_count`` in tables) says how many words that is. A misrecognised word did not
+    deliver the spoken word at all, so its emission time is not the latency of that word.
+    ``"aligned"``: ufal/asr_latency's pairing (Macháček & Polák 2025) — substituted words
+    are paired too and every latency is clipped at 0 (``max(0, emitted_at − ref_end)``),
+    to reproduce that tool's numbers. Both agree exactly on error-free output; with errors,
+    "aligned" averages over more words. (ufal/asr_latency aligns characters and rebuilds
+    words; asr_lab aligns normalised words with the same continuous-run preference.)
 """
+
 
 from __future__ import annotations
 
@@ -61,6 +73,9 @@ CLOCKS = ("wall", "virtual", "unaware")
 """Replay clocks a trace can be recorded on; only ``"unaware"`` is computation-unaware."""
 
 HypTiming = Literal["engine", "spread"]
+Matching = Literal["exact", "aligned"]
+MATCHINGS = ("exact", "aligned")
+"""How hypothesis words are paired with reference words for ``latency`` (see :func:`word_latencies`)."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +122,15 @@ class WordLatency:
     ref_index: int | None = None
     ref_start: float | None = None
     ref_end: float | None = None
+    clip_at_zero: bool = False
 
     @property
     def latency(self) -> float | None:
-        return None if self.ref_end is None else self.emitted_at - self.ref_end
+        """``emitted_at − ref_end`` (``max(0, ·)`` when paired with ``matching="aligned"``)."""
+        if self.ref_end is None:
+            return None
+        value = self.emitted_at - self.ref_end
+        return max(0.0, value) if self.clip_at_zero else value
 
     @property
     def hyp_latency(self) -> float:
@@ -139,6 +159,7 @@ class WordLatency:
             "ref_index": self.ref_index,
             "ref_start": self.ref_start,
             "ref_end": self.ref_end,
+            "clip_at_zero": self.clip_at_zero,
             "latency": self.latency,
             "hyp_latency": self.hyp_latency,
             "policy_latency": self.policy_latency,
@@ -161,6 +182,7 @@ class WordLatency:
             "ref_end",
         )
         values = {k: data.get(k) for k in names}
+        values["clip_at_zero"] = bool(data.get("clip_at_zero") or False)
         for k in ("fed_until", "ref_index", "ref_start", "ref_end"):
             if isinstance(values[k], float) and math.isnan(values[k]):
                 values[k] = None  # a DataFrame round trip turns None into NaN
@@ -323,6 +345,7 @@ def word_latencies(
     hypothesis: Sequence[Any],
     normalize: Normalize = ENGLISH_NORMALIZER,
     clock: str | None = None,
+    matching: Matching = "exact",
 ) -> list[WordLatency]:
     """Every hypothesis word with its emission time, its audio position and its reference match.
 
@@ -333,8 +356,10 @@ def word_latencies(
         2. Reference tokens from ``reference`` (see the module doc), normalised the same way.
         3. :func:`~asr_lab.metrics.align_words` aligns the two token lists (minimum edits,
            most exact matches, unbroken runs — ufal/asr_latency's continuous alignment); a
-           hypothesis token gets ``ref_*`` only for an *exact* match. Substituted, inserted
-           and deleted words have no reference latency.
+           hypothesis token gets ``ref_*`` only for an *exact* match (``matching="exact"``);
+           with ``matching="aligned"`` a substituted token gets its reference word too and
+           its latency is clipped at 0 (ufal/asr_latency). Inserted and deleted words never
+           have a reference latency.
         4. ``fed_until``: the emission's own ``fed_until`` if it has one; else, on
            ``clock="unaware"``, ``emitted_at`` (the clock stood still while computing);
            else ``emitted_at − compute_sec``, the moment the call began (exact when every
@@ -344,13 +369,24 @@ def word_latencies(
 
     Formula / source: see :class:`WordLatency`. Returns the words in stream order.
     """
-    return _word_latencies(reference, hypothesis, normalize, clock)[0]
+    return _word_latencies(reference, hypothesis, normalize, clock, matching)[0]
+
+
+def _check_matching(matching: Any) -> str:
+    if matching not in MATCHINGS:
+        raise ValueError(
+            f"matching must be 'exact' (identical words only) or 'aligned' (ufal/asr_latency: substituted "
+            f"words too, clipped at 0), got {_show(matching)}"
+        )
+    return matching
 
 
 def _word_latencies(
-    reference: Any, hypothesis: Any, normalize: Normalize, clock: str | None
+    reference: Any, hypothesis: Any, normalize: Normalize, clock: str | None, matching: str = "exact"
 ) -> tuple[list[WordLatency], list[str] | None, list[tuple[float, float]] | None]:
     clock = _check_clock(clock)
+    matching = _check_matching(matching)
+    paired_ops = ("match",) if matching == "exact" else ("match", "substitution")
     emissions = _emissions(hypothesis)
     hyp: list[WordLatency] = []
     for k, em in enumerate(emissions):
@@ -371,7 +407,7 @@ def _word_latencies(
         return hyp, None, None
     out = list(hyp)
     for pair in align_words(reference=ref_tokens, hypothesis=[w.word for w in hyp]):
-        if pair.op != "match":
+        if pair.op not in paired_ops:
             continue
         h, r = pair.hyp_index, pair.ref_index
         if h is None or r is None:  # pragma: no cover - a match always has both sides
@@ -379,7 +415,8 @@ def _word_latencies(
         w = hyp[h]
         rs, re_ = ref_times[r] if ref_times is not None else (None, None)
         out[h] = WordLatency(
-            w.word, w.emission_index, w.emitted_at, w.hyp_start, w.hyp_end, w.hyp_timing, w.fed_until, r, rs, re_
+            w.word, w.emission_index, w.emitted_at, w.hyp_start, w.hyp_end, w.hyp_timing, w.fed_until, r, rs, re_,
+            matching == "aligned",
         )
     return out, ref_tokens, ref_times
 
@@ -433,7 +470,9 @@ class LatencyReport:
         utterances, ``rtf`` = Σ compute / Σ audio.
 
     Counts: ``reference_words``, ``hypothesis_words``, ``matched_words`` (tokens after
-    normalisation); ``hypothesis_timing`` is ``"engine"``, ``"spread"``, ``"mixed"`` or
+    normalisation; the words paired with a reference word — ``latency.count`` of them have
+    a latency, i.e. all of them when the reference is timed); ``matching`` is the pairing,
+    ``"exact"`` or ``"aligned"`` (module doc); ``hypothesis_timing`` is ``"engine"``, ``"spread"``, ``"mixed"`` or
     ``"none"`` (no words); ``clock`` is the trace's clock as given.
 
     ``words`` keeps the per-word records (for plots and for pooling); ``to_dict`` leaves
@@ -455,6 +494,7 @@ class LatencyReport:
     reference_timed: bool
     hypothesis_timing: str
     clock: str | None
+    matching: str = "exact"
     words: tuple[WordLatency, ...] = field(default=(), repr=False, compare=False)
 
     _SUMMARIES = ("latency", "hyp_latency", "policy_latency", "compute_lag")
@@ -470,6 +510,7 @@ class LatencyReport:
         "reference_timed",
         "hypothesis_timing",
         "clock",
+        "matching",
     )
 
     def to_dict(self, *, include_words: bool = False) -> dict[str, Any]:
@@ -492,6 +533,7 @@ class LatencyReport:
             if isinstance(value, float) and math.isnan(value):
                 value = None  # a DataFrame round trip turns None into NaN
             kwargs[name] = value
+        kwargs["matching"] = kwargs["matching"] or "exact"  # reports saved before the option existed
         kwargs["reference_timed"] = bool(kwargs["reference_timed"])
         kwargs["hypothesis_words"] = int(kwargs["hypothesis_words"])
         for name in ("reference_words", "matched_words"):
@@ -525,6 +567,7 @@ def latency_report(
     compute_sec: float | Sequence[float] | None = None,
     normalize: Normalize = ENGLISH_NORMALIZER,
     clock: str | None = None,
+    matching: Matching = "exact",
 ) -> LatencyReport:
     """Latency of one streamed utterance: per-word latencies summarised, first word, finish, RTF.
 
@@ -535,7 +578,10 @@ def latency_report(
         total compute of *all* engine calls, or a list of per-call seconds), ``rtf``.
         ``clock`` is the replay clock of the trace (``"wall"``, ``"virtual"``,
         ``"unaware"``): it is recorded in the report and decides how a missing
-        ``fed_until`` is estimated.
+        ``fed_until`` is estimated. ``matching``: which words get a latency — ``"exact"``
+        matches only (default) or ``"aligned"`` (ufal/asr_latency: substitutions too,
+        clipped at 0); see the module doc. ``latency.count`` is the number of words the
+        latency figures were computed over.
 
     Sources
         Word alignment and latency: ufal/asr_latency (Macháček & Polák, IWSLT 2025, Sec. 5.1).
@@ -545,7 +591,7 @@ def latency_report(
     """
     if not isinstance(hypothesis, (str, bytes)) and hasattr(hypothesis, "__iter__"):
         hypothesis = list(hypothesis)  # read twice below; a generator would be empty the second time
-    words, ref_tokens, ref_times = _word_latencies(reference, hypothesis, normalize, clock)
+    words, ref_tokens, ref_times = _word_latencies(reference, hypothesis, normalize, clock, matching)
     reference_timed = ref_times is not None
     pools = _pools(words, reference_timed)
     first = None
@@ -573,6 +619,7 @@ def latency_report(
         reference_timed=reference_timed,
         hypothesis_timing=_timing_label(words),
         clock=clock,
+        matching=matching,
         words=tuple(words),
     )
 
@@ -608,6 +655,7 @@ class LatencyAccumulator:
         self._hyp_words = 0
         self._timings: set[str] = set()
         self._clock: str | None = None
+        self._matching = "exact"
         self._n = 0
         self._all_timed = True
 
@@ -631,6 +679,12 @@ class LatencyAccumulator:
                 f"cannot pool a report on clock {report.clock!r} with reports on clock {self._clock!r}; "
                 "use one LatencyAccumulator per clock"
             )
+        if self._n and report.matching != self._matching:
+            raise ValueError(
+                f"cannot pool a report with matching={report.matching!r} with reports with matching="
+                f"{self._matching!r}; score every utterance with the same matching"
+            )
+        self._matching = report.matching
         self._clock = report.clock
         for name, values in _pools(report.words, report.reference_timed).items():
             self._pools[name].extend(values)
@@ -680,5 +734,6 @@ class LatencyAccumulator:
             reference_timed=self._all_timed and self._n > 0,
             hypothesis_timing=timing,
             clock=self._clock,
+            matching=self._matching,
             words=tuple(self._words),
         )

@@ -7,12 +7,14 @@ the engine's own (:mod:`.latency`), and stability of the displayed text (:mod:`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from asr_lab.metrics.latency import LatencyReport, latency_report
+from asr_lab.metrics.simultaneous import simuleval_metrics
 from asr_lab.metrics.stability import StabilityReport, display_snapshots, stability_report
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER, ErrorCounts, Normalize, cer, wer
+from asr_lab.replay.trace import as_trace
 
 __all__ = ["Scores", "score"]
 
@@ -27,9 +29,11 @@ class Scores:
     stability: StabilityReport
     hypothesis: str
     reference: str
+    simultaneous: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """One flat row: ``wer``, S/D/I/hits, ``cer``, ``latency_*``, ``rtf``, stability columns."""
+        """One flat row: ``wer``, S/D/I/hits, ``cer``, ``latency_*``, ``rtf``, stability columns,
+        and the simultaneous-translation family ``AL`` ... ``YAAL_CA`` (seconds; AP a fraction)."""
         w = self.wer
         row = {
             "wer": w.rate,
@@ -56,18 +60,23 @@ class Scores:
                 "time_to_stable_p90": st.time_to_stable.p90,
             }
         )
+        row.update(self.simultaneous)
         return row
 
 
-def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER) -> Scores:
-    """Score a replay ``trace`` against ``reference``.
+def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER, matching: str = "exact") -> Scores:
+    """Score a replay ``trace`` (a :class:`~asr_lab.replay.Trace`, or the path of one saved
+    with ``Trace.to_jsonl``) against ``reference``.
 
     ``reference``: an utterance-like object (``text`` and optional ``words`` timings
     ``[(start, end, word)]``), a dict with those keys, or the reference text alone (then
     latency against the reference is unavailable; latency against the engine's own word
     times still is). WER/CER use ``normalize`` (default: English — case, punctuation,
-    white space). Corpus figures come from accumulating these, never from averaging rates.
+    white space). ``simultaneous``: :func:`~asr_lab.metrics.simuleval_metrics` (AL, LAAL,
+    DAL, AP, StartOffset, EndOffset, YAAL; ``_CA`` computation-aware). ``matching``: which words get a reference latency, ``"exact"`` (default)
+    or ``"aligned"`` (ufal/asr_latency's pairing; :mod:`asr_lab.metrics.latency`). Corpus figures come from accumulating these, never from averaging rates.
     """
+    trace = as_trace(trace)  # a Trace, or the path of its .jsonl
     text, words = _reference(reference)
     sep = trace.separator
     hypothesis = sep.join(e.text for e in trace.emissions)
@@ -82,6 +91,7 @@ def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER) -
             compute_sec=[s.compute_sec for s in trace.steps],
             normalize=normalize,
             clock=trace.meta.get("clock"),
+            matching=matching,
         ),
         stability=stability_report(
             snapshots=display_snapshots(emissions=trace.emissions, partials=trace.partials, separator=sep),
@@ -89,6 +99,7 @@ def score(trace, reference: Any, *, normalize: Normalize = ENGLISH_NORMALIZER) -
         ),
         hypothesis=hypothesis,
         reference=text,
+        simultaneous=simuleval_metrics(trace, text) if trace.duration > 0 else {},
     )
 
 

@@ -7,7 +7,8 @@ latencies reproduce. Three measures, all taken around every call (each is one
 * ``"wall"`` — elapsed time (``time.perf_counter``). Counts everything the call waited
   for: a GPU, the network, a sleep — and other programs holding the cores. On a busy
   machine the latencies grow with the neighbours' load.
-* ``"thread"`` — CPU time of the calling thread (``time.thread_time``). Exact for engines
+* ``"thread"`` — CPU time of the thread that calls the engine (``time.thread_time``, taken
+  on the replay's call thread, :mod:`asr_lab.replay.deadline`). Exact for engines
   that do their work in the caller's thread (pocketsphinx, the scripted stand-ins, torch
   with one thread); blind to work done in other threads (CTranslate2 runs every call in its
   own worker threads, so the caller's thread only waits).
@@ -37,7 +38,7 @@ from __future__ import annotations
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 __all__ = ["COMPUTE", "CallCost", "Meter", "resolve_compute", "detect_scope", "OTHER_THREADS_SHARE"]
 
@@ -64,15 +65,21 @@ class CallCost:
 
 
 class Meter:
-    """Measures a call: ``m = Meter(); ...call...; cost = m.stop()``."""
+    """Measures a call: ``m = Meter(); ...call...; cost = m.stop()``.
 
-    __slots__ = ("_w", "_t", "_p")
+    ``thread_clock``: the CPU clock of the thread that runs the engine's calls (default:
+    this thread's, ``time.thread_time``; the replay loop passes the clock of its call
+    worker, see :mod:`asr_lab.replay.deadline`).
+    """
 
-    def __init__(self) -> None:
-        self._w, self._t, self._p = time.perf_counter(), time.thread_time(), time.process_time()
+    __slots__ = ("_w", "_t", "_p", "_clock")
+
+    def __init__(self, thread_clock: Callable[[], float] = time.thread_time) -> None:
+        self._clock = thread_clock
+        self._w, self._t, self._p = time.perf_counter(), thread_clock(), time.process_time()
 
     def stop(self) -> CallCost:
-        w, t, p = time.perf_counter(), time.thread_time(), time.process_time()
+        w, t, p = time.perf_counter(), self._clock(), time.process_time()
         return CallCost(w - self._w, t - self._t, p - self._p)
 
 

@@ -22,6 +22,10 @@ The loop, step by step
       and record it.
 4. ``finish()``, stamped the same way. A processor that raises ends the loop: the trace
    keeps everything emitted before and records the error.
+
+Every answer is checked against the contract (:mod:`asr_lab.replay.validate`) before it is
+recorded, and every call has a time limit (:mod:`asr_lab.replay.deadline`): a malformed
+answer or a hung call ends the loop the same way, as the trace's error.
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ import numpy as np
 from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
 from asr_lab.replay.clocks import Clock, make_clock
 from asr_lab.replay.compute import Meter, resolve_compute, validate_compute
+from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, CallDeadline, check_timeout
 from asr_lab.replay.live import LiveAudio
 from asr_lab.environment import after_run_conditions, run_conditions
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
+from asr_lab.replay.validate import check_segment, check_words
 
 __all__ = ["replay"]
 
@@ -64,6 +70,7 @@ def replay(
     on_partial: Optional[Callable[[PartialSnapshot], None]] = None,
     stop: Optional[threading.Event] = None,
     meta: Optional[dict] = None,
+    call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
 ) -> Trace:
     """Stream ``audio`` into ``processor`` on ``clock`` and record every emission.
 
@@ -79,7 +86,9 @@ def replay(
     the audio before this many seconds; the stream (and ``init(offset)``) starts there.
     ``on_emission`` / ``on_partial`` are called as the text appears (exceptions in them
     are warned about, not raised). ``stop`` ends a live stream early (``finish()`` still
-    runs). See the module docstring for the loop itself.
+    runs). ``call_timeout_sec``: the longest one processor call may take before the run
+    ends with a :class:`~asr_lab.replay.deadline.CallTimeoutError` (``None``: no limit).
+    See the module docstring for the loop itself.
     """
     clk = make_clock(clock, speed=speed, slowdown=slowdown)
     compute = validate_compute(compute, clk.name)
@@ -92,6 +101,7 @@ def replay(
         raise ValueError(f"chunk_sec={chunk_sec!r} must be a positive number of seconds up to 60, e.g. 1.0")
     if not (isinstance(start_at, (int, float)) and start_at >= 0):
         raise ValueError(f"start_at={start_at!r} must be a non-negative number of seconds")
+    call_timeout_sec = check_timeout(call_timeout_sec)
     for method in ("init", "insert_audio_chunk", "process_iter", "finish"):
         if not callable(getattr(processor, method, None)):
             raise TypeError(f"{type(processor).__name__} is not an ASRProcessor: it has no {method}() method")
@@ -126,24 +136,29 @@ def replay(
             "source": source_name,
             "separator": separator,
             "has_partial": partial_fn is not None,
+            "call_timeout_sec": call_timeout_sec,
             **(meta or {}),
         }
     )
-    recorder = _Recorder(trace, separator, on_emission, on_partial, words_fn)
+    guard = CallDeadline(call_timeout_sec, type(processor).__name__)
+    engine_cpu = _EngineThreadCPU(guard)
+    call = engine_cpu.call
+    recorder = _Recorder(trace, separator, on_emission, on_partial, words_fn, type(processor).__name__, float(start_at), call)
 
     # 1. warm-up
     warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
     warm_cost = None
     if warmup_sec > 0:
         warm = np.zeros(int(warmup_sec * SAMPLE_RATE), dtype=np.float32) if warm is None else warm
-        meter = Meter()
+        meter = Meter(engine_cpu)
         try:
-            processor.init(offset=0.0)
-            processor.insert_audio_chunk(warm)
-            processor.process_iter()
-            processor.finish()
+            call(lambda: processor.init(offset=0.0), what="init", step=-1)
+            call(processor.insert_audio_chunk, warm, what="insert_audio_chunk", step=-1)
+            call(processor.process_iter, what="process_iter", step=-1)
+            call(processor.finish, what="finish", step=-1)
         except Exception as exc:
             recorder.fail(exc, step=-1, at=start_at)
+            guard.close()
             return trace
         warm_cost = meter.stop()
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
@@ -157,7 +172,7 @@ def replay(
     step = 0
     try:
         # 2. a fresh stream
-        processor.init(offset=float(start_at))
+        call(lambda: processor.init(offset=float(start_at)), what="init", step=0)
         if live:
             # stream time is anchored to the first chunk's arrival, not to this moment:
             # audio queued while the engine loaded or warmed up is already late
@@ -180,10 +195,10 @@ def replay(
                 now = clk.advance_to(target / SAMPLE_RATE)
                 until = min(max(int(now * SAMPLE_RATE), target), len(samples)) if clk.aware else target
                 new = samples[fed:until]
-            meter = Meter()
-            processor.insert_audio_chunk(new)
-            out = processor.process_iter()
-            part = partial_fn() if partial_fn is not None else None
+            meter = Meter(engine_cpu)
+            call(processor.insert_audio_chunk, new, what="insert_audio_chunk", step=step)
+            out = call(processor.process_iter, what="process_iter", step=step)
+            part = call(partial_fn, what="partial", step=step) if partial_fn is not None else None
             cost = meter.stop()
             compute = cost.get(scope)
             returned = clk.after_call(compute, until / SAMPLE_RATE)
@@ -191,11 +206,11 @@ def replay(
             fed = until
             recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step)
             if partial_fn is not None:
-                recorder.partial(part, returned, step)
+                recorder.partial(part, returned, step, fed / SAMPLE_RATE)
             step += 1
         # 4. the end of the stream
-        meter = Meter()
-        out = processor.finish()
+        meter = Meter(engine_cpu)
+        out = call(processor.finish, what="finish", step=step)
         cost = meter.stop()
         compute = cost.get(scope)
         returned = clk.after_call(compute, fed / SAMPLE_RATE)
@@ -207,6 +222,7 @@ def replay(
         recorder.fail(KeyboardInterrupt("interrupted by the user"), step, fed / SAMPLE_RATE)
     except Exception as exc:
         recorder.fail(exc, step, fed / SAMPLE_RATE)
+    guard.close()
     if live:
         trace.meta["duration"] = (fed - first) / SAMPLE_RATE
         trace.meta["dropped_chunks"] = audio.dropped_chunks
@@ -215,6 +231,27 @@ def replay(
     trace.meta.update(after_run_conditions())
     _check_cpu_share(trace, scope)
     return trace
+
+
+class _EngineThreadCPU:
+    """CPU time of the thread that runs the processor's calls, summed over calls.
+
+    The calls run on :class:`CallDeadline`'s worker thread (or in this one without a time
+    limit); it reports each call's ``time.thread_time``, which this adds up so that a
+    :class:`~asr_lab.replay.compute.Meter` can read the engine thread's CPU like a clock.
+    """
+
+    def __init__(self, guard: CallDeadline) -> None:
+        self.guard, self.total = guard, 0.0
+
+    def call(self, fn, *args, **kwargs):
+        try:
+            return self.guard.call(fn, *args, **kwargs)
+        finally:
+            self.total += self.guard.cpu_sec
+
+    def __call__(self) -> float:
+        return self.total
 
 
 def _costs(cost) -> tuple[float, float, float]:
@@ -256,37 +293,42 @@ def _wait_live(audio: LiveAudio, target: int, stop: Optional[threading.Event]) -
 class _Recorder:
     """Appends to the trace and calls the user's callbacks without letting them break the run."""
 
-    def __init__(self, trace: Trace, separator: str, on_emission, on_partial, words_fn) -> None:
+    def __init__(self, trace: Trace, separator: str, on_emission, on_partial, words_fn, name, offset, call) -> None:
         self.trace, self.sep, self.words_fn = trace, separator, words_fn
+        self.name, self.offset, self.call = name, offset, call
         self.on_emission, self.on_partial = on_emission, on_partial
         self.committed: list[str] = []
         self.last_partial: Optional[str] = None
 
     def emit(self, out, returned, compute, fed_sec, step, final=False) -> None:
-        if out is None:
+        seg = check_segment(out, processor=self.name, call="finish" if final else "process_iter", step=step,
+                            offset=self.offset, fed_sec=fed_sec)
+        if seg is None:
             return
-        start, end, text = out
-        if start is None or not str(text).strip():  # the reference's (None, None, "") for "nothing"
-            return
-        words = [(float(a), float(b), str(w)) for a, b, w in self.words_fn()] if self.words_fn else None
-        emission = Emission(float(start), float(end), str(text), float(returned), float(compute), float(fed_sec), step, final, words)
+        start, end, text = seg
+        words = None
+        if self.words_fn:
+            words = check_words(self.call(self.words_fn, what="last_words", step=step), processor=self.name,
+                                step=step, offset=self.offset, fed_sec=fed_sec)
+        emission = Emission(start, end, text, float(returned), float(compute), float(fed_sec), step, final, words)
         self.trace.emissions.append(emission)
         self.committed.append(emission.text)
         self._call(self.on_emission, emission)
 
-    def partial(self, out, returned, step) -> None:
-        text = "" if out is None or out[0] is None else str(out[2])
+    def partial(self, out, returned, step, fed_sec=float("inf")) -> None:
+        seg = check_segment(out, processor=self.name, call="partial", step=step, offset=self.offset, fed_sec=fed_sec)
+        text = "" if seg is None else seg[2]
         if text == self.last_partial:
             return
         self.last_partial = text
-        start, end = (None, None) if not text else (float(out[0]), float(out[1]))
+        start, end = (None, None) if seg is None else seg[:2]
         snap = PartialSnapshot(float(returned), text, self.sep.join(self.committed).strip(), start, end, step)
         self.trace.partials.append(snap)
         self._call(self.on_partial, snap)
 
     def fail(self, exc: BaseException, step: int, at: float) -> None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.trace.error = ReplayError(type(exc).__name__, str(exc), step, float(at), tb)
+        self.trace.error = ReplayError(type(exc).__name__, str(exc), step, float(at), tb, self.name)
         warnings.warn(f"replay stopped: the processor raised {self.trace.error}", RuntimeWarning, stacklevel=3)
 
     @staticmethod

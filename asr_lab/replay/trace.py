@@ -13,7 +13,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-__all__ = ["Emission", "PartialSnapshot", "Step", "ReplayError", "Trace"]
+__all__ = ["Emission", "PartialSnapshot", "Step", "ReplayError", "Trace", "TraceFileError", "as_trace"]
+
+
+class TraceFileError(ValueError):
+    """A trace file or text that cannot be read; the message names the file, the line and the fix."""
 
 
 class _Record:
@@ -96,13 +100,15 @@ class Step(_Record):
 
 @dataclass
 class ReplayError(_Record):
-    """The processor raised: what, where in the stream, and the traceback text."""
+    """The processor raised, answered outside the contract, or hung: what, where in the
+    stream, the traceback text, and which processor."""
 
     type: str
     message: str
     step: int
     at: float
     traceback: str = ""
+    processor: str = ""
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message} (step {self.step}, stream time {self.at:.2f} s)"
@@ -158,6 +164,12 @@ class Trace:
             raise RuntimeError(f"the processor failed during replay: {self.error}\n{self.error.traceback}")
         return self
 
+    def audit(self, **kwargs) -> list:
+        """Impossible or suspicious events (:func:`asr_lab.replay.audit.audit`): ``[Finding, ...]``."""
+        from asr_lab.replay.audit import audit
+
+        return audit(self, **kwargs)
+
     def to_dataframe(self):
         """Emissions as a pandas DataFrame (one row each, with ``latency``)."""
         import pandas as pd
@@ -178,20 +190,30 @@ class Trace:
 
     @classmethod
     def from_records(cls, records) -> "Trace":
+        return cls._from_numbered(((f"record {n}", rec) for n, rec in enumerate(records, 1)))
+
+    @classmethod
+    def _from_numbered(cls, records) -> "Trace":
+        """Build from ``(where, record)`` pairs; a bad record raises TraceFileError naming ``where``."""
         trace = cls()
         kinds = {"emission": (Emission, trace.emissions), "partial": (PartialSnapshot, trace.partials), "step": (Step, trace.steps)}
-        for rec in records:
+        for where, rec in records:
+            if not isinstance(rec, dict):
+                raise TraceFileError(f"{where}: a trace record is a JSON object like {{\"record\": \"emission\", ...}}, not {rec!r:.60}")
             rec = dict(rec)
             kind = rec.pop("record", None)
-            if kind == "meta":
-                trace.meta = rec
-            elif kind == "error":
-                trace.error = ReplayError.from_dict(rec)
-            elif kind in kinds:
-                cls_, target = kinds[kind]
-                target.append(cls_.from_dict(rec))
-            else:
-                raise ValueError(f"unknown trace record type {kind!r}; expected meta, emission, partial, step or error")
+            try:
+                if kind == "meta":
+                    trace.meta = rec
+                elif kind == "error":
+                    trace.error = ReplayError.from_dict(rec)
+                elif kind in kinds:
+                    cls_, target = kinds[kind]
+                    target.append(cls_.from_dict(rec))
+                else:
+                    raise TraceFileError(f"{where}: unknown trace record type {kind!r}; expected meta, emission, partial, step or error")
+            except TypeError as exc:  # a field missing
+                raise TraceFileError(f"{where}: {kind} record {rec!r:.100} is incomplete ({exc})") from None
         return trace
 
     def to_jsonl(self, path: Union[str, os.PathLike, None] = None) -> str:
@@ -204,9 +226,46 @@ class Trace:
 
     @classmethod
     def from_jsonl(cls, source: Union[str, os.PathLike]) -> "Trace":
-        """Read a trace from a JSONL file path, or from JSONL text."""
-        text = source if isinstance(source, str) and "\n" in source else Path(source).read_text(encoding="utf-8")
-        return cls.from_records(json.loads(line) for line in text.splitlines() if line.strip())
+        """Read a trace from a JSONL file path, or from JSONL text.
+
+        Raises :class:`FileNotFoundError` for a missing file and :class:`TraceFileError`
+        naming the file and the line for a file that is not UTF-8, not JSON Lines, empty,
+        or has no ``meta`` record.
+        """
+        if isinstance(source, str) and "\n" in source:
+            text, name = source, "trace text"
+        else:
+            path = Path(source)
+            name = os.fspath(source)
+            if not path.exists():
+                raise FileNotFoundError(f"trace file not found: {name!r} (absolute: {path.resolve()})")
+            if not path.is_file():
+                raise TraceFileError(f"{name!r} is not a regular file; give a .jsonl file written by Trace.to_jsonl")
+            raw = path.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = raw.count(b"\n", 0, exc.start) + 1
+                raise TraceFileError(
+                    f"{name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                    f"a trace is JSON Lines written by Trace.to_jsonl — is this the right file?"
+                ) from None
+
+        def numbered():
+            for n, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"{name}:{n}", json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise TraceFileError(f"{name}:{n}: not valid JSON ({exc.msg} at column {exc.colno}): {line.strip()[:80]!r}") from None
+
+        trace = cls._from_numbered(numbered())
+        if not trace.meta and not trace.emissions and not trace.steps:
+            raise TraceFileError(f"{name}: holds no trace records (the file is empty); a trace file is written by Trace.to_jsonl")
+        if not trace.meta:
+            raise TraceFileError(f"{name}: has no meta record (the first line Trace.to_jsonl writes); the file is not a whole trace")
+        return trace
 
     def __repr__(self) -> str:
         status = "ok" if self.ok else f"error={self.error}"
@@ -214,6 +273,18 @@ class Trace:
             f"Trace({self.meta.get('processor', '?')}, clock={self.meta.get('clock')}, "
             f"{len(self.emissions)} emissions, {self.duration:.1f} s audio, rtf={self.rtf:.3f}, {status})"
         )
+
+
+def as_trace(obj: Any, what: str = "trace") -> Trace:
+    """``obj`` if it is a :class:`Trace`, the trace read from it if it is a JSONL path or text;
+    otherwise TypeError saying what to pass."""
+    if isinstance(obj, Trace) or hasattr(obj, "emissions"):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        return Trace.from_jsonl(obj)
+    raise TypeError(
+        f"{what} must be a Trace (from asr_lab.replay) or the path of a trace .jsonl file, not {type(obj).__name__}"
+    )
 
 
 def _json_default(obj: Any):

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from asr_lab.core.audio import as_chunk
 from asr_lab.core.protocols import SAMPLE_RATE, ASRBase
 
 __all__ = ["HypothesisBuffer", "OnlineASRProcessor", "SerializedASR", "split_sentences"]
@@ -150,7 +151,7 @@ class OnlineASRProcessor:
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Append ``audio`` (float32, 16 kHz, mono) to the buffer."""
-        self.audio_buffer = np.append(self.audio_buffer, np.asarray(audio, dtype=np.float32))
+        self.audio_buffer = np.append(self.audio_buffer, as_chunk(audio))  # int16 scaled, stereo averaged
 
     def process_iter(self) -> Optional[Tuple[float, float, str]]:
         """Transcribe the whole buffer, commit what agrees with the previous hypothesis, trim.

@@ -47,16 +47,21 @@ class SpeechSample:
 
 
 @lru_cache(maxsize=None)
-def sample_speech() -> SpeechSample:
-    """The short utterance shipped in ``asr_lab/testing/data`` (rebuilt by its ``build_sample.py``)."""
+def sample_speech(name: str = "sample") -> SpeechSample:
+    """A bundled utterance of ``asr_lab/testing/data`` (rebuilt by its ``build_sample.py``).
+
+    ``"sample"``: one sentence, 3.3 s. ``"pauses"``: three sentences in two voices with
+    ~1.1 s pauses (11.4 s), the conformance kit's default.
+    """
     from asr_lab.core.audio import load_audio
 
-    found = sorted(DATA_DIR.glob("*.flac"))
-    if not found:
+    path = DATA_DIR / f"{name}.flac"
+    if not path.exists():
+        known = sorted(p.stem for p in DATA_DIR.glob("*.flac"))
         raise FileNotFoundError(
-            f"no bundled speech sample in {DATA_DIR}; rebuild it with `python -m asr_lab.testing.data.build_sample`"
+            f"no bundled speech sample {name!r} in {DATA_DIR} (known: {known}); "
+            f"rebuild it with `python -m asr_lab.testing.data.build_sample`"
         )
-    path = found[0]
     text = path.with_suffix(".txt").read_text().strip()
     words_file = path.with_suffix(".json")
     words = [tuple(w) for w in json.loads(words_file.read_text())] if words_file.exists() else []

@@ -5,7 +5,8 @@ comes out, so a prototype can be trusted by the replayer, the metrics and the se
 
 * it has the four methods (``partial()`` is noted when present);
 * chunks from 10 ms to 5 s are accepted, with an empty chunk in between;
-* every answer is ``None`` or ``(start, end, text)`` with finite times, ``start <= end``,
+* every answer is ``None`` (or whisper_streaming's ``(None, None, "")``, which means the
+  same) or ``(start, end, text)`` with finite times, ``start <= end``,
   non-empty text, inside the audio fed so far (± ``tolerance_sec``), in order and not
   overlapping earlier answers (beyond ``overlap_tolerance_sec``);
 * ``finish()`` flushes: speech gives some text by the end of the stream;
@@ -13,6 +14,11 @@ comes out, so a prototype can be trusted by the replayer, the metrics and the se
   only, and re-running the first stream afterwards gives the same answers
   (``deterministic=True``);
 * silence-only input is handled.
+
+The default speech is the bundled ``pauses`` sample (three sentences, 11.4 s, with pauses):
+a single short sentence gives most processors one segment, and then segments that overlap
+or go back in time cannot show. Each kind of problem is reported once per run, with how
+often it happened, and a later run with the same problem only points back to the first.
 
 The result is a :class:`ConformanceReport`: printable, a table in a notebook, and
 ``report.assert_ok()`` for pytest.
@@ -122,7 +128,7 @@ def check_processor(
 
     ``processor`` is a processor instance, a zero-argument factory returning one, or a
     configuration (dict / JSON / ASRConfig) for :func:`asr_lab.load_processor`. ``audio``
-    is speech as float32 16 kHz (default: the bundled sample, see
+    is speech as float32 16 kHz (default: the bundled ``pauses`` sample, see
     :func:`asr_lab.testing.sample_speech`). ``process_iter()`` is called after a chunk
     once ``iter_every_sec`` of new audio has arrived (default: the processor's
     ``min_chunk_sec`` if it has one, else after every chunk) and after the last chunk.
@@ -132,7 +138,7 @@ def check_processor(
     if audio is None:
         from asr_lab.testing import sample_speech
 
-        audio = sample_speech().audio
+        audio = sample_speech("pauses").audio
     from asr_lab.core.audio import load_audio
 
     audio = load_audio(audio)
@@ -155,7 +161,11 @@ def check_processor(
         name = f"chunks of {_fmt_sec(chunk)}"
         outputs = run(name, audio, chunk, offset=0.0)
         if outputs is not None and expect_text and not any(o[2].strip() for o in outputs):
-            report.checks.append(Check(f"{name}: finish flushes", False, f"no text at all from {duration:.1f} s of speech"))
+            if run.rejected:
+                why = f"no valid segment: {run.rejected} answers with text were rejected (see '{name}')"
+            else:
+                why = f"no text at all from {duration:.1f} s of speech"
+            report.checks.append(Check(f"{name}: finish flushes", False, why))
         if first_outputs is None:
             first_outputs = (chunk, outputs)
 
@@ -182,12 +192,15 @@ def check_processor(
 class _Runner:
     def __init__(self, proc, tolerance, overlap_tolerance, iter_every, report: ConformanceReport):
         self.proc, self.tol, self.overlap_tol, self.iter_every, self.report = proc, tolerance, overlap_tolerance, iter_every, report
+        self.first_seen: dict[str, str] = {}  # problem kind -> the run that first reported it
+        self.rejected = 0  # answers with text that failed validation in the last run
 
     def __call__(self, name: str, audio: np.ndarray, chunk_sec: float, offset: float):
         """Stream ``audio`` in ``chunk_sec`` chunks; record one Check; return the answers or None."""
         proc, step = self.proc, max(1, int(round(chunk_sec * SAMPLE_RATE)))
         outputs: list[tuple[float, float, str]] = []
-        problems: list[str] = []
+        problems: dict[str, list] = {}  # kind -> [first message, count]
+        self.rejected = 0
         t0 = time.perf_counter()
         fed = 0
         since_iter = 0
@@ -209,53 +222,79 @@ class _Runner:
             self._accept(proc.finish(), "finish", offset, fed, outputs, problems)
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            problems.append(f"raised {type(exc).__name__}: {exc} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
-            self.report.checks.append(Check(name, False, "; ".join(problems[:3]), time.perf_counter() - t0))
+            _note(problems, "raised", f"raised {type(exc).__name__}: {exc} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
+            self.report.checks.append(Check(name, False, self._describe(name, problems), time.perf_counter() - t0))
             return None
         self.report.outputs[name] = outputs
-        detail = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
-        if not problems:
-            detail = f"{len(outputs)} segments, {sum(len(o[2].split()) for o in outputs)} words"
+        detail = self._describe(name, problems) if problems else f"{len(outputs)} segments, {sum(len(o[2].split()) for o in outputs)} words"
         self.report.checks.append(Check(name, not problems, detail, time.perf_counter() - t0))
         return outputs
 
+    def _describe(self, name: str, problems: dict) -> str:
+        """Each kind of problem once, with its count; kinds already reported by an earlier run only point there."""
+        parts = []
+        for kind, (message, count) in problems.items():
+            if kind in self.first_seen and self.first_seen[kind] != name:
+                parts.append(f"{kind} again ×{count} (as in '{self.first_seen[kind]}')")
+            else:
+                self.first_seen.setdefault(kind, name)
+                parts.append(message + (f" (×{count} in this run)" if count > 1 else ""))
+        return "; ".join(parts)
+
     def _accept(self, answer, method, offset, fed, outputs, problems) -> None:
-        if self._validate(answer, method, offset, fed, problems) and answer is not None:
+        if self._validate(answer, method, offset, fed, problems) and not _is_nothing(answer):
             start, end, text = answer
             if outputs:
                 prev_start, prev_end, _ = outputs[-1]
                 if start < prev_start:
-                    problems.append(f"{method} went back in time: {_seg(answer)} starts before {_seg(outputs[-1])}")
+                    _note(problems, f"{method} went back in time", f"{method} went back in time: {_seg(answer)} starts before {_seg(outputs[-1])}")
                 elif start < prev_end - self.overlap_tol:
-                    problems.append(f"{method} overlaps: {_seg(answer)} starts {prev_end - start:.3f} s before the end of {_seg(outputs[-1])}")
+                    _note(problems, f"{method} overlaps",
+                          f"{method} overlaps: {_seg(answer)} starts {prev_end - start:.3f} s before the end of {_seg(outputs[-1])}")
             outputs.append((float(start), float(end), text))
 
     def _validate(self, answer, method, offset, fed, problems) -> bool:
-        if answer is None:
+        if _is_nothing(answer):
             return True
         if not (isinstance(answer, tuple) and len(answer) == 3):
-            problems.append(f"{method} returned {answer!r:.80}; expected None or a tuple (start, end, text)")
+            _note(problems, f"{method} wrong type", f"{method} returned {answer!r:.80}; expected None or a tuple (start, end, text)")
             return False
         start, end, text = answer
         if not isinstance(text, str):
-            problems.append(f"{method} text is {type(text).__name__}, not str: {answer!r:.80}")
+            _note(problems, f"{method} text not str", f"{method} text is {type(text).__name__}, not str: {answer!r:.80}")
             return False
         if not text.strip():
-            problems.append(f"{method} returned empty text {answer!r:.80}; return None when there is nothing")
+            _note(problems, f"{method} empty text",
+                  f"{method} returned empty text with times {answer!r:.80}; return None when there is nothing (or whisper_streaming's (None, None, ''))")
             return False
+        self.rejected += method != "partial"
         if not all(isinstance(t, (int, float, np.floating, np.integer)) and math.isfinite(float(t)) for t in (start, end)):
-            problems.append(f"{method} times are not finite numbers: {answer!r:.80}")
+            _note(problems, f"{method} times not finite", f"{method} times are not finite numbers: {answer!r:.80}")
             return False
         fed_end = offset + fed / SAMPLE_RATE
         if start > end + 1e-9:
-            problems.append(f"{method} start after end: {_seg(answer)}")
+            _note(problems, f"{method} start after end", f"{method} start after end: {_seg(answer)}")
         elif start < offset - self.tol or end > fed_end + self.tol:
-            problems.append(
-                f"{method} {_seg(answer)} lies outside the audio fed so far [{offset:.2f}, {fed_end:.2f}] s (± {self.tol} s)"
-            )
+            _note(problems, f"{method} outside the audio fed",
+                  f"{method} {_seg(answer)} lies outside the audio fed so far [{offset:.2f}, {fed_end:.2f}] s (± {self.tol} s)")
         else:
+            self.rejected -= method != "partial"
             return True
         return False
+
+
+def _is_nothing(answer) -> bool:
+    """``None`` or whisper_streaming's ``(None, None, "")``: no new text (as :func:`asr_lab.replay` reads it)."""
+    return answer is None or (
+        isinstance(answer, tuple) and len(answer) == 3 and answer[0] is None and answer[1] is None and not answer[2]
+    )
+
+
+def _note(problems: dict, kind: str, message: str) -> None:
+    if kind in problems:
+        problems[kind][1] += 1
+    else:
+        problems[kind] = [message, 1]
 
 
 def _instantiate(processor: Any) -> Any:

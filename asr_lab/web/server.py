@@ -23,6 +23,10 @@ Endpoints
     A page that captures the browser microphone and shows the live transcript.
 
 The server only instantiates registered backends: a request names a backend, never a module.
+Every request first passes :class:`~asr_lab.web.access.AccessGuard` (Host and Origin
+allow-lists, optional token, JSON bodies of bounded size), so that only its user's own
+pages and programs can drive it; a stream that goes quiet is closed after
+``idle_timeout_sec``.
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from asr_lab.backends.registry import MissingDependencyError, UnknownBackendError, available_backends, get_loader
 from asr_lab.core.config import ASRConfig, ConfigError, parse_config
 from asr_lab.core.protocols import SAMPLE_RATE
-from asr_lab.replay import LiveAudio, replay
+from asr_lab.replay import LiveAudio
+from asr_lab.web.access import AccessGuard, AccessPolicy
+from asr_lab.web.engines import EnginePool, EngineProcessError, run_stream
 
 __all__ = ["create_app", "ServerSettings"]
 
@@ -75,7 +81,13 @@ class ServerSettings:
     max_connections: int = 16
     max_pending_sec: float = 30.0  # audio waiting for the engine before new chunks are dropped
     start_timeout_sec: float = 10.0  # time allowed for the first (start) message
+    idle_timeout_sec: float = 30.0  # a started stream that sends nothing for this long is closed
     chunk_sec: Optional[float] = None  # replay step; default: the engine's min chunk
+    allowed_hosts: tuple = ()  # beyond loopback names; ("*",) allows any (see asr_lab.web.access)
+    allowed_origins: tuple = ()  # beyond the server's own page and loopback origins
+    token: Optional[str] = None  # when set, every request must carry it
+    max_body_bytes: int = 64 * 1024
+    engine_processes: int = 0  # 0: engines in threads of the server process; N: in N worker processes (asr_lab.web.engines)
 
 
 @dataclass
@@ -87,6 +99,7 @@ class _Loaded:
     loader: Any
     load_sec: float
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pool: Optional[EnginePool] = None  # the engines run in worker processes
 
     def new_processor(self) -> Any:
         # one at a time: model loading is not generally safe to run concurrently
@@ -108,6 +121,8 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
     state = _State(settings or ServerSettings())
     app = FastAPI(title="asr_lab server", description="Streaming speech recognition with any registered asr_lab backend.")
     app.state.asr = state
+    s = state.settings
+    app.add_middleware(AccessGuard, policy=AccessPolicy(tuple(s.allowed_hosts), tuple(s.allowed_origins), s.token, s.max_body_bytes))
 
     def load(body: Any) -> tuple[int, dict]:
         try:
@@ -124,13 +139,26 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
         except (ConfigError, json.JSONDecodeError) as exc:
             return 422, {"error": "invalid_config", "message": str(exc), "fields": _field_errors(str(exc))}
         t0 = time.perf_counter()
+        pool = None
         try:
-            template, meta = loader.load(cfg)
+            if state.settings.engine_processes:
+                pool = EnginePool(loader, cfg, state.settings.engine_processes, max_pending_sec=state.settings.max_pending_sec,
+                                  chunk_sec=state.settings.chunk_sec, backend=backend)
+                template, meta = None, pool.meta
+            else:
+                template, meta = loader.load(cfg)
+        except EngineProcessError as exc:
+            if exc.config_error:
+                return 422, {"error": "invalid_config", "message": str(exc), "fields": _fields_named(str(exc), cfg)}
+            return 500, {"error": "load_failed", "message": str(exc)}
+        except ConfigError as exc:  # e.g. model_dir="/etc": a folder without a model is the request's fault
+            return 422, {"error": "invalid_config", "message": str(exc), "fields": _fields_named(str(exc), cfg)}
         except Exception as exc:
             return 500, {"error": "load_failed", "message": f"{type(exc).__name__}: {exc}"}
-        loaded = _Loaded(backend, cfg, template, dict(meta), loader, time.perf_counter() - t0)
+        loaded = _Loaded(backend, cfg, template, dict(meta), loader, time.perf_counter() - t0, pool=pool)
         with state.lock:
-            state.loaded = loaded
+            old, state.loaded = state.loaded, loaded
+        _retire(old, state)
         return 200, {"status": "loaded", "backend": backend, "separator": meta.get("separator", " "),
                      "load_sec": round(loaded.load_sec, 3), "config": cfg.model_dump()}
 
@@ -174,6 +202,8 @@ class _Stream:
         self.events: asyncio.Queue = asyncio.Queue()
         self.stop = threading.Event()
         self.live = LiveAudio(max_pending_sec=self.settings.max_pending_sec)
+        self.live.recording = None  # the server saves no sessions: a long stream must not grow memory
+        self.push = self.live.push
 
     async def run(self) -> None:
         ws = self.ws
@@ -194,6 +224,9 @@ class _Stream:
             self.live.close()
             with self.state.lock:
                 self.state.connections -= 1
+            loaded = getattr(self, "loaded", None)
+            if loaded is not None and loaded is not self.state.loaded:
+                _retire(loaded, self.state)
 
     async def _serve(self) -> None:
         ws = self.ws
@@ -211,6 +244,10 @@ class _Stream:
         dtype, problem = _parse_start(first)
         if problem:
             await self._fail(CloseCode.UNSUPPORTED_DATA if "format" in problem or "sample_rate" in problem else CloseCode.PROTOCOL_ERROR, "bad_start", problem)
+            return
+        self.loaded = loaded
+        if loaded.pool is not None:
+            await self._serve_in_pool(loaded, dtype)
             return
         loop = asyncio.get_running_loop()
         created: asyncio.Future = loop.create_future()
@@ -234,10 +271,57 @@ class _Stream:
             await self.events.put(None)
             await sender
 
+    async def _serve_in_pool(self, loaded: _Loaded, dtype: np.dtype) -> None:
+        """The same stream, with the engine in a worker process: audio goes down a pipe, events come back."""
+        ws, pool, loop = self.ws, loaded.pool, asyncio.get_running_loop()
+        created, ended = loop.create_future(), loop.create_future()
+
+        def arrive(message) -> None:  # on the event loop
+            kind, payload = message
+            if kind == "opened" and not created.done():
+                created.set_result(payload)
+            elif kind == "event":
+                self.events.put_nowait(payload)
+            elif kind == "ended":
+                if not created.done():
+                    created.set_result("the engine process ended before the stream started")
+                if not ended.done():  # cancelled when the connection's task was
+                    ended.set_result(None)
+
+        def relay(message) -> None:  # on the pool's reader thread
+            try:
+                loop.call_soon_threadsafe(arrive, message)
+            except RuntimeError:  # the event loop is gone (server shutting down): nobody is listening
+                pass
+
+        sid = pool.open(relay)
+        problem = await created
+        if problem:
+            await ended
+            await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", problem)
+            return
+        self.push = lambda audio: pool.audio(sid, audio)
+        await ws.send_json({"type": "ready", "backend": loaded.backend, "separator": loaded.meta.get("separator", " "),
+                            "sample_rate": SAMPLE_RATE, "format": first_format(dtype)})
+        sender = asyncio.create_task(self._send_events())
+        try:
+            await self._receive(dtype)
+        finally:
+            (pool.stop if self.stop.is_set() else pool.close)(sid)
+            await ended
+            await self.events.put(None)
+            await sender
+
     async def _receive(self, dtype: np.dtype) -> None:
         ws, limit = self.ws, self.settings.max_message_bytes
         while True:
-            message = await ws.receive()
+            try:
+                message = await asyncio.wait_for(ws.receive(), timeout=self.settings.idle_timeout_sec)
+            except asyncio.TimeoutError:  # a silent client must not hold a slot forever
+                await self._error_event(CloseCode.POLICY_VIOLATION, "idle_timeout",
+                                        f"nothing received for {self.settings.idle_timeout_sec:g} s; the stream is closed")
+                self.stop.set()
+                return
             kind = message.get("type")
             if kind == "websocket.disconnect":
                 self.stop.set()  # a client that left mid-stream gets nothing more
@@ -259,7 +343,7 @@ class _Stream:
                     await self._error_event(CloseCode.INVALID_PAYLOAD, "bad_frame", "a float32 frame holds NaN or infinite samples")
                     self.stop.set()
                     return
-                self.live.push(audio)
+                self.push(audio)
             elif text is not None:
                 try:
                     msg = json.loads(text)
@@ -282,24 +366,8 @@ class _Stream:
         self._replay(processor, loaded, loop)
 
     def _replay(self, processor, loaded: _Loaded, loop) -> None:
-        def post(event: dict) -> None:
-            loop.call_soon_threadsafe(self.events.put_nowait, event)
-
-        def on_emission(e) -> None:
-            post({"type": "segment", "start": e.start, "end": e.end, "text": e.text, "emitted_at": round(e.emitted_at, 4),
-                  "lag": round(e.emitted_at - e.end, 4), "final": e.final})
-
-        def on_partial(p) -> None:
-            post({"type": "partial", "text": p.text, "start": p.start, "end": p.end, "at": round(p.at, 4)})
-
-        trace = replay(processor, self.live, clock="wall", chunk_sec=self.settings.chunk_sec, warmup_sec=0,
-                       separator=loaded.meta.get("separator"), on_emission=on_emission, on_partial=on_partial,
-                       stop=self.stop, meta={"backend": loaded.backend})
-        if trace.error is not None:
-            post({"type": "error", "code": "processor_failed", "message": str(trace.error), "close": CloseCode.INTERNAL_ERROR})
-        elif not self.stop.is_set():
-            post({"type": "done", "text": trace.text, "segments": len(trace.emissions), "audio_sec": round(trace.duration, 3),
-                  "rtf": round(trace.rtf, 4), "dropped_chunks": trace.meta.get("dropped_chunks", 0), "close": CloseCode.NORMAL})
+        run_stream(processor, self.live, self.stop, lambda event: loop.call_soon_threadsafe(self.events.put_nowait, event),
+                   chunk_sec=self.settings.chunk_sec, separator=loaded.meta.get("separator"), backend=loaded.backend)
 
     async def _send_events(self) -> None:
         close_code = None
@@ -324,6 +392,12 @@ class _Stream:
     async def _fail(self, code: int, name: str, message: str) -> None:
         await self.ws.send_json({"type": "error", "code": name, "message": message})
         await self.ws.close(code=code)
+
+
+def _retire(loaded: Optional[_Loaded], state: _State) -> None:
+    """Stop a replaced engine's worker processes once its last stream has ended."""
+    if loaded is not None and loaded.pool is not None and loaded is not state.loaded and loaded.pool.streams == 0 and not loaded.pool.closed:
+        loaded.pool.shutdown()
 
 
 def first_format(dtype: np.dtype) -> str:
@@ -357,6 +431,12 @@ def _field_errors(message: str) -> list[dict]:
         if sep:
             out.append({"field": head.split("=")[0], "message": rest})
     return out
+
+
+def _fields_named(message: str, cfg) -> list[dict]:
+    """``{"field", "message"}`` for each config field the message names as ``field=...``."""
+    named = [f for f in type(cfg).model_fields if f"{f}=" in message]
+    return [{"field": f, "message": message} for f in named] or [{"field": None, "message": message}]
 
 
 def _capture_js() -> str:

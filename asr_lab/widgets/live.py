@@ -93,12 +93,36 @@ def decode_audio_message(content: dict, buffers: Sequence[Any]) -> np.ndarray:
     rate = content.get("rate", SAMPLE_RATE)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0 or rate != int(rate):
         raise ValueError(f"audio message rate={rate!r} must be a positive whole number of Hz, e.g. 16000")
+    from asr_lab.core.audio import check_sample_rate
+
+    check_sample_rate(int(rate), "audio message")  # rate=1 would resample one chunk into minutes of audio
     audio = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     if int(rate) != SAMPLE_RATE and audio.size:
         from asr_lab.core.audio import load_audio
 
         audio = load_audio(audio, sr=int(rate))
     return audio
+
+
+def _in_sequence(session, seq: int) -> bool:
+    """Count ``seq`` against the session's sequence: True for the next (or a later) chunk, False
+    for a late one (its gap is no longer missing, but its audio comes too late) or a repeat."""
+    if seq >= session.next_seq:
+        if seq > session.next_seq:
+            session.missing_chunks += seq - session.next_seq
+            session.gaps.append([session.next_seq, seq])
+            del session.gaps[:-64]  # a hostile sender must not grow this without bound
+        session.next_seq = seq + 1
+        return True
+    for gap in session.gaps:
+        if gap[0] <= seq < gap[1]:
+            session.gaps.remove(gap)
+            session.gaps += [g for g in ([gap[0], seq], [seq + 1, gap[1]]) if g[0] < g[1]]
+            session.missing_chunks -= 1
+            session.late_chunks += 1
+            return False
+    session.duplicate_chunks += 1
+    return False
 
 
 def encode_audio_message(samples: np.ndarray, seq: int, rate: int = SAMPLE_RATE) -> tuple[dict, list]:
@@ -163,6 +187,9 @@ class _Session:
         self.start_message = dict(content)
         self.next_seq = 0
         self.missing_chunks = 0  # sequence numbers that never arrived (gaps)
+        self.late_chunks = 0  # arrived after a later one: dropped, the stream has moved on
+        self.duplicate_chunks = 0  # a sequence number seen before: dropped
+        self.gaps: list[list[int]] = []  # [first, end) ranges of missing numbers, to tell late from duplicate
         self.chunks_received = 0  # audio messages handled, accepted or dropped
         self.trace: Trace | None = None
         self.meta: dict = {}
@@ -391,13 +418,18 @@ class LiveMicPanel(anywidget.AnyWidget):
                 return False
             audio = decode_audio_message(content, buffers)
             seq = content.get("seq")
-            if isinstance(seq, int) and not isinstance(seq, bool):
-                if seq > session.next_seq:
-                    session.missing_chunks += seq - session.next_seq
-                session.next_seq = max(session.next_seq, seq + 1)
             session.chunks_received += 1
+            if isinstance(seq, int) and not isinstance(seq, bool) and not _in_sequence(session, seq):
+                return False  # late or repeated: counted, and not spliced into a stream that moved on
             return session.audio.push(audio)
         if kind == "start":
+            from asr_lab.core.audio import AudioError, check_sample_rate
+
+            try:  # the browser's capture rate: refuse now what every audio message would be refused for
+                check_sample_rate(content.get("rate", SAMPLE_RATE), "microphone")
+            except AudioError as exc:
+                self.error, self.status = str(exc), "error"
+                return None
             self._start_session(content)
             return None
         if kind == "stop":
@@ -485,6 +517,8 @@ class LiveMicPanel(anywidget.AnyWidget):
                     meta=run_meta,
                 )
             trace.meta["missing_chunks"] = session.missing_chunks
+            trace.meta["late_chunks"] = session.late_chunks
+            trace.meta["duplicate_chunks"] = session.duplicate_chunks
             trace.meta["chunks_received"] = session.chunks_received
             session.trace = trace
             if trace.error is not None:

@@ -1,0 +1,278 @@
+"""Traces and comparison results in other tools' formats, and SimulEval logs back in.
+
+Writers (each returns the text and writes ``path`` when given):
+
+* :func:`to_simuleval_log` — SimulEval's ``instances.log``: one JSON object per utterance
+  with ``prediction``, ``delays`` (ms, computation-unaware: audio fed when each word was
+  committed), ``elapsed`` (ms, computation-aware: stream time each word was emitted),
+  ``source_length`` (ms), ``reference``, ``source``. SimulEval's ``--score-only`` and its
+  latency scorers read it. Our ``elapsed`` is a stream time already (OmniSTEval's
+  *corrected* computation-aware delay): do **not** apply OmniSTEval's
+  ``--fix_simuleval_emission_ca`` to it.
+* :func:`to_omnisteval` — a folder OmniSTEval evaluates: ``instances.log`` (as above),
+  ``references.txt`` (one reference per line) and ``segmentation.yaml`` (one segment per
+  utterance: ``wav``, ``offset`` 0, ``duration``) for ``omnisteval shortform`` or
+  ``omnisteval longform --speech_segmentation``.
+* :func:`to_ctm` — NIST CTM of the committed words: ``<utterance> <channel> <start>
+  <duration> <word>`` (seconds; the engine's word times, or each segment's span split
+  evenly when it gave none) — for sclite / asclite and forced-alignment comparisons.
+* :func:`to_srt`, :func:`to_webvtt` — subtitles of the committed words, one cue per
+  emission (its audio span; ``show="emitted"`` times each cue from when it appeared on
+  screen instead — what a live viewer saw).
+
+Reader:
+
+* :func:`read_simuleval_log` — SimulEval (or OmniSTEval-input) JSONL back into
+  :class:`~asr_lab.replay.Trace` objects, one emission per group of words that share a delay,
+  so results of other tools can be scored (:func:`asr_lab.metrics.simuleval_metrics`,
+  :func:`asr_lab.score` without timings), audited and plotted in the lab.
+  ``fix_elapsed=True`` applies OmniSTEval's correction to SimulEval's ``elapsed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Union
+
+__all__ = [
+    "read_simuleval_log",
+    "simuleval_instance",
+    "to_ctm",
+    "to_omnisteval",
+    "to_simuleval_log",
+    "to_srt",
+    "to_webvtt",
+]
+
+PathLike = Union[str, os.PathLike]
+
+
+def _write(text: str, path: PathLike | None) -> str:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def _reference_text(reference: Any) -> str | None:
+    if reference is None or isinstance(reference, str):
+        return reference
+    if isinstance(reference, dict):
+        return reference.get("text")
+    return getattr(reference, "text", None)
+
+
+def _items(source: Any, references: Any) -> list[tuple[str, Any, str | None]]:
+    """``[(name, trace, reference text)]`` from a Trace, a list of traces, ``{name: trace}`` or Results."""
+    from asr_lab.replay import Trace
+
+    if isinstance(source, Trace):
+        name = str(source.meta.get("utterance") or "utt0")
+        ref = references.get(name) if isinstance(references, dict) else references
+        return [(name, source, _reference_text(ref))]
+    refs = dict(references or {})
+    if isinstance(source, dict):
+        pairs = list(source.items())
+    elif isinstance(source, (list, tuple)):
+        pairs = [(str(t.meta.get("utterance") or f"utt{i}"), t) for i, t in enumerate(source)]
+    else:
+        raise TypeError(f"expected a Trace, a list of traces, {{name: trace}} or Results; got {type(source).__name__}")
+    for name, t in pairs:
+        if not isinstance(t, Trace):
+            raise TypeError(f"{name!r} is a {type(t).__name__}, not an asr_lab Trace")
+    return [(str(n), t, _reference_text(refs.get(n))) for n, t in pairs]
+
+
+def _from_results(results: Any, system: str | None, repeat: int) -> tuple[dict, dict]:
+    systems = results.systems
+    if system is None:
+        if len(systems) != 1:
+            raise ValueError(f"these Results hold {len(systems)} systems ({', '.join(systems)}); pass system=<one of them>")
+        system = systems[0]
+    if system not in systems:
+        raise ValueError(f"unknown system {system!r}; these were compared: {', '.join(systems)}")
+    traces = {utt: t for (s, utt, r), t in results.traces.items() if s == system and r == repeat}
+    return traces, {u: results.references.get(u) for u in traces}
+
+
+def simuleval_instance(trace: Any, *, index: int = 0, reference: Any = None, source: str | None = None) -> dict:
+    """One SimulEval ``instances.log`` record of ``trace`` (see the module doc; times in ms)."""
+    from asr_lab.metrics.simultaneous import word_delays
+
+    wd = word_delays(trace)
+    return {
+        "index": index,
+        "prediction": " ".join(wd.words),
+        "delays": [d * 1000.0 for d in wd.delays],
+        "elapsed": [e * 1000.0 for e in wd.elapsed],
+        "prediction_length": len(wd.words),
+        "reference": _reference_text(reference) or "",
+        "source": [source or str(trace.meta.get("utterance") or f"utt{index}")],
+        "source_length": wd.source_length * 1000.0,
+    }
+
+
+def to_simuleval_log(
+    source: Any, path: PathLike | None = None, *, references: Any = None, system: str | None = None, repeat: int = 0
+) -> str:
+    """SimulEval ``instances.log`` JSONL of a trace, a list / dict of traces, or one system of a Results.
+
+    ``references``: ``{name: text or utterance}`` (a single text for a single trace).
+    """
+    if hasattr(source, "traces") and hasattr(source, "references"):
+        source, references = _from_results(source, system, repeat)
+    lines = [
+        json.dumps(simuleval_instance(t, index=i, reference=ref, source=name), ensure_ascii=False)
+        for i, (name, t, ref) in enumerate(_items(source, references))
+    ]
+    return _write("".join(line + "\n" for line in lines), path)
+
+
+def to_omnisteval(
+    source: Any, out_dir: PathLike, *, references: Any = None, system: str | None = None, repeat: int = 0,
+    segments: dict | None = None,
+) -> Path:
+    """Write ``instances.log``, ``references.txt`` and ``segmentation.yaml`` for OmniSTEval into ``out_dir``.
+
+    Then: ``omnisteval shortform --hypothesis_file instances.log --ref_sentences_file
+    references.txt`` (per-utterance AL/LAAL/YAAL..., CU and CA), or ``omnisteval longform
+    --speech_segmentation segmentation.yaml --ref_sentences_file references.txt
+    --hypothesis_file instances.log --lang en`` (LongYAAL after resegmentation).
+    Every utterance needs a reference text. ``segments``: ``{name: [(offset, duration,
+    text), ...]}`` (e.g. :func:`asr_lab.metrics.simultaneous.sentence_segments`) writes one
+    reference segment per entry for long-form evaluation, instead of one per utterance.
+    """
+    if hasattr(source, "traces") and hasattr(source, "references"):
+        source, references = _from_results(source, system, repeat)
+    items = _items(source, references)
+    missing = [n for n, _, ref in items if not ref]
+    if missing:
+        raise ValueError(f"OmniSTEval needs a reference text for every utterance; missing for {missing[:5]}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    to_simuleval_log(dict((n, t) for n, t, _ in items), out / "instances.log", references={n: r for n, _, r in items})
+    segs = segments or {}
+    rows = [(n, o, d, txt) for n, t, r in items for (o, d, txt) in (segs.get(n) or [(0.0, t.duration, r)])]
+    (out / "references.txt").write_text("".join(" ".join(txt.split()) + "\n" for *_, txt in rows), encoding="utf-8")
+    seg = "".join(f"- {{wav: {json.dumps(n)}, offset: {float(o)!r}, duration: {float(d)!r}}}\n" for n, o, d, _ in rows)
+    (out / "segmentation.yaml").write_text(seg, encoding="utf-8")
+    return out
+
+
+def _timed_words(trace: Any) -> list[tuple[float, float, str, Any]]:
+    out = []
+    for e in trace.emissions:
+        if e.words:
+            out.extend((float(a), float(b), str(w).strip(), e) for a, b, w in e.words if str(w).strip())
+        else:
+            toks = e.text.split()
+            step = (e.end - e.start) / len(toks) if toks else 0.0
+            out.extend((e.start + i * step, e.start + (i + 1) * step, w, e) for i, w in enumerate(toks))
+    return out
+
+
+def to_ctm(trace: Any, path: PathLike | None = None, *, utterance: str | None = None, channel: str = "1") -> str:
+    """NIST CTM of the committed words: ``utt channel start duration word`` (seconds, 3 decimals)."""
+    utt = utterance or str(trace.meta.get("utterance") or "utt0")
+    if not utt or any(c.isspace() for c in utt):
+        raise ValueError(f"utterance={utt!r} must be one token without white space (CTM fields are space-separated)")
+    lines = [f"{utt} {channel} {a:.3f} {max(0.0, b - a):.3f} {w}\n" for a, b, w, _ in _timed_words(trace)]
+    return _write("".join(lines), path)
+
+
+def _cues(trace: Any, show: str) -> list[tuple[float, float, str]]:
+    if show not in ("audio", "emitted"):
+        raise ValueError(f"show={show!r} must be 'audio' (cue = the words' audio span) or 'emitted' (cue from when it appeared)")
+    cues = []
+    ems = [e for e in trace.emissions if e.text.strip()]
+    for k, e in enumerate(ems):
+        if show == "audio":
+            a, b = e.start, max(e.end, e.start + 0.001)
+        else:
+            a = e.emitted_at
+            nxt = ems[k + 1].emitted_at if k + 1 < len(ems) else a + max(1.0, e.end - e.start)
+            b = max(nxt, a + 0.001)
+        cues.append((a, b, " ".join(e.text.split())))
+    return cues
+
+
+def _stamp(t: float, sep: str) -> str:
+    ms = int(round(t * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_srt(trace: Any, path: PathLike | None = None, *, show: str = "audio") -> str:
+    """SubRip subtitles: one numbered cue per emission (``HH:MM:SS,mmm --> HH:MM:SS,mmm``)."""
+    blocks = [f"{i}\n{_stamp(a, ',')} --> {_stamp(b, ',')}\n{text}\n" for i, (a, b, text) in enumerate(_cues(trace, show), 1)]
+    return _write("\n".join(blocks), path)
+
+
+def to_webvtt(trace: Any, path: PathLike | None = None, *, show: str = "audio") -> str:
+    """WebVTT subtitles: ``WEBVTT`` header, one cue per emission (``HH:MM:SS.mmm``)."""
+    blocks = [f"{_stamp(a, '.')} --> {_stamp(b, '.')}\n{text}\n" for a, b, text in _cues(trace, show)]
+    return _write("WEBVTT\n\n" + "\n".join(blocks), path)
+
+
+def read_simuleval_log(
+    source: PathLike | Iterable[str], *, fix_elapsed: bool = False, clock: str = "virtual"
+) -> dict[str, tuple[Any, str]]:
+    """SimulEval ``instances.log`` JSONL → ``{name: (Trace, reference text)}``.
+
+    Each run of words with the same ``delays`` value becomes one emission: ``audio_fed`` =
+    the delay, ``emitted_at`` = the last word's ``elapsed`` (or the delay when absent),
+    ``start``/``end`` = the previous delay and this one (SimulEval logs no word times, so
+    the span is the audio read in between; audits of spans are not meaningful here).
+    ``source_length`` (ms) becomes ``meta["duration"]``. ``fix_elapsed``: apply
+    OmniSTEval's correction (:func:`asr_lab.metrics.simultaneous.corrected_elapsed`) to
+    ``elapsed`` written by SimulEval itself. ``name`` = the ``source`` entry, or the index.
+    """
+    from asr_lab.metrics.simultaneous import corrected_elapsed
+    from asr_lab.replay import Emission, Trace
+
+    if isinstance(source, (str, os.PathLike)) and "\n" not in str(source):
+        lines = Path(source).read_text(encoding="utf-8").splitlines()
+    else:
+        lines = str(source).splitlines() if isinstance(source, str) else list(source)
+    out: dict[str, tuple[Any, str]] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {n} of the SimulEval log is not JSON ({exc}); expected one instance per line") from None
+        words = str(rec.get("prediction", "")).split()
+        delays = [float(d) / 1000.0 for d in rec.get("delays") or []]
+        if len(delays) != len(words):
+            raise ValueError(
+                f"line {n}: {len(words)} predicted words but {len(delays)} delays; each word needs one delay "
+                "(was the log written with latency_unit other than 'word'?)"
+            )
+        elapsed = [float(e) / 1000.0 for e in rec.get("elapsed") or []] or list(delays)
+        if len(elapsed) != len(delays):
+            raise ValueError(f"line {n}: {len(delays)} delays but {len(elapsed)} elapsed values")
+        if fix_elapsed:
+            elapsed = corrected_elapsed(delays, elapsed)
+        if rec.get("source_length") is None:
+            raise ValueError(f"line {n} has no source_length (ms); SimulEval logs always carry it")
+        src = rec.get("source")
+        name = str(src[0] if isinstance(src, list) and src else src if src else rec.get("index", n - 1))
+        emissions, i, prev = [], 0, 0.0
+        while i < len(words):
+            j = i
+            while j + 1 < len(words) and delays[j + 1] == delays[i] and elapsed[j + 1] == elapsed[i]:
+                j += 1
+            d = delays[i]
+            emissions.append(Emission(min(prev, d), d, " ".join(words[i : j + 1]), emitted_at=elapsed[j],
+                                      compute_sec=max(0.0, elapsed[j] - d), audio_fed=d, step=len(emissions)))
+            prev, i = d, j + 1
+        meta = {"duration": float(rec["source_length"]) / 1000.0, "clock": clock, "utterance": name,
+                "imported_from": "simuleval", "separator": " "}
+        out[name] = (Trace(emissions=emissions, meta=meta), str(rec.get("reference") or ""))
+    return out
