@@ -123,13 +123,19 @@ def spread(repeats: int, audio: Path, chunk_sec: float = 0.5) -> list[dict]:
     import contextlib
     import os
 
+    from asr_lab.threads import engine_threads_for
+
     rows = []
     for name, config in engines().items():
-        processor, meta = asr_lab.load_processor(config)
+        loaded = {}
+        for compute in ("wall", "cpu"):  # as compare() does: one engine thread under CPU accounting
+            with engine_threads_for(compute):
+                loaded[compute] = asr_lab.load_processor(config)
         for condition in ("quiet", "busy"):
             with BusyLoops() if condition == "busy" else contextlib.nullcontext():
                 load = os.getloadavg()[0]
                 for compute in ("wall", "cpu"):
+                    processor, meta = loaded[compute]
                     p50, p90, scope = [], [], None
                     for _ in range(repeats):
                         with warnings.catch_warnings():
