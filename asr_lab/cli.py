@@ -127,8 +127,6 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 def _add_whisper_streaming_options(p: argparse.ArgumentParser) -> None:
     """whisper_streaming's flags, as shortcuts for --set model=... / lan=... / min_chunk_size=..."""
-    if any(a.dest == "model" for a in p._actions):
-        return
     p.add_argument("--model", help="model name or path (the config field 'model'), e.g. tiny.en or large-v3")
     p.add_argument("--lan", "--language", dest="lan", help="source language code (the config field 'lan'), e.g. en, de, auto")
     p.add_argument("--min-chunk-size", type=_seconds, metavar="SEC",

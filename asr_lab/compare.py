@@ -20,6 +20,7 @@ default ``compute="cpu"`` they do not (up to the cache and memory effects that
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -112,15 +113,20 @@ def compare(
     progress: bool = True,
     normalize: Optional[Callable[[str], str]] = None,
     call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
+    policies: Optional[Mapping[str, Any]] = None,
+    sweep: Optional[Mapping[str, Any]] = None,
+    record_replay: bool = True,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
 
     ``configs``: ``{"name": config}`` (or a list, named by backend) where a config is
     anything :func:`asr_lab.load_processor` takes (dict, JSON text, ASRConfig) or a
-    zero-argument factory returning a processor. ``dataset``: an
+    zero-argument factory returning a processor (a class, a function), or a processor
+    instance (reused: ``init()`` starts each run afresh). ``dataset``: an
     :class:`asr_lab.data.Dataset`, a list of utterances, or a path for
     :func:`asr_lab.load_dataset`. ``chunk_sec``: seconds per step for all systems
-    (default: each configuration's ``min_chunk_size``). ``repeats`` > 1 runs everything
+    (default: :func:`step_for` — the processor's own ``min_chunk_sec``, else the
+    configuration's ``min_chunk_size``, however the processor is given). ``repeats`` > 1 runs everything
     again to measure run-to-run spread. ``executor``: run on a process pool or a Dask
     cluster instead of in this process. ``cache_dir``: where ``runs.jsonl`` lives (resume
     and re-score from it). ``call_timeout_sec``: the longest one processor call may take
@@ -132,7 +138,20 @@ def compare(
     engine with usable cores / N threads (:mod:`asr_lab.threads`). The results carry an
     :class:`~asr_lab.environment.EnvironmentFingerprint`; a wall-accounted comparison on a
     busy machine warns.
+
+    ``policies`` sweeps streaming policies on every config: ``{"hold-n": {"hold_n": [1, 2]},
+    "alignatt": {"frame_threshold": [10, 25]}, "local-agreement": None}``, crossed with
+    ``sweep`` (other fields, e.g. ``{"min_chunk_size": [0.5, 1.0]}``); systems are named
+    ``"<name> <policy label>"`` (:func:`asr_lab.policies.policy_grid`). ``record_replay``: in
+    this process, re-decoding policies share the engine's answers to identical requests
+    (:mod:`asr_lab.policies.record_replay`; replayed calls are charged their recorded compute).
     """
+    if policies is not None:
+        from asr_lab.policies.grid import expand_configs
+
+        configs = expand_configs(_named_configs(configs), policies, sweep)
+    elif sweep:
+        raise ValueError("sweep= crosses fields with policies=; give policies (e.g. {'local-agreement': None})")
     from asr_lab.core.config import ASRConfig
     from asr_lab.replay.clocks import make_clock
 
@@ -157,12 +176,16 @@ def compare(
     sources = {u.id: _audio_of(u) for u in utterances}  # a path, or the array decoded once and shared by every task
     fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
+        if not callable(config) and all(callable(getattr(config, m, None)) for m in ("init", "process_iter", "finish")):
+            config = _Given(config)  # a processor instance
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
             payload, own_step = config, None
-            name = f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}"
+            target = getattr(config, "instance", config)
+            name = (f"instance:{type(target).__module__}.{type(target).__qualname__}" if isinstance(config, _Given) else
+                    f"factory:{getattr(config, '__module__', '?')}.{getattr(config, '__qualname__', repr(config))}")
             # the system name too: two lambdas share a qualname, and their closures are not hashable
             identity = json.dumps({"factory": name, "system": system, "defaults": repr(getattr(config, "__defaults__", None)),
-                                   "provenance": run_provenance(config)}, sort_keys=True, default=str)
+                                   "provenance": run_provenance(target)}, sort_keys=True, default=str)
         else:
             payload, own_step = _validated(config)
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
@@ -182,7 +205,11 @@ def compare(
         print(f"compare: {from_cache} of {len(order)} runs from cache" + (f" ({cache_path})" if cache_path else ""), file=sys.stderr)
     bar = _progress(len(order), from_cache, progress)
     env = fingerprint()
+    from asr_lab.policies.record_replay import recording
+
+    session = recording() if record_replay and executor is None else contextlib.nullcontext()
     try:
+        session.__enter__()
         for record in _execute(tasks, executor):
             records[record.key] = record
             if cache_path is not None:
@@ -190,6 +217,7 @@ def compare(
             bar.update(1)
             bar.set_postfix_str(f"{record.system} / {record.utterance}" + ("" if record.ok else " FAILED"))
     finally:
+        session.__exit__(None, None, None)
         bar.close()
         close_pool()
         if executor is None:
@@ -233,12 +261,21 @@ def run_task(task: _Task) -> RunRecord:
                     _PROCESSORS[cache_key] = load_processor(task.config)
         processor, meta = _PROCESSORS[cache_key]
         kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), kwargs.pop("fallback_chunk_sec", None))
+        from asr_lab.policies.record_replay import active_store
+
+        store = active_store()
+        calls = (store.live, store.replayed) if store is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a processor error is recorded in the trace
             trace = replay(
                 processor, task.audio, separator=meta.get("separator"),
                 meta={"system": task.system, "utterance": task.utterance_id, "repeat": task.repeat}, **kwargs,
             )
+        if calls is not None and callable(getattr(processor, "replayed_compute", None)):
+            trace.meta["engine_calls_live"] = store.live - calls[0]
+            trace.meta["engine_calls_replayed"] = store.replayed - calls[1]
+        if getattr(processor, "policy", None):
+            trace.meta["policy"] = processor.policy
         error = None if trace.ok else str(trace.error)
         if trace.error is not None and trace.error.type == "CallTimeoutError":
             _PROCESSORS.pop(cache_key, None)  # still inside the hung call: the next run loads a fresh one
@@ -283,6 +320,20 @@ def _warn_if_busy(env, traces, clock: str, compute: str, workers: int) -> None:
             f"for the CPU and will not reproduce; use clock='virtual' with compute='cpu' (the default) for "
             f"latencies that do", RuntimeWarning, stacklevel=3,
         )
+
+
+class _Given:
+    """A processor instance given to :func:`compare` in place of a factory: every run reuses it."""
+
+    def __init__(self, instance: Any) -> None:
+        self.instance = instance
+        self.__qualname__ = f"instance of {type(instance).__qualname__}"
+
+    def __call__(self) -> Any:
+        return self.instance
+
+    def __repr__(self) -> str:
+        return f"<{self.__qualname__} {id(self.instance):#x}>"
 
 
 def step_for(processor: Any, chunk_sec: Optional[float] = None, config_chunk_sec: Optional[float] = None) -> float:

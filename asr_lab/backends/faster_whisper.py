@@ -184,7 +184,7 @@ class FasterWhisperLoader:
     description = "Whisper on CTranslate2 (faster-whisper) under the LocalAgreement-2 policy"
 
     def load(self, config: Union[FasterWhisperConfig, dict]) -> tuple[Any, dict]:
-        from asr_lab.streaming.vac import streaming_processor
+        from asr_lab.policies.processor import policy_processor
 
         cfg = parse_config(config, FasterWhisperConfig)
         asr = FasterWhisperASR.from_config(cfg)
@@ -199,7 +199,8 @@ class FasterWhisperLoader:
             "multilingual": ct2.is_multilingual,
             "vac": cfg.vac,
         }
-        return streaming_processor(asr, cfg), metadata
+        metadata["policy"] = cfg.policy
+        return policy_processor(asr, cfg), metadata
 
 
 # --------------------------------------------------------------------------- checks

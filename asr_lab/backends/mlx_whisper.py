@@ -195,7 +195,7 @@ class MLXWhisperLoader:
     description = "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy"
 
     def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
-        from asr_lab.streaming.vac import streaming_processor
+        from asr_lab.policies.processor import policy_processor
 
         cfg = parse_config(config, MLXWhisperConfig)
         asr = MLXWhisperASR.from_config(cfg)
@@ -209,7 +209,8 @@ class MLXWhisperLoader:
             "multilingual": asr.multilingual,
             "vac": cfg.vac,
         }
-        return streaming_processor(asr, cfg), metadata
+        metadata["policy"] = cfg.policy
+        return policy_processor(asr, cfg), metadata
 
 
 # --------------------------------------------------------------------------- checks

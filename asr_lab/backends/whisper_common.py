@@ -13,7 +13,8 @@ from typing import Any, Iterable, Optional, Union
 
 from pydantic import Field, field_validator
 
-from asr_lab.core.config import ASRConfig, ConfigError
+from asr_lab.core.config import ConfigError
+from asr_lab.policies.config import PolicyConfig
 
 __all__ = ["NO_SPEECH_SKIP", "WhisperConfig", "looks_like_path", "merge_extra_options", "whisper_language"]
 
@@ -23,8 +24,8 @@ NO_SPEECH_SKIP = 0.9
 DEFAULT_TEMPERATURES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 
 
-class WhisperConfig(ASRConfig):
-    """Decoding fields shared by the Whisper backends (each backend's config adds its own)."""
+class WhisperConfig(PolicyConfig):
+    """Decoding fields shared by the Whisper backends (each backend's config adds its own), and the policy fields."""
 
     model: Optional[str] = Field(
         default="large-v2", description="Whisper size name, hub id or local model folder (the backend says which)."

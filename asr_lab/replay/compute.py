@@ -63,6 +63,13 @@ class CallCost:
     def get(self, scope: str) -> float:
         return {"wall": self.wall, "thread": self.thread, "process": self.process}[scope]
 
+    def plus(self, charged: float) -> "CallCost":
+        """This cost with ``charged`` seconds added to every measure: compute recorded earlier and
+        replayed instead of spent (``asr_lab.policies.record_replay``), which has one figure only."""
+        if not charged:
+            return self
+        return CallCost(self.wall + charged, self.thread + charged, self.process + charged)
+
 
 class Meter:
     """Measures a call: ``m = Meter(); ...call...; cost = m.stop()``.

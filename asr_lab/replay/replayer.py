@@ -166,6 +166,10 @@ def replay(
     scope, how = resolve_compute(compute, processor, warm_cost)
     trace.meta.update(compute=scope, compute_chosen_by=how, **run_conditions())
 
+    # engine compute a processor replayed from recorded answers instead of spending it (asr_lab.policies.record_replay)
+    replayed_compute = getattr(processor, "replayed_compute", None)
+    replayed_compute = replayed_compute if callable(replayed_compute) else (lambda: 0.0)
+    replayed_compute()  # the warm-up's share is not part of the stream
     wall_start = time.perf_counter()
     chunk = max(1, int(round(chunk_sec * SAMPLE_RATE)))
     fed = first  # samples of the stream fed so far (absolute index)
@@ -199,7 +203,7 @@ def replay(
             call(processor.insert_audio_chunk, new, what="insert_audio_chunk", step=step)
             out = call(processor.process_iter, what="process_iter", step=step)
             part = call(partial_fn, what="partial", step=step) if partial_fn is not None else None
-            cost = meter.stop()
+            cost = meter.stop().plus(replayed_compute())
             compute = cost.get(scope)
             returned = clk.after_call(compute, until / SAMPLE_RATE)
             trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, *_costs(cost)))
@@ -211,7 +215,7 @@ def replay(
         # 4. the end of the stream
         meter = Meter(engine_cpu)
         out = call(processor.finish, what="finish", step=step)
-        cost = meter.stop()
+        cost = meter.stop().plus(replayed_compute())
         compute = cost.get(scope)
         returned = clk.after_call(compute, fed / SAMPLE_RATE)
         trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, *_costs(cost)))

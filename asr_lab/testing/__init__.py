@@ -1,7 +1,8 @@
 """Tools for testing processors: the conformance kit, stand-in recognisers, bundled speech.
 
 * :func:`check_processor` — run any ASRProcessor through the contract (``conformance``).
-* :class:`ScriptedASR`, :class:`TimelineASR` — model-free ASRBase stand-ins (``scripted``).
+* :class:`ScriptedASR`, :class:`TimelineASR` — model-free ASRBase stand-ins (``scripted``);
+  :class:`ScriptedTokenDecoder`, :class:`TimelineTokenDecoder` — the same for AlignAtt.
 * :func:`sample_speech` — a short real utterance shipped with the package, with its text
   and word timings, so checks run anywhere without a dataset.
 * ``asr_lab.testing.models.build_tiny_whisper`` — random-weight Whisper models built
@@ -18,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from asr_lab.testing.conformance import Check, ConformanceError, ConformanceReport, check_processor
-from asr_lab.testing.scripted import ScriptedASR, ScriptedAnswer, TimelineASR, words_from_text
+from asr_lab.testing.scripted import (
+    ScriptedASR,
+    ScriptedAnswer,
+    ScriptedTokenDecoder,
+    TimelineASR,
+    TimelineTokenDecoder,
+    words_from_text,
+)
 
 __all__ = [
     "Check",
@@ -27,6 +35,8 @@ __all__ = [
     "SpeechSample",
     "ScriptedASR",
     "ScriptedAnswer",
+    "ScriptedTokenDecoder",
+    "TimelineTokenDecoder",
     "TimelineASR",
     "check_processor",
     "sample_speech",
