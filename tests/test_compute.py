@@ -173,7 +173,7 @@ def test_a_busy_process_does_not_move_cpu_latencies_of_a_single_threaded_engine(
     loop); the elapsed time of the same calls, recorded in the same steps, must grow by a
     quarter or more, or the busy loops did not compete and the test proves nothing (on a clean
     2-core machine it doubles; on the shared VM, already loaded ~7 deep, it grew 40–240 %)."""
-    engine = FixedWorkProcessor(iterations=200_000)  # ~5 ms of CPU per call here
+    engine = FixedWorkProcessor(iterations=800_000)  # ~20 ms of CPU per call here
     engine.cost = 0.0
     kw = dict(clock="virtual", chunk_sec=0.25, compute="cpu", warmup_sec=0.25)
     quiet = replay(engine, silence(4.0), **kw)
