@@ -34,6 +34,7 @@ from asr_lab.backends.whisper_common import (
     whisper_language,
 )
 from asr_lab.core.config import ConfigError, parse_config
+from asr_lab.threads import engine_threads
 
 __all__ = ["COMPUTE_TYPES", "DEVICES", "FasterWhisperASR", "FasterWhisperConfig", "FasterWhisperLoader"]
 
@@ -83,8 +84,8 @@ class FasterWhisperConfig(WhisperConfig):
     cpu_threads: int = Field(
         default=0,
         ge=0,
-        description="CPU threads; 0 = CTranslate2's default (4, or OMP_NUM_THREADS). More threads than free "
-        "cores makes each call wait for descheduled threads: keep it at or below the idle cores.",
+        description="CPU threads; 0 = the usable cores divided by the worker processes (asr_lab.threads). More "
+        "threads than free cores makes each call wait for descheduled threads: keep it at or below the idle cores.",
     )
     beam_size: int = Field(default=5, ge=1, description="Beam width; 1 = greedy decoding.")
     vad: bool = Field(default=False, description="faster-whisper's own Silero VAD filter inside each transcribe call.")
@@ -144,7 +145,7 @@ class FasterWhisperASR:
             device=device,
             device_index=cfg.device_index,
             compute_type=cfg.compute_type,
-            cpu_threads=cfg.cpu_threads,
+            cpu_threads=engine_threads(cfg.cpu_threads, "ctranslate2_cpu_threads"),
             local_files_only=True,
         )
         return cls(model, language=resolve_language(cfg.lan, model), task=cfg.task, model_path=path, **options)
