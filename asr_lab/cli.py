@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--fields", metavar="NAME", help="list backend NAME's config fields: type, default, description")
     b.set_defaults(run=_backends)
 
+    w = sub.add_parser("models", help="list the Whisper model names this machine can resolve, and from where")
+    w.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    w.add_argument("--cache-dir", default=None, help="asr_lab's model cache (default ~/.cache/asr_lab/models)")
+    w.set_defaults(run=_models)
+
     r = sub.add_parser("replay", help="stream an audio file through one engine, printing emissions as they appear")
     r.add_argument("audio", help="audio file (wav, flac, mp3, ogg)")
     _add_engine_options(r)
@@ -240,6 +245,22 @@ def _backends(args) -> int:
     for r in rows:
         state = "installed" if r.installed else (f"missing: {r.install}" if r.install else f"broken: {r.error}")
         print(f"{r.name:<{width}}  {r.source:<10}  {state:<10}  {r.description}")
+    return 0
+
+
+def _models(args) -> int:
+    from dataclasses import asdict
+
+    from asr_lab.backends.models import available_models
+
+    rows = available_models(args.cache_dir)
+    if args.json:
+        print(json.dumps([{**asdict(r), "available": r.available} for r in rows], indent=2))
+        return 0
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        where = "  ".join(x for x in (r.location, f"({r.detail})" if r.detail else "") if x)
+        print(f"{r.name:<{width}}  {r.kind:<13}  {where}")
     return 0
 
 

@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 import warnings
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -166,6 +166,9 @@ def replay(
     scope, how = resolve_compute(compute, processor, warm_cost)
     trace.meta.update(compute=scope, compute_chosen_by=how, **run_conditions())
 
+    step_info = _step_info_fn(processor)
+    if step_info is not None:
+        step_info()  # drop what the warm-up reported
     # engine compute a processor replayed from recorded answers instead of spending it (asr_lab.policies.record_replay)
     replayed_compute = getattr(processor, "replayed_compute", None)
     replayed_compute = replayed_compute if callable(replayed_compute) else (lambda: 0.0)
@@ -206,7 +209,8 @@ def replay(
             cost = meter.stop().plus(replayed_compute())
             compute = cost.get(scope)
             returned = clk.after_call(compute, until / SAMPLE_RATE)
-            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, *_costs(cost)))
+            info = step_info() if step_info is not None else None
+            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, *_costs(cost), info))
             fed = until
             recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step)
             if partial_fn is not None:
@@ -218,7 +222,8 @@ def replay(
         cost = meter.stop().plus(replayed_compute())
         compute = cost.get(scope)
         returned = clk.after_call(compute, fed / SAMPLE_RATE)
-        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, *_costs(cost)))
+        info = step_info() if step_info is not None else None
+        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, *_costs(cost), info))
         recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step, final=True)
         if partial_fn is not None:
             recorder.partial(None, returned, step)
@@ -343,3 +348,16 @@ class _Recorder:
             callback(item)
         except Exception as exc:  # a display bug must not lose the run
             warnings.warn(f"callback {getattr(callback, '__name__', callback)!r} raised {type(exc).__name__}: {exc}", RuntimeWarning)
+
+
+def _step_info_fn(processor: Any):
+    """``step_info()`` of the processor, or of the ASR it wraps (``.asr``, two levels at most), if any."""
+    obj = processor
+    for _ in range(3):
+        fn = getattr(obj, "step_info", None)
+        if callable(fn):
+            return fn
+        obj = getattr(obj, "asr", None)
+        if obj is None:
+            return None
+    return None

@@ -96,6 +96,8 @@ class Step(_Record):
     wall_sec: Optional[float] = None
     thread_sec: Optional[float] = None
     process_sec: Optional[float] = None
+    info: Optional[dict] = None
+    """What the processor reported about this step (its ``step_info()``; e.g. Whisper calls and fallbacks)."""
 
 
 @dataclass
