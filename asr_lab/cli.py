@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--fields", metavar="NAME", help="list backend NAME's config fields: type, default, description")
     b.set_defaults(run=_backends)
 
+    w = sub.add_parser("models", help="list the Whisper model names this machine can resolve, and from where")
+    w.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    w.add_argument("--cache-dir", default=None, help="asr_lab's model cache (default ~/.cache/asr_lab/models)")
+    w.set_defaults(run=_models)
+
     r = sub.add_parser("replay", help="stream an audio file through one engine, printing emissions as they appear")
     r.add_argument("audio", help="audio file (wav, flac, mp3, ogg)")
     _add_engine_options(r)
@@ -66,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_whisper_streaming_options(m)
     _add_clock_options(m)
     m.add_argument("--repeats", type=_whole(1), default=1, help="run everything N times for run-to-run spread")
-    m.add_argument("--workers", type=int, default=0, help="process pool size (0: run in this process)")
+    m.add_argument("--workers", type=_whole(0), default=0,
+                   help="worker processes, each engine with usable cores / N threads (0: run in this process)")
     m.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or 'local')")
     m.add_argument("--limit", type=_whole(1), default=None, help="only the first N utterances (N >= 1)")
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
@@ -126,8 +132,6 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 def _add_whisper_streaming_options(p: argparse.ArgumentParser) -> None:
     """whisper_streaming's flags, as shortcuts for --set model=... / lan=... / min_chunk_size=..."""
-    if any(a.dest == "model" for a in p._actions):
-        return
     p.add_argument("--model", help="model name or path (the config field 'model'), e.g. tiny.en or large-v3")
     p.add_argument("--lan", "--language", dest="lan", help="source language code (the config field 'lan'), e.g. en, de, auto")
     p.add_argument("--min-chunk-size", type=_seconds, metavar="SEC",
@@ -140,6 +144,9 @@ def _add_clock_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-sec", type=_seconds, default=None, metavar="SEC",
                    help="seconds of new audio per step, in (0, 60] (default: the engine's own min chunk)")
     p.add_argument("--speed", type=_positive, default=1.0, help="stream seconds per wall second (> 0)")
+    p.add_argument("--compute", choices=("wall", "cpu", "thread", "process"), default=None,
+                   help="what a call costs on the virtual clock: cpu (default; reproduces on a busy machine) or wall "
+                   "(elapsed; for GPU or remote engines)")
 
 
 def _seconds(text: str) -> float:
@@ -241,6 +248,22 @@ def _backends(args) -> int:
     return 0
 
 
+def _models(args) -> int:
+    from dataclasses import asdict
+
+    from asr_lab.backends.models import available_models
+
+    rows = available_models(args.cache_dir)
+    if args.json:
+        print(json.dumps([{**asdict(r), "available": r.available} for r in rows], indent=2))
+        return 0
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        where = "  ".join(x for x in (r.location, f"({r.detail})" if r.detail else "") if x)
+        print(f"{r.name:<{width}}  {r.kind:<13}  {where}")
+    return 0
+
+
 def _backend_fields(name: str, as_json: bool = False) -> int:
     from asr_lab.backends.registry import get_loader
     from asr_lab.core.config import ASRConfig
@@ -286,7 +309,7 @@ def _replay(args) -> int:
         print(f"{e.emitted_at:8.2f} {e.start:7.2f} {e.end:7.2f}  {e.text.strip()}", flush=True)
 
     trace = replay(
-        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed,
+        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed, compute=args.compute,
         separator=meta.get("separator"), on_emission=show, meta={"backend": meta["backend"], "source": args.audio},
     )
     if args.trace:
@@ -332,7 +355,8 @@ def _compare(args) -> int:
     try:
         results = compare(
             systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
-            repeats=args.repeats, executor=executor, cache_dir=out / "cache",
+            repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
+            workers=0 if args.dask else args.workers,
         )
     finally:
         closer()
@@ -369,12 +393,7 @@ def _executor(args):
                 cluster.close()
 
         return client.get_executor(), close
-    if args.workers > 0:
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(args.workers)
-        return pool, pool.shutdown
-    return None, lambda: None
+    return None, lambda: None  # --workers N: compare() runs its own pool, engine threads sized for it
 
 
 def _dataset(args) -> int:

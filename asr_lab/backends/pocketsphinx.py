@@ -61,6 +61,7 @@ from pydantic import Field, field_validator, model_validator
 
 from asr_lab.core.audio import to_int16
 from asr_lab.core.config import ASRConfig, ConfigError, parse_config
+from asr_lab.policies.config import PolicyConfig
 from asr_lab.core.protocols import SAMPLE_RATE
 
 __all__ = [
@@ -294,7 +295,7 @@ class PocketSphinxConfig(PocketSphinxModelConfig):
         return self
 
 
-class PocketSphinxLAConfig(PocketSphinxModelConfig):
+class PocketSphinxLAConfig(PocketSphinxModelConfig, PolicyConfig):
     """Configuration of ``pocketsphinx-la``: the model, LocalAgreement's fields, and the pause length."""
 
     backend: str = Field(default="pocketsphinx-la", description="Registered backend name.")
@@ -711,13 +712,13 @@ class PocketSphinxLALoader:
     description = "CMU PocketSphinx re-decoding the buffer under the LocalAgreement-2 policy"
 
     def load(self, config: Union[PocketSphinxLAConfig, dict]) -> tuple[Any, dict]:
-        from asr_lab.streaming.vac import streaming_processor
+        from asr_lab.policies.processor import policy_processor
 
         cfg = parse_config(config, PocketSphinxLAConfig)
         asr = PocketSphinxASR(cfg)
-        meta = _metadata(cfg, asr.decoder, asr.decoder_seconds, streaming="local-agreement")
+        meta = _metadata(cfg, asr.decoder, asr.decoder_seconds, streaming=cfg.policy)
         meta["vac"] = cfg.vac
-        return streaming_processor(asr, cfg), meta
+        return policy_processor(asr, cfg), meta
 
 
 def _metadata(cfg: PocketSphinxModelConfig, decoder: Any, seconds: float, streaming: str) -> dict:

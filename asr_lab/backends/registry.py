@@ -76,6 +76,12 @@ _BUILTINS: dict[str, _Builtin] = {
         "faster-whisper",
         ("faster_whisper",),
     ),
+    "openai-whisper": _Builtin(
+        "asr_lab.backends.openai_whisper:OpenAIWhisperLoader",
+        "Whisper on torch (openai-whisper): local-agreement, hold-n, stable-prefix or AlignAtt on one model",
+        "openai-whisper",
+        ("whisper", "torch"),
+    ),
     "mlx-whisper": _Builtin(
         "asr_lab.backends.mlx_whisper:MLXWhisperLoader",
         "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy",

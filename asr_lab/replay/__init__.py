@@ -1,22 +1,33 @@
 """Replaying audio into processors on a clock, and the traces it records."""
 
 from asr_lab.replay.clocks import CLOCKS, Clock, UnawareClock, VirtualClock, WallClock, make_clock
+from asr_lab.replay.compute import COMPUTE
 from asr_lab.replay.live import LiveAudio
 from asr_lab.replay.replayer import replay
-from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
+from asr_lab.replay.deadline import CallTimeoutError
+from asr_lab.replay.retime import RetimeError, retime, retime_results
+from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace, TraceFileError
+from asr_lab.replay.validate import InvalidOutputError
 
 __all__ = [
     "CLOCKS",
+    "COMPUTE",
+    "CallTimeoutError",
     "Clock",
     "Emission",
+    "InvalidOutputError",
     "LiveAudio",
     "PartialSnapshot",
     "ReplayError",
+    "RetimeError",
     "Step",
     "Trace",
+    "TraceFileError",
     "UnawareClock",
     "VirtualClock",
     "WallClock",
     "make_clock",
     "replay",
+    "retime",
+    "retime_results",
 ]

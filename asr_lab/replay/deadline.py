@@ -45,15 +45,20 @@ class CallDeadline:
     """Runs calls on a worker thread with a time limit each; see the module docstring.
 
     ``call(fn, *args, what=...)`` returns ``fn(*args)`` or raises what it raised, or
-    :class:`CallTimeoutError`. ``cpu_sec`` is the CPU time the worker thread spent in the
-    last call (``time.thread_time``), for callers that measure compute as CPU time.
+    :class:`CallTimeoutError`. ``cpu_sec`` is the CPU time the thread that ran the last call
+    spent in it (``time.thread_time``). Since the call runs on the worker thread, a caller
+    measuring CPU time must measure there: give ``meter``, a zero-argument callable returning
+    an object with ``stop()`` (started just before the call, stopped just after, on the thread
+    that runs it); ``last_cost`` is what ``stop()`` returned for the last call.
     Use as a context manager, or call :meth:`close` to end the worker.
     """
 
-    def __init__(self, timeout_sec: Optional[float], processor: str = "processor") -> None:
+    def __init__(self, timeout_sec: Optional[float], processor: str = "processor", meter: Optional[Callable[[], Any]] = None) -> None:
         self.timeout_sec = check_timeout(timeout_sec)
         self.processor = processor
+        self.meter = meter
         self.cpu_sec = 0.0
+        self.last_cost: Any = None
         self._jobs: Optional[queue.SimpleQueue] = None
         self._hung = False
 
@@ -61,17 +66,18 @@ class CallDeadline:
         if self._hung:
             raise CallTimeoutError(f"{self.processor} is still inside an earlier call that timed out; load a fresh one")
         if self.timeout_sec is None:
-            c0 = time.thread_time()
-            try:
-                return fn(*args)
-            finally:
-                self.cpu_sec = time.thread_time() - c0
+            box: dict = {}
+            _run(fn, args, box, self.meter)
+            self.cpu_sec, self.last_cost = box["cpu"], box.get("cost")
+            if "error" in box:
+                raise box["error"]
+            return box.get("value")
         if self._jobs is None:
             self._jobs = queue.SimpleQueue()
             threading.Thread(target=_work, args=(self._jobs,), name=f"asr_lab-call-{self.processor}", daemon=True).start()
-        box: dict = {}
+        box = {}
         done = threading.Event()
-        self._jobs.put((fn, args, box, done))
+        self._jobs.put((fn, args, box, done, self.meter))
         if not done.wait(self.timeout_sec):
             self._hung = True
             self._jobs = None  # the worker stays stuck in fn; a later close() must not wait for it
@@ -81,7 +87,7 @@ class CallDeadline:
                 f"this processor is abandoned. If the engine is just slow, raise the limit "
                 f"(call_timeout_sec=..., or None for no limit)"
             )
-        self.cpu_sec = box.get("cpu", 0.0)
+        self.cpu_sec, self.last_cost = box.get("cpu", 0.0), box.get("cost")
         if "error" in box:
             raise box["error"]
         return box.get("value")
@@ -103,12 +109,22 @@ def _work(jobs: queue.SimpleQueue) -> None:
         job = jobs.get()
         if job is None:
             return
-        fn, args, box, done = job
-        c0 = time.thread_time()
+        fn, args, box, done, meter = job
         try:
-            box["value"] = fn(*args)
-        except BaseException as exc:  # handed to the caller, who decides
-            box["error"] = exc
+            _run(fn, args, box, meter)
         finally:
-            box["cpu"] = time.thread_time() - c0
             done.set()
+        del job, fn, args, box  # drop the processor's bound methods while waiting for the next call
+
+
+def _run(fn, args, box: dict, meter) -> None:
+    m = meter() if meter is not None else None
+    c0 = time.thread_time()
+    try:
+        box["value"] = fn(*args)
+    except BaseException as exc:  # handed to the caller, who decides
+        box["error"] = exc
+    finally:
+        box["cpu"] = time.thread_time() - c0
+        if m is not None:
+            box["cost"] = m.stop()

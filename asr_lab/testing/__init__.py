@@ -3,7 +3,8 @@
 * :func:`check_processor` — run any ASRProcessor through the contract (``conformance``).
 * :class:`ScriptedASR`, :class:`TimelineASR` — model-free ASRBase stand-ins (``scripted``), and
   :class:`GhostWordASR`, :class:`HallucinatingTailASR`, :class:`OneSegmentASR` that reproduce
-  Whisper's measured failures.
+  Whisper's measured failures;
+  :class:`ScriptedTokenDecoder`, :class:`TimelineTokenDecoder` — the same for AlignAtt.
 * :func:`sample_speech` — a short real utterance shipped with the package, with its text
   and word timings, so checks run anywhere without a dataset.
 * ``asr_lab.testing.models.build_tiny_whisper`` — random-weight Whisper models built
@@ -26,7 +27,9 @@ from asr_lab.testing.scripted import (
     OneSegmentASR,
     ScriptedASR,
     ScriptedAnswer,
+    ScriptedTokenDecoder,
     TimelineASR,
+    TimelineTokenDecoder,
     words_from_text,
 )
 
@@ -40,6 +43,8 @@ __all__ = [
     "SpeechSample",
     "ScriptedASR",
     "ScriptedAnswer",
+    "ScriptedTokenDecoder",
+    "TimelineTokenDecoder",
     "TimelineASR",
     "check_processor",
     "sample_speech",

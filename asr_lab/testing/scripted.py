@@ -9,6 +9,9 @@ named so. Real engines are tested with real models elsewhere.
   returns the words fully contained in the audio it is given. To know *where* in the
   stream that audio lies it reads the sample values of audio made by
   :meth:`TimelineASR.stream_audio`, which encode their own sample index.
+* :class:`ScriptedTokenDecoder` and :class:`TimelineTokenDecoder` are the same two ideas
+  for AlignAtt's token-stepped decoder (:class:`~asr_lab.policies.TokenDecoder`): each
+  token comes with the encoder frame it "attends" to.
 
 Stand-ins that reproduce failures measured with real Whisper weights (issue 16), each on
 top of :class:`TimelineASR`:
@@ -33,12 +36,15 @@ from asr_lab.core.protocols import SAMPLE_RATE
 
 __all__ = [
     "ASRCall",
+    "DecoderCall",
     "GhostWordASR",
     "HallucinatingTailASR",
     "OneSegmentASR",
     "ScriptedASR",
     "ScriptedAnswer",
+    "ScriptedTokenDecoder",
     "TimelineASR",
+    "TimelineTokenDecoder",
     "words_from_text",
 ]
 
@@ -222,3 +228,123 @@ def words_from_text(
         if pause_every and (i + 1) % pause_every == 0:
             t += pause_sec
     return out
+
+
+# --------------------------------------------------------------------------- AlignAtt stand-ins
+
+FRAMES_PER_SEC = 50.0
+"""Whisper's encoder frames per second (20 ms each)."""
+
+
+@dataclass
+class DecoderCall:
+    """What a token-decoder stand-in was asked: audio window, context and forced text."""
+
+    n_samples: int
+    context: str
+    forced: str
+    start_sample: Optional[int] = None
+
+
+class _Session:
+    def __init__(self, steps: list, n_frames: int) -> None:
+        self._steps = list(steps)
+        self.n_frames = n_frames
+        self.taken = 0
+
+    def next(self):
+        from asr_lab.policies.alignatt import TokenStep
+
+        if self.taken >= len(self._steps):
+            self.taken += 1
+            return TokenStep(-1, "", self.n_frames - 1, eot=True)
+        self.taken += 1
+        return self._steps[self.taken - 1]
+
+
+@dataclass
+class ScriptedTokenDecoder:
+    """A token decoder stand-in whose k-th session yields ``sessions[k]``: ``(text, frame)`` pairs, then end-of-text.
+
+    Token ids are assigned per distinct text (``tokens`` maps them back). ``n_frames`` of a
+    session is the audio's length in encoder frames. Running out of sessions raises.
+    """
+
+    sessions: Sequence[Sequence[tuple[str, int]]]
+    sep: str = ""
+    frames_per_sec: float = FRAMES_PER_SEC
+    calls: list[DecoderCall] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.vocabulary: dict[str, int] = {}
+
+    def _id(self, text: str) -> int:
+        return self.vocabulary.setdefault(text, len(self.vocabulary))
+
+    def begin(self, audio: np.ndarray, *, context: Sequence[int], forced: Sequence[int]):
+        from asr_lab.policies.alignatt import TokenStep
+
+        k = len(self.calls)
+        self.calls.append(DecoderCall(len(audio), self.detokenize(context), self.detokenize(forced)))
+        if k >= len(self.sessions):
+            raise IndexError(f"ScriptedTokenDecoder has {len(self.sessions)} sessions but was started a {k + 1}th time")
+        steps = [TokenStep(self._id(text), text, int(frame)) for text, frame in self.sessions[k]]
+        return _Session(steps, int(np.ceil(len(audio) / SAMPLE_RATE * self.frames_per_sec)))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        texts = {v: k for k, v in self.vocabulary.items()}
+        return "".join(texts[t] for t in tokens)
+
+
+@dataclass
+class TimelineTokenDecoder:
+    """An ideal token decoder over a word timeline, for audio made by :meth:`TimelineASR.stream_audio`.
+
+    It continues the text after the last forced (or, with none, context) token: the next
+    words of the timeline that start inside the window, one token per word (words longer
+    than ``split_over`` characters come as two tokens, the second without a leading
+    space). A token whose word lies wholly inside the audio attends to the word's
+    middle; one whose word runs past the audio's end attends to the last frame, as a
+    real decoder that has not heard it yet. After the last word: end-of-text.
+    Words are ``(start, end, " text")``.
+    """
+
+    words: Sequence[Word]
+    split_over: int = 0
+    sep: str = ""
+    frames_per_sec: float = FRAMES_PER_SEC
+    calls: list[DecoderCall] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.words = sorted(self.words)
+        self._texts: dict[int, str] = {}
+        self._pieces: list[list[tuple[int, str]]] = []
+        for i, (_, _, text) in enumerate(self.words):
+            parts = [text] if not self.split_over or len(text.strip()) <= self.split_over else [text[: len(text) // 2 + 1], text[len(text) // 2 + 1:]]
+            pieces = [(i * 4 + j, part) for j, part in enumerate(parts)]
+            self._pieces.append(pieces)
+            self._texts.update(pieces)
+
+    def begin(self, audio: np.ndarray, *, context: Sequence[int], forced: Sequence[int]):
+        from asr_lab.policies.alignatt import TokenStep
+
+        first = int(round(float(audio[0]) * _POSITION_SCALE)) if len(audio) else 0
+        self.calls.append(DecoderCall(len(audio), self.detokenize(context), self.detokenize(forced), first))
+        t0 = first / SAMPLE_RATE
+        t1 = t0 + len(audio) / SAMPLE_RATE
+        n_frames = int(np.ceil(len(audio) / SAMPLE_RATE * self.frames_per_sec))
+        last = list(forced or context)
+        after = last[-1] if last else None
+        steps = []
+        for i, (start, end, _) in enumerate(self.words):
+            if start < t0 - 1e-9 or start >= t1:
+                continue
+            for token, text in self._pieces[i]:
+                if after is not None and token <= after:
+                    continue
+                frame = n_frames - 1 if end > t1 + 1e-9 else int(((start + end) / 2 - t0) * self.frames_per_sec)
+                steps.append(TokenStep(token, text, frame))
+        return _Session(steps, n_frames)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return "".join(self._texts[t] for t in tokens)

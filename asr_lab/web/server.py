@@ -5,8 +5,11 @@ Endpoints
 ``POST /load_model``
     Body: an engine configuration (the seed's JSON: ``{"backend": ..., "model": ..., "lan":
     ..., ...}``), validated by the backend's own config class. 200 with the backend and its
-    separator; 422 with one message per bad field; 404 listing the known backends; 424 when
-    the engine's package is missing (with the pip command); 500 when loading fails.
+    separator; 422 with one message per bad field (also when the engine refuses a value,
+    e.g. a ``model_dir`` without a model); 404 listing the known backends; 424 when the
+    engine's package is missing (with the pip command); 500 when loading fails. Any request:
+    403 for a foreign Host or Origin, 401 without the token (when one is set), 415 for a
+    body that is not JSON, 413 for a body over ``max_body_bytes``.
 ``GET /backends``, ``GET /health``
     What can be loaded; whether a model is loaded and how many streams are open.
 ``WS /asr``
@@ -21,6 +24,9 @@ Endpoints
     the same replay loop as everything else (:func:`asr_lab.replay` on the wall clock).
 ``GET /``
     A page that captures the browser microphone and shows the live transcript.
+
+With ``engine_processes`` > 0 (``asr-lab serve``'s default) the engines run in worker
+processes (:mod:`asr_lab.web.engines`), so decoding never holds the event loop's GIL.
 
 The server only instantiates registered backends: a request names a backend, never a module.
 Every request first passes :class:`~asr_lab.web.access.AccessGuard` (Host and Origin
@@ -295,7 +301,11 @@ class _Stream:
                 pass
 
         sid = pool.open(relay)
-        problem = await created
+        try:
+            problem = await created
+        except asyncio.CancelledError:  # the server is stopping: do not leave the worker waiting for audio
+            pool.stop(sid)
+            raise
         if problem:
             await ended
             await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", problem)

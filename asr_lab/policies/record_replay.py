@@ -1,0 +1,163 @@
+"""Record once, replay many: an engine's answers kept by request, so that policies share them.
+
+A re-decoding policy asks its engine "transcribe this audio with this prompt". Two
+policies that ask the same question get the same answer from a deterministic engine, so
+it needs computing once. :class:`RecordingASR` wraps any :class:`~asr_lab.ASRBase`: a
+request (its audio's float32 bytes and its prompt, under one engine configuration) that
+is in the :class:`HypothesisStore` is answered from there — with no model cost — and any
+other is computed live and stored. The answer keeps what the policy needs: the timed
+words, the segment ends and the compute the engine took.
+
+Exactness is checked, not assumed: a replayed run gets the recorded answers only for
+requests that are byte for byte the recorded ones, and computes the rest live. Policies
+on :class:`~asr_lab.policies.redecoding.RedecodingProcessor`'s fixed schedule (hold-n,
+stable-prefix, local-agreement with n != 2) ask the same questions whatever they commit,
+so after one run every other rule replays entirely. The reference LocalAgreement-2 feeds
+its commits back (prompt, trimming), so it replays only while its requests coincide
+(streams shorter than ``buffer_trimming_sec``). AlignAtt steers its own decoder token by
+token and always runs live.
+
+An engine that samples (Whisper's temperature fallback above 0) answers differently from
+run to run; replayed, every policy sees the one recorded sample, which makes the policies
+comparable on equal input, but is not what separate live runs would each have seen.
+
+Timing: a replayed answer is charged the engine compute recorded for it. The processor
+reports it through ``replayed_compute()``, which the replay loop adds to the measured
+step time, so on the computation-aware clock a replayed run sees the latencies of a live
+run whose engine took exactly the recorded times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional, Tuple, Union
+
+import numpy as np
+
+__all__ = ["HypothesisStore", "RecordedAnswer", "RecordingASR", "active_store", "recording"]
+
+Word = Tuple[float, float, str]
+
+
+@dataclass
+class RecordedAnswer:
+    """What an engine answered to one request: timed words, segment ends, and its compute time."""
+
+    words: list
+    segment_ends: list
+    compute_sec: float
+
+    def __post_init__(self) -> None:
+        self.words = [tuple(w) for w in self.words]
+        self.segment_ends = [float(e) for e in self.segment_ends]
+
+
+class HypothesisStore:
+    """Recorded answers by request: ``(engine, audio digest, prompt) -> RecordedAnswer``.
+
+    ``path`` (a ``.jsonl`` file) makes it persistent: existing lines are read at start,
+    and each new answer is appended as it is recorded. ``live`` / ``replayed`` count the
+    requests answered each way.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike, None] = None) -> None:
+        self.answers: dict[tuple[str, str, str], RecordedAnswer] = {}
+        self.path = Path(path) if path is not None else None
+        self.live = 0
+        self.replayed = 0
+        self._lock = threading.Lock()
+        if self.path is not None and self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    d = json.loads(line)
+                    self.answers[(d["engine"], d["audio"], d["prompt"])] = RecordedAnswer(d["words"], d["segment_ends"], d["compute_sec"])
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def get(self, key: tuple[str, str, str]) -> Optional[RecordedAnswer]:
+        return self.answers.get(key)
+
+    def put(self, key: tuple[str, str, str], answer: RecordedAnswer) -> None:
+        with self._lock:
+            self.answers[key] = answer
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"engine": key[0], "audio": key[1], "prompt": key[2], **asdict(answer)}) + "\n")
+
+
+class RecordingASR:
+    """An :class:`~asr_lab.ASRBase` that answers recorded requests from ``store`` and records the others.
+
+    ``engine`` names the engine configuration (answers of different engines never mix).
+    ``transcribe`` returns a :class:`RecordedAnswer` in both cases, so a policy sees
+    exactly the same data whether its request was replayed or computed.
+    """
+
+    def __init__(self, asr: Any, store: HypothesisStore, engine: str) -> None:
+        self.asr = asr
+        self.store = store
+        self.engine = engine
+        self.sep = asr.sep
+        self.thread_safe = getattr(asr, "thread_safe", False)
+        self._charged = 0.0
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> RecordedAnswer:
+        samples = np.ascontiguousarray(audio, dtype=np.float32)
+        key = (self.engine, f"{len(samples)}:{hashlib.sha1(samples.tobytes()).hexdigest()}", init_prompt)
+        answer = self.store.get(key)
+        if answer is not None:
+            self.store.replayed += 1
+            self._charged += answer.compute_sec
+            return answer
+        started = time.perf_counter()
+        result = self.asr.transcribe(samples, init_prompt=init_prompt)
+        words = [(float(a), float(b), str(w)) for a, b, w in self.asr.ts_words(result)]
+        ends = list(self.asr.segments_end_ts(result))
+        answer = RecordedAnswer(words, ends, time.perf_counter() - started)
+        self.store.live += 1
+        self.store.put(key, answer)
+        return answer
+
+    def ts_words(self, result: RecordedAnswer) -> list[Word]:
+        return list(result.words)
+
+    def segments_end_ts(self, result: RecordedAnswer) -> list[float]:
+        return list(result.segment_ends)
+
+    def replayed_compute(self) -> float:
+        """Recorded compute of the answers replayed since the last call (and reset it)."""
+        charged, self._charged = self._charged, 0.0
+        return charged
+
+
+_ACTIVE: list[HypothesisStore] = []
+
+
+def active_store() -> Optional[HypothesisStore]:
+    """The store of the innermost :func:`recording` block, or ``None`` outside one."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+@contextlib.contextmanager
+def recording(store: Union[HypothesisStore, str, os.PathLike, None] = None) -> Iterator[HypothesisStore]:
+    """Within this block, policy processors built by backends share recorded engine answers.
+
+    ``store``: a :class:`HypothesisStore`, a ``.jsonl`` path for a persistent one, or
+    ``None`` for a fresh in-memory one. :func:`asr_lab.compare` opens one by default.
+    """
+    if not isinstance(store, HypothesisStore):
+        store = HypothesisStore(store)
+    _ACTIVE.append(store)
+    try:
+        yield store
+    finally:
+        _ACTIVE.remove(store)
