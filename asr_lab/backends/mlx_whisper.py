@@ -158,6 +158,10 @@ class MLXWhisperASR:
             )
         self.fp16 = fp16
         self.model = load_model(self.path, dtype=mx.float16 if fp16 else mx.float32)
+        # load_model evaluates the parameters only; the encoder's positions and the decoder's mask stay lazy on
+        # this thread's stream, and evaluating them from another thread (the replay loop's call worker) fails
+        # with "There is no Stream(cpu, 0) in current thread"
+        mx.eval(_lazy_arrays(self.model))
         heads = Path(self.path) / "alignment_heads.json"
         if heads.is_file():  # written by the converter from the CTranslate2 config (word timing heads)
             self.model.set_alignment_heads(np.array(json.loads(heads.read_text()), dtype=np.int64))
@@ -257,6 +261,11 @@ class MLXWhisperLoader:
 
 
 # --------------------------------------------------------------------------- checks
+
+
+def _lazy_arrays(model: Any) -> list:
+    """The mx.arrays the model's modules hold outside ``parameters()`` (private attributes such as ``_mask``)."""
+    return [v for _, m in model.named_modules() for v in m.values() if isinstance(v, mx.array)]  # a Module is a dict
 
 
 def resolve_model(cfg: MLXWhisperConfig) -> str:
