@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_whisper_streaming_options(m)
     _add_clock_options(m)
     m.add_argument("--repeats", type=_whole(1), default=1, help="run everything N times for run-to-run spread")
-    m.add_argument("--workers", type=int, default=0, help="process pool size (0: run in this process)")
+    m.add_argument("--workers", type=_whole(0), default=0,
+                   help="worker processes, each engine with usable cores / N threads (0: run in this process)")
     m.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or 'local')")
     m.add_argument("--limit", type=_whole(1), default=None, help="only the first N utterances (N >= 1)")
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
@@ -143,6 +144,9 @@ def _add_clock_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-sec", type=_seconds, default=None, metavar="SEC",
                    help="seconds of new audio per step, in (0, 60] (default: the engine's own min chunk)")
     p.add_argument("--speed", type=_positive, default=1.0, help="stream seconds per wall second (> 0)")
+    p.add_argument("--compute", choices=("wall", "cpu", "thread", "process"), default=None,
+                   help="what a call costs on the virtual clock: cpu (default; reproduces on a busy machine) or wall "
+                   "(elapsed; for GPU or remote engines)")
 
 
 def _seconds(text: str) -> float:
@@ -305,7 +309,7 @@ def _replay(args) -> int:
         print(f"{e.emitted_at:8.2f} {e.start:7.2f} {e.end:7.2f}  {e.text.strip()}", flush=True)
 
     trace = replay(
-        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed,
+        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed, compute=args.compute,
         separator=meta.get("separator"), on_emission=show, meta={"backend": meta["backend"], "source": args.audio},
     )
     if args.trace:
@@ -351,7 +355,8 @@ def _compare(args) -> int:
     try:
         results = compare(
             systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
-            repeats=args.repeats, executor=executor, cache_dir=out / "cache",
+            repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
+            workers=0 if args.dask else args.workers,
         )
     finally:
         closer()
@@ -388,12 +393,7 @@ def _executor(args):
                 cluster.close()
 
         return client.get_executor(), close
-    if args.workers > 0:
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(args.workers)
-        return pool, pool.shutdown
-    return None, lambda: None
+    return None, lambda: None  # --workers N: compare() runs its own pool, engine threads sized for it
 
 
 def _dataset(args) -> int:

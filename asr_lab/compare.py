@@ -11,9 +11,11 @@ edited processor or a new model is run again instead of answered from the cache.
 
 Work can go to any :class:`concurrent.futures.Executor`: a process pool on one machine,
 or a ``dask.distributed`` Client's ``get_executor()`` for a cluster. Each worker process
-loads an engine once and reuses it across utterances. Note that on a computation-aware
-clock, runs sharing CPU cores measure each other's contention: compare latencies from
-runs that had the same conditions (sequential runs are the reference).
+loads an engine once and reuses it across utterances; ``workers=N`` makes such a pool with
+each engine's threads sized so the N workers do not oversubscribe the usable cores. With
+``compute="wall"``, runs sharing CPU cores measure each other's contention; with the
+default ``compute="cpu"`` they do not (up to the cache and memory effects that
+:mod:`asr_lab.replay.compute` describes).
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def compare(
     cache_dir: Union[str, os.PathLike, None] = None,
     speed: float = 1.0,
     slowdown: float = 1.0,
+    compute: Optional[str] = None,
+    workers: int = 0,
     warmup_sec: float = 1.0,
     progress: bool = True,
     normalize: Optional[Callable[[str], str]] = None,
@@ -128,6 +132,12 @@ def compare(
     and re-score from it). ``call_timeout_sec``: the longest one processor call may take
     (see :func:`asr_lab.replay.replay`). A failing utterance is recorded and the rest go on;
     a run that failed (raised, hung, or answered outside the contract) is never cached as ok.
+    ``compute``: how a call's cost counts on the virtual clock (default ``"cpu"``: latencies
+    that do not move with other programs' load; ``"wall"`` for GPU or remote engines; see
+    :mod:`asr_lab.replay.compute`). ``workers=N`` runs utterances in N processes, each
+    engine with usable cores / N threads (:mod:`asr_lab.threads`). The results carry an
+    :class:`~asr_lab.environment.EnvironmentFingerprint`; a wall-accounted comparison on a
+    busy machine warns.
 
     ``policies`` sweeps streaming policies on every config: ``{"hold-n": {"hold_n": [1, 2]},
     "alignatt": {"frame_threshold": [10, 25]}, "local-agreement": None}``, crossed with
@@ -145,12 +155,15 @@ def compare(
     from asr_lab.core.config import ASRConfig
     from asr_lab.replay.clocks import make_clock
 
+    from asr_lab.environment import fingerprint
     from asr_lab.provenance import run_provenance
+    from asr_lab.replay.compute import validate_compute
 
-    make_clock(clock, speed=speed, slowdown=slowdown)  # validates early, before any work
+    compute = validate_compute(compute, make_clock(clock, speed=speed, slowdown=slowdown).name)  # validates early
     if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
         raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
     call_timeout_sec = check_timeout(call_timeout_sec)
+    executor, close_pool = _worker_pool(workers, executor)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be a whole number >= 1")
     systems = _named_configs(configs)
@@ -177,7 +190,8 @@ def compare(
             payload, own_step = _validated(config)
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
         # chunk_sec None: the processor's own min_chunk_sec, else the config's min_chunk_size (see step_for)
-        kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown, warmup_sec=warmup_sec)
+        kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown,
+                      compute=compute, warmup_sec=warmup_sec)
         for u in utterances:
             for r in range(repeats):
                 key = _key(identity, fingerprints[u.id], kwargs, r)
@@ -190,6 +204,7 @@ def compare(
     if progress:
         print(f"compare: {from_cache} of {len(order)} runs from cache" + (f" ({cache_path})" if cache_path else ""), file=sys.stderr)
     bar = _progress(len(order), from_cache, progress)
+    env = fingerprint()
     from asr_lab.policies.record_replay import recording
 
     session = recording() if record_replay and executor is None else contextlib.nullcontext()
@@ -204,10 +219,13 @@ def compare(
     finally:
         session.__exit__(None, None, None)
         bar.close()
+        close_pool()
         if executor is None:
             clear_processor_cache()
     ordered = [records[k] for *_, k in order if k in records]
-    results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path)
+    env.finish()
+    _warn_if_busy(env, [records[k].trace for k in (t.key for t in tasks) if k in records], clock, compute, workers)
+    results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
     results.from_cache = from_cache
     return results
 
@@ -233,11 +251,14 @@ def run_task(task: _Task) -> RunRecord:
         if cache_key in _PROCESSORS:
             kwargs["warmup_sec"] = 0  # this engine is already warm: warm-up is for its first run
         else:
-            if callable(task.config):
-                proc = task.config()
-                _PROCESSORS[cache_key] = (proc, {"separator": getattr(getattr(proc, "asr", None), "sep", None) or " "})
-            else:
-                _PROCESSORS[cache_key] = load_processor(task.config)
+            from asr_lab.threads import engine_threads_for
+
+            with engine_threads_for(kwargs.get("compute")):  # CPU accounting: one thread per engine
+                if callable(task.config):
+                    proc = task.config()
+                    _PROCESSORS[cache_key] = (proc, {"separator": getattr(getattr(proc, "asr", None), "sep", None) or " "})
+                else:
+                    _PROCESSORS[cache_key] = load_processor(task.config)
         processor, meta = _PROCESSORS[cache_key]
         kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), kwargs.pop("fallback_chunk_sec", None))
         from asr_lab.policies.record_replay import active_store
@@ -261,6 +282,44 @@ def run_task(task: _Task) -> RunRecord:
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, trace, error, _config_json(task.config))
     except Exception as exc:  # loading failed, bad audio...: record it, the other runs go on
         return RunRecord(task.system, task.utterance_id, task.repeat, task.key, None, f"{type(exc).__name__}: {exc}", _config_json(task.config))
+
+
+def _worker_pool(workers, executor):
+    """A process pool of ``workers`` processes whose engines share the usable cores, and its closer."""
+    if not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers={workers!r} must be a whole number >= 0 (0: run in this process)")
+    if workers == 0:
+        return executor, lambda: None
+    if executor is not None:
+        raise ValueError("give either workers=N (a process pool asr_lab sizes engine threads for) or executor=, not both")
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(workers,))
+    return pool, pool.shutdown
+
+
+def _init_worker(workers: int) -> None:
+    from asr_lab import threads
+
+    os.environ[threads.WORKERS_ENV] = str(workers)
+    threads.limit_threads(threads.default_engine_threads(workers))
+
+
+def _warn_if_busy(env, traces, clock: str, compute: str, workers: int) -> None:
+    """Warn when wall-accounted latencies were measured while other programs wanted the CPU."""
+    if clock == "unaware" or (clock != "wall" and compute != "wall") or not traces:
+        return
+    from asr_lab.environment import busy_reason
+
+    loads = [env.load_before[0], env.load_after[0]] + [
+        t.meta[k] for t in traces if t is not None for k in ("load_before", "load_after") if t.meta.get(k) is not None]
+    reason = busy_reason(max(loads), max(1, workers), env.cpu_pressure_after)
+    if reason:
+        warnings.warn(
+            f"the machine was busy during this wall-accounted comparison ({reason}): its latencies include waiting "
+            f"for the CPU and will not reproduce; use clock='virtual' with compute='cpu' (the default) for "
+            f"latencies that do", RuntimeWarning, stacklevel=3,
+        )
 
 
 class _Given:
@@ -321,8 +380,11 @@ class Results:
     from_cache: int = 0
     """How many of the runs came from the cache instead of being run by this call."""
 
-    def __init__(self, records: list[RunRecord], references: Mapping[str, Any], *, normalize=None, cache_path=None) -> None:
+    def __init__(self, records: list[RunRecord], references: Mapping[str, Any], *, normalize=None, cache_path=None,
+                 environment=None) -> None:
         self.records = records
+        self.environment = environment
+        """:class:`~asr_lab.environment.EnvironmentFingerprint` of the machine that ran the comparison."""
         for r in records:
             problems = trace_problems(r.trace) if r.trace is not None else []
             if problems and r.error is None:
@@ -486,6 +548,8 @@ class Results:
                 except Exception as exc:  # one system's export must not cost the others theirs
                     warnings.warn(f"SimulEval log of {system} not written: {type(exc).__name__}: {exc}", RuntimeWarning)
         (out / "summary.md").write_text(self.markdown())
+        if self.environment is not None:
+            (out / "environment.json").write_text(json.dumps(self.environment.to_dict(), indent=2))
         return out
 
     def markdown(self) -> str:
@@ -497,7 +561,8 @@ class Results:
             for system, row in table.iterrows()
         )
         notes = "".join(f"- {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}\n" for r in self.failures)
-        return head + body + (f"\nFailures:\n{notes}" if notes else "")
+        env = f"\nEnvironment:\n{self.environment.markdown()}{_accounting(self)}" if self.environment is not None else ""
+        return head + body + (f"\nFailures:\n{notes}" if notes else "") + env
 
     # -- figures (asr_lab.plots) --------------------------------------------------------
     def plot_waterfall(self, utterance: Optional[str] = None, **kwargs):
@@ -552,6 +617,15 @@ class Results:
         return head + self.table().to_html(float_format=lambda v: f"{v:.3f}")
 
 
+def _accounting(results: "Results") -> str:
+    """One line per system: the clock and the compute measure its runs used (``replay.compute``)."""
+    seen = {}
+    for r in results.records:
+        if r.trace is not None:
+            seen.setdefault(r.system, set()).add(f"clock {r.trace.meta.get('clock')}, compute {r.trace.meta.get('compute', 'wall')}")
+    return "".join(f"- {system}: {'; '.join(sorted(v))}\n" for system, v in seen.items())
+
+
 def _aggregate(scores: list) -> dict:
     from asr_lab.metrics import LatencyAccumulator, StabilityAccumulator
 
@@ -598,8 +672,8 @@ def _named_configs(configs) -> dict[str, Any]:
 
 
 def _validated(config) -> tuple[dict, float]:
-    """The config as a plain dict and its step (``min_chunk_size``, with the backend's own
-    default), checked now with its backend's config class so that a typo fails before hours
+    """The config as a plain dict and its step (``min_chunk_size``, or ``vac_chunk_size`` when
+    ``vac``, with the backend's own default), checked now with its backend's config class so that a typo fails before hours
     of runs; a backend whose engine is missing is left to fail per run, so the other
     systems still run."""
     from asr_lab.backends.registry import MissingDependencyError, get_loader
@@ -613,7 +687,8 @@ def _validated(config) -> tuple[dict, float]:
     except MissingDependencyError:
         return payload, float(payload.get("min_chunk_size", ASRConfig.model_fields["min_chunk_size"].default))
     parsed = parse_config(payload, getattr(loader, "config_class", None) or ASRConfig)
-    return payload, parsed.min_chunk_size
+    # with VAC the reference's driver steps vac_chunk_size (the VAD's step), not min_chunk_size
+    return payload, parsed.vac_chunk_size if parsed.vac else parsed.min_chunk_size
 
 
 def _utterances(dataset) -> list:

@@ -299,3 +299,39 @@ def test_policy_grid_crosses_policies_parameters_and_chunk_sizes():
     assert grid["alignatt-10 @1s"] == {"backend": "x", "policy": "alignatt", "frame_threshold": 10, "min_chunk_size": 1.0}
     with pytest.raises(ValueError, match="unknown policy 'la2'"):
         policy_grid({}, {"la2": None})
+
+
+@pytest.mark.slow
+def test_compare_sweeps_policies_and_replays_a_real_engine_exactly():
+    """pocketsphinx-la on real speech: the swept policies replayed from one recording equal their live runs."""
+    pytest.importorskip("pocketsphinx")
+    import os
+
+    from asr_lab.data import Utterance
+
+    wav = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav"
+    if not os.path.exists(wav):
+        pytest.skip("Debian pocketsphinx-testdata (LibriVox speech) is not installed")
+    data = [Utterance("0880", wav, "he was not an ill disposed young man")]
+    policies = {"hold-n": {"hold_n": [1]}, "stable-prefix": {"stable_delta_sec": [0.5]}, "local-agreement": {"agreement_n": [3]}}
+    base = {"ps": {"backend": "pocketsphinx-la", "min_chunk_size": 0.5}}
+    replayed = asr_lab.compare(base, data, policies=policies, clock="unaware", progress=False)
+    live = asr_lab.compare(base, data, policies=policies, clock="unaware", progress=False, record_replay=False)
+    assert replayed.systems == ["ps hold-1", "ps stable-0.5s", "ps local-agreement-3"]
+    calls = {r.system: (r.trace.meta["engine_calls_live"], r.trace.meta["engine_calls_replayed"]) for r in replayed.records}
+    assert calls["ps hold-1"][0] > 0 and calls["ps stable-0.5s"][0] == 0 and calls["ps local-agreement-3"][0] == 0
+    for a, b in zip(replayed.records, live.records):
+        assert [(e.text, e.start, e.end, e.step, e.emitted_at) for e in a.trace.emissions] == \
+               [(e.text, e.start, e.end, e.step, e.emitted_at) for e in b.trace.emissions]
+        assert "engine_calls_live" not in b.trace.meta
+    assert replayed.traces[("ps hold-1", "0880", 0)].text  # it transcribed something
+
+
+def test_alignatt_keeps_word_times_in_order_when_attention_jumps_back():
+    dec = ScriptedTokenDecoder([[(" a", 30), (" b", 10), (" c", 20), (" d", 49)]])
+    proc = AlignAttProcessor(dec, frame_threshold=4)
+    proc.insert_audio_chunk(sec(1.0))
+    start, end, text = proc.process_iter()
+    assert text == " a b c" and start <= end
+    starts = [w[0] for w in proc.last_words()]
+    assert starts == sorted(starts) and all(a <= b for a, b, _ in proc.last_words())

@@ -66,7 +66,7 @@ def test_unaware_clock_feeds_fixed_chunks_and_stamps_at_their_end():
 
 
 def test_virtual_clock_adds_compute_and_a_slow_engine_falls_behind():
-    trace = replay(BusyProcessor(cost=0.15), silence(1.0), clock="virtual", chunk_sec=0.1, warmup_sec=0)
+    trace = replay(BusyProcessor(cost=0.15), silence(1.0), clock="virtual", compute="wall", chunk_sec=0.1, warmup_sec=0)
     fed = [round(s.fed_until - s.fed_from, 3) for s in trace.steps[:-1]]
     assert fed[0] == 0.1 and max(fed) >= 0.15, "after a 0.15 s call, more than one 0.1 s chunk is waiting"
     previous = 0.0
@@ -77,8 +77,9 @@ def test_virtual_clock_adds_compute_and_a_slow_engine_falls_behind():
 
 
 def test_virtual_slowdown_scales_compute():
-    fast = replay(BusyProcessor(cost=0.02), silence(2.0), clock="virtual", chunk_sec=0.5, warmup_sec=0)
-    slow = replay(BusyProcessor(cost=0.02), silence(2.0), clock="virtual", chunk_sec=0.5, warmup_sec=0, slowdown=10)
+    kw = dict(clock="virtual", compute="wall", chunk_sec=0.5, warmup_sec=0)
+    fast = replay(BusyProcessor(cost=0.02), silence(2.0), **kw)
+    slow = replay(BusyProcessor(cost=0.02), silence(2.0), slowdown=10, **kw)
     lag = lambda t: np.median([s.returned_at - s.fed_until for s in t.steps])
     assert lag(slow) == pytest.approx(10 * lag(fast), rel=0.35)
 
@@ -86,7 +87,7 @@ def test_virtual_slowdown_scales_compute():
 def test_virtual_matches_wall_latencies():
     kw = dict(chunk_sec=0.25, warmup_sec=0)
     wall = replay(BusyProcessor(cost=0.1), silence(2.0), clock="wall", **kw)
-    virt = replay(BusyProcessor(cost=0.1), silence(2.0), clock="virtual", **kw)
+    virt = replay(BusyProcessor(cost=0.1), silence(2.0), clock="virtual", compute="wall", **kw)  # sleeps cost no CPU
     lw = [e.latency for e in wall.emissions]
     lv = [e.latency for e in virt.emissions]
     assert len(lw) == len(lv)

@@ -169,11 +169,28 @@ def test_vac_commits_each_utterance_at_its_pause_in_absolute_time():
 
 
 @pytest.mark.parametrize("chunk_sec", [0.01, 0.5, 1.0, 8.0])
-def test_vac_gives_the_same_answers_whatever_the_chunk_size(chunk_sec):
-    reference, _ = stream(vac_over_timeline()[0], TimelineASR.stream_audio(8.0), 0.04)
-    outputs, _ = stream(vac_over_timeline()[0], TimelineASR.stream_audio(8.0), chunk_sec)
-    assert " ".join(o[2] for _, o in outputs) == " ".join(o[2] for _, o in reference)
+def test_vac_with_transcribe_tail_gives_the_same_text_whatever_the_chunk_size(chunk_sec):
+    reference, _ = stream(vac_over_timeline(transcribe_tail=True)[0], TimelineASR.stream_audio(8.0), 0.04)
+    outputs, _ = stream(vac_over_timeline(transcribe_tail=True)[0], TimelineASR.stream_audio(8.0), chunk_sec)
+    assert " ".join(o[2] for _, o in outputs) == " ".join(o[2] for _, o in reference) == "one two three four five six seven"
     assert outputs[0][1][0] == reference[0][1][0] and outputs[-1][1][1] == reference[-1][1][1]
+
+
+def test_a_backlog_is_recognised_once_as_in_the_reference():
+    """An engine that fell behind gets all queued audio at once and is called once, not once per second of it."""
+    timeline = words_from_text("one two three four five six seven eight nine ten eleven twelve", start=0.5)
+    proc = VACOnlineASRProcessor(
+        OnlineASRProcessor(TimelineASR(timeline), min_chunk_sec=1.0),
+        vad=VoiceActivityDetector(SpanProbability([(0.45, 5.4)])),
+    )
+    audio = TimelineASR.stream_audio(4.0)
+    proc.init()
+    proc.insert_audio_chunk(audio[: int(1.6 * SR)])
+    proc.process_iter()
+    assert len(proc.asr.calls) == 1
+    proc.insert_audio_chunk(audio[int(1.6 * SR) :])  # 2.4 s queued while the engine was busy
+    proc.process_iter()
+    assert len(proc.asr.calls) == 2 and proc.asr.calls[-1].duration == pytest.approx(4.0 - 0.45 + 0.1, abs=0.05)
 
 
 def test_vac_offset_re_init_and_partial():

@@ -43,6 +43,7 @@ from asr_lab.backends.whisper_common import (
     whisper_language,
 )
 from asr_lab.core.config import ConfigError, parse_config
+from asr_lab.threads import engine_threads
 
 __all__ = ["COMPUTE_TYPES", "DEVICES", "FasterWhisperASR", "FasterWhisperConfig", "FasterWhisperLoader"]
 
@@ -93,8 +94,8 @@ class FasterWhisperConfig(WhisperConfig):
     cpu_threads: int = Field(
         default=0,
         ge=0,
-        description="CPU threads; 0 = CTranslate2's default (4, or OMP_NUM_THREADS). More threads than free "
-        "cores makes each call wait for descheduled threads: keep it at or below the idle cores.",
+        description="CPU threads; 0 = the usable cores divided by the worker processes (asr_lab.threads). More "
+        "threads than free cores makes each call wait for descheduled threads: keep it at or below the idle cores.",
     )
     beam_size: int = Field(
         default=1,
@@ -161,7 +162,7 @@ class FasterWhisperASR:
             device=device,
             device_index=cfg.device_index,
             compute_type=cfg.compute_type,
-            cpu_threads=cfg.cpu_threads,
+            cpu_threads=engine_threads(cfg.cpu_threads, "ctranslate2_cpu_threads"),
             local_files_only=True,
         )
         return cls(model, language=resolve_language(cfg.lan, model), task=cfg.task, model_path=path, **options)
@@ -209,6 +210,7 @@ class FasterWhisperLoader:
 
     def load(self, config: Union[FasterWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
+        from asr_lab.streaming.policy_config import policy_metadata
 
         cfg = parse_config(config, FasterWhisperConfig)
         asr = FasterWhisperASR.from_config(cfg)
@@ -222,6 +224,7 @@ class FasterWhisperLoader:
             "language": asr.language or "auto",
             "multilingual": ct2.is_multilingual,
             "vac": cfg.vac,
+            **policy_metadata(cfg),
         }
         metadata["policy"] = cfg.policy
         return policy_processor(asr, cfg), metadata

@@ -240,6 +240,7 @@ class MLXWhisperLoader:
 
     def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
+        from asr_lab.streaming.policy_config import policy_metadata
 
         cfg = parse_config(config, MLXWhisperConfig)
         asr = MLXWhisperASR.from_config(cfg)
@@ -253,6 +254,7 @@ class MLXWhisperLoader:
             "language": asr.language or "auto",
             "multilingual": asr.multilingual,
             "vac": cfg.vac,
+            **policy_metadata(cfg),
         }
         metadata["policy"] = cfg.policy
         return policy_processor(asr, cfg), metadata

@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 
 from asr_lab.core.config import ConfigError
 from asr_lab.policies.config import PolicyConfig
+from asr_lab.streaming.policy_config import StreamingPolicyConfig
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -51,8 +52,12 @@ offline (``pip install 'asr-lab[whisper-tiny-en]'``). The Whisper-Streaming pape
 which needs a GPU to keep up: ask for it by name."""
 
 
-class WhisperConfig(PolicyConfig):
-    """Decoding fields shared by the Whisper backends (each backend's config adds its own), and the policy fields."""
+class WhisperConfig(PolicyConfig, StreamingPolicyConfig):
+    """Decoding fields shared by the Whisper backends (each backend's config adds its own), and the policy fields.
+
+    LocalAgreement's named fixes and the VAC knobs come from
+    :class:`~asr_lab.streaming.policy_config.StreamingPolicyConfig`.
+    """
 
     model: Optional[str] = Field(
         default=DEFAULT_MODEL,

@@ -22,7 +22,8 @@ At the end of the stream no more audio will come, so by default (``final_frame_t
 = None``) decoding runs to end-of-text and everything is committed (SimulStreaming stops
 at 4 frames from the end there, which drops a last word spoken right up to the end).
 Word times come from the attended frames: a word starts at its first token's frame and
-ends where the next token attends (at least one frame after its own last token).
+ends where the next token attends (at least one frame after its own last token); a start
+never goes back before the previous word's.
 
 The engine is any :class:`TokenDecoder`: it encodes audio and yields tokens one by one
 with their most-attended frame, and never learns why decoding stops. Greedy decoding
@@ -130,6 +131,7 @@ class AlignAttProcessor:
         self.in_buffer: list[_Committed] = []  # committed words still inside the buffer
         self.committed: list[Word] = []
         self._last_words: list[Word] = []
+        self._last_start = self.buffer_time_offset
         self.decoded_tokens = 0  # tokens decoded (including rejected ones), for compute figures
         self.calls = 0
 
@@ -174,6 +176,10 @@ class AlignAttProcessor:
         words = self._words(taken, session.n_frames, next_frame)
         if words and not word_complete:
             words.pop()
+        for w in words:  # attention can jump back: keep word times in spoken order (SimulStreaming keeps them non-decreasing)
+            w.start = max(w.start, self._last_start)
+            w.end = max(w.end, w.start)
+            self._last_start = w.start
         self.in_buffer.extend(words)
         new = [(w.start, w.end, w.text) for w in words]
         self.committed.extend(new)

@@ -17,6 +17,10 @@ its commits back (prompt, trimming), so it replays only while its requests coinc
 (streams shorter than ``buffer_trimming_sec``). AlignAtt steers its own decoder token by
 token and always runs live.
 
+An engine that samples (Whisper's temperature fallback above 0) answers differently from
+run to run; replayed, every policy sees the one recorded sample, which makes the policies
+comparable on equal input, but is not what separate live runs would each have seen.
+
 Timing: a replayed answer is charged the engine compute recorded for it. The processor
 reports it through ``replayed_compute()``, which the replay loop adds to the measured
 step time, so on the computation-aware clock a replayed run sees the latencies of a live

@@ -1,14 +1,17 @@
 """Replaying audio into processors on a clock, and the traces it records."""
 
 from asr_lab.replay.clocks import CLOCKS, Clock, UnawareClock, VirtualClock, WallClock, make_clock
+from asr_lab.replay.compute import COMPUTE
 from asr_lab.replay.live import LiveAudio
 from asr_lab.replay.replayer import replay
 from asr_lab.replay.deadline import CallTimeoutError
+from asr_lab.replay.retime import RetimeError, retime, retime_results
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace, TraceFileError
 from asr_lab.replay.validate import InvalidOutputError
 
 __all__ = [
     "CLOCKS",
+    "COMPUTE",
     "CallTimeoutError",
     "Clock",
     "Emission",
@@ -16,6 +19,7 @@ __all__ = [
     "LiveAudio",
     "PartialSnapshot",
     "ReplayError",
+    "RetimeError",
     "Step",
     "Trace",
     "TraceFileError",
@@ -24,4 +28,6 @@ __all__ = [
     "WallClock",
     "make_clock",
     "replay",
+    "retime",
+    "retime_results",
 ]

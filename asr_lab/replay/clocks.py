@@ -6,8 +6,12 @@ call ``process_iter()`` — and differ in how stream time passes:
 * :class:`WallClock` — real time (× ``speed``). Computation-aware: while the engine
   computes, audio keeps arriving, so a slow engine falls behind as it would live.
 * :class:`VirtualClock` — the same schedule without waiting: it jumps over the waits and
-  advances by each call's measured duration (× ``speed`` × ``slowdown``). It gives the
-  computation-aware latencies of the wall clock in only the engine's compute time.
+  advances by each call's measured cost (× ``speed`` × ``slowdown``). What "cost" means is
+  the replay's ``compute=`` (:mod:`asr_lab.replay.compute`): CPU time by default, so that
+  other programs on the machine do not move the latencies; elapsed time with
+  ``compute="wall"``, which gives the wall clock's latencies on the same machine in only the
+  engine's compute time. A recorded virtual run can be re-timed for another ``slowdown``
+  without the engine (:func:`asr_lab.replay.retime`) while its chunk schedule holds.
 * :class:`UnawareClock` — computation-unaware: fixed chunks, compute time ignored; an
   answer is stamped at the end of the audio fed (the Whisper-Streaming paper's
   "computation unaware" simulation; SimulEval's non-computation-aware latency).

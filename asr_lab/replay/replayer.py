@@ -8,8 +8,8 @@ The loop, step by step
 ----------------------
 1. Warm-up (before the clock starts, as the Whisper-Streaming reference does): the first
    ``warmup_sec`` of the audio go through ``init()`` / ``insert_audio_chunk`` /
-   ``process_iter()`` / ``finish()``, so one-off costs (lazy model loading, kernel
-   compilation) do not count as latency.
+   ``process_iter()`` / ``finish()`` (or ``processor.warmup(audio)`` when it has one),
+   so one-off costs (lazy model loading, kernel compilation) do not count as latency.
 2. ``processor.init(offset=start_at)``; the clock starts at stream time ``start_at``.
 3. Repeat until the stream is over:
    a. wait until at least ``chunk_sec`` of audio beyond what was fed exists (or the stream
@@ -40,14 +40,18 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
 from asr_lab.replay.clocks import Clock, make_clock
+from asr_lab.replay.compute import Meter, resolve_compute, validate_compute
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, CallDeadline, check_timeout
 from asr_lab.replay.live import LiveAudio
+from asr_lab.environment import after_run_conditions, run_conditions
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace
 from asr_lab.replay.validate import check_segment, check_words
 
 __all__ = ["replay"]
 
 LIVE_POLL_SEC = 0.1
+CPU_SHARE_WARN = 0.25
+"""A CPU-accounted run warns when its CPU time is below this fraction of the CPU share the load leaves it."""
 
 
 def replay(
@@ -58,6 +62,7 @@ def replay(
     chunk_sec: Optional[float] = None,
     speed: float = 1.0,
     slowdown: float = 1.0,
+    compute: Optional[str] = None,
     start_at: float = 0.0,
     warmup_sec: float = 1.0,
     separator: Optional[str] = None,
@@ -73,7 +78,11 @@ def replay(
     takes), or a :class:`LiveAudio` (then the clock must be ``"wall"``).
     ``chunk_sec``: new audio to wait for between calls (default: the processor's
     ``min_chunk_sec``, else 1.0). ``speed``: stream seconds per wall second.
-    ``slowdown``: virtual clock only, multiplies measured compute. ``start_at``: skip
+    ``slowdown``: virtual clock only, multiplies measured compute. ``compute``: how a
+    call's cost is measured — ``"cpu"`` (default on the virtual clock: CPU time, so a busy
+    machine does not move latencies), ``"wall"`` (elapsed time; the wall clock's only
+    choice), or ``"thread"``/``"process"`` explicitly; see :mod:`asr_lab.replay.compute`.
+    Every step records all three measures. ``start_at``: skip
     the audio before this many seconds; the stream (and ``init(offset)``) starts there.
     ``on_emission`` / ``on_partial`` are called as the text appears (exceptions in them
     are warned about, not raised). ``stop`` ends a live stream early (``finish()`` still
@@ -82,6 +91,7 @@ def replay(
     See the module docstring for the loop itself.
     """
     clk = make_clock(clock, speed=speed, slowdown=slowdown)
+    compute = validate_compute(compute, clk.name)
     live = isinstance(audio, LiveAudio)
     if live and clk.name != "wall":
         raise ValueError(f"live audio arrives in real time: use clock='wall', not {clk.name!r}")
@@ -120,6 +130,7 @@ def replay(
             "chunk_sec": float(chunk_sec),
             "speed": float(speed),
             "slowdown": float(slowdown),
+            "compute_asked": compute,
             "start_at": float(start_at),
             "duration": 0.0 if live else (len(samples) - first) / SAMPLE_RATE,
             "source": source_name,
@@ -130,25 +141,34 @@ def replay(
         }
     )
     guard = CallDeadline(call_timeout_sec, type(processor).__name__)
-    call = guard.call
+    engine_cpu = _EngineThreadCPU(guard)
+    call = engine_cpu.call
     recorder = _Recorder(trace, separator, on_emission, on_partial, words_fn, type(processor).__name__, float(start_at), call)
 
     # 1. warm-up
     warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
+    warm_cost = None
     if warmup_sec > 0:
         warm = np.zeros(int(warmup_sec * SAMPLE_RATE), dtype=np.float32) if warm is None else warm
-        t0 = time.perf_counter()
+        meter = Meter(engine_cpu)
         try:
-            call(lambda: processor.init(offset=0.0), what="init", step=-1)
-            call(processor.insert_audio_chunk, warm, what="insert_audio_chunk", step=-1)
-            call(processor.process_iter, what="process_iter", step=-1)
-            call(processor.finish, what="finish", step=-1)
+            if callable(getattr(processor, "warmup", None)):
+                # a processor that knows how to run its engine (VAC's steps would not reach it)
+                call(processor.warmup, warm, what="warmup", step=-1)
+            else:
+                call(lambda: processor.init(offset=0.0), what="init", step=-1)
+                call(processor.insert_audio_chunk, warm, what="insert_audio_chunk", step=-1)
+                call(processor.process_iter, what="process_iter", step=-1)
+                call(processor.finish, what="finish", step=-1)
         except Exception as exc:
             recorder.fail(exc, step=-1, at=start_at)
             guard.close()
             return trace
+        warm_cost = meter.stop()
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
-        trace.meta["warmup_compute_sec"] = time.perf_counter() - t0
+        trace.meta["warmup_compute_sec"] = warm_cost.wall
+    scope, how = resolve_compute(compute, processor, warm_cost)
+    trace.meta.update(compute=scope, compute_chosen_by=how, **run_conditions())
 
     step_info = _step_info_fn(processor)
     if step_info is not None:
@@ -186,26 +206,28 @@ def replay(
                 now = clk.advance_to(target / SAMPLE_RATE)
                 until = min(max(int(now * SAMPLE_RATE), target), len(samples)) if clk.aware else target
                 new = samples[fed:until]
-            t0 = time.perf_counter()
+            meter = Meter(engine_cpu)
             call(processor.insert_audio_chunk, new, what="insert_audio_chunk", step=step)
             out = call(processor.process_iter, what="process_iter", step=step)
             part = call(partial_fn, what="partial", step=step) if partial_fn is not None else None
-            compute = time.perf_counter() - t0 + replayed_compute()
+            cost = meter.stop().plus(replayed_compute())
+            compute = cost.get(scope)
             returned = clk.after_call(compute, until / SAMPLE_RATE)
             info = step_info() if step_info is not None else None
-            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, info))
+            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, *_costs(cost), info))
             fed = until
             recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step)
             if partial_fn is not None:
                 recorder.partial(part, returned, step, fed / SAMPLE_RATE)
             step += 1
         # 4. the end of the stream
-        t0 = time.perf_counter()
+        meter = Meter(engine_cpu)
         out = call(processor.finish, what="finish", step=step)
-        compute = time.perf_counter() - t0 + replayed_compute()
+        cost = meter.stop().plus(replayed_compute())
+        compute = cost.get(scope)
         returned = clk.after_call(compute, fed / SAMPLE_RATE)
         info = step_info() if step_info is not None else None
-        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, info))
+        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, *_costs(cost), info))
         recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step, final=True)
         if partial_fn is not None:
             recorder.partial(None, returned, step)
@@ -219,7 +241,58 @@ def replay(
         trace.meta["dropped_chunks"] = audio.dropped_chunks
         trace.meta["dropped_sec"] = audio.dropped_sec
     trace.meta["wall_sec"] = time.perf_counter() - wall_start
+    trace.meta.update(after_run_conditions())
+    _check_cpu_share(trace, scope)
     return trace
+
+
+class _EngineThreadCPU:
+    """CPU time of the thread that runs the processor's calls, summed over calls.
+
+    The calls run on :class:`CallDeadline`'s worker thread (or in this one without a time
+    limit); it reports each call's ``time.thread_time``, which this adds up so that a
+    :class:`~asr_lab.replay.compute.Meter` can read the engine thread's CPU like a clock.
+    """
+
+    def __init__(self, guard: CallDeadline) -> None:
+        self.guard, self.total = guard, 0.0
+
+    def call(self, fn, *args, **kwargs):
+        try:
+            return self.guard.call(fn, *args, **kwargs)
+        finally:
+            self.total += self.guard.cpu_sec
+
+    def __call__(self) -> float:
+        return self.total
+
+
+def _costs(cost) -> tuple[float, float, float]:
+    return cost.wall, cost.thread, cost.process
+
+
+def _check_cpu_share(trace: Trace, scope: str) -> None:
+    """Warn when CPU accounting saw far less CPU than the load explains: the engine probably waits
+    on a GPU, a server or a sleep, which CPU time does not count.
+
+    On a machine with load L and c usable cores a CPU-bound engine gets about min(1, c / L) of
+    a core; warn below :data:`CPU_SHARE_WARN` of that share.
+    """
+    if scope == "wall" or not trace.steps:
+        return
+    wall = sum(s.wall_sec or 0.0 for s in trace.steps)
+    cpu = sum(s.compute_sec for s in trace.steps)
+    cores = trace.meta.get("threads", {}).get("usable_cores", 1)
+    load = max(x for x in (trace.meta.get("load_before"), trace.meta.get("load_after"), 1.0) if x is not None and x == x)
+    fair = min(1.0, cores / load)
+    if wall > 0.05 and cpu < CPU_SHARE_WARN * fair * wall:
+        warnings.warn(
+            f"compute={trace.meta.get('compute_asked')!r} counted {cpu:.3f} s of {scope} CPU time against {wall:.3f} s "
+            f"elapsed in the engine ({100 * cpu / wall:.1f} %, far below the {100 * fair:.0f} % of a core that a load "
+            f"of {load:.1f} on {cores} core(s) leaves): the engine seems to wait on a GPU, a server or a sleep, which "
+            f"CPU time does not count; for such engines use compute='wall'",
+            RuntimeWarning, stacklevel=3,
+        )
 
 
 def _wait_live(audio: LiveAudio, target: int, stop: Optional[threading.Event]) -> int:

@@ -80,13 +80,22 @@ class PartialSnapshot(_Record):
 
 @dataclass
 class Step(_Record):
-    """One iteration of the replay loop: what was fed, how long the engine took, when it returned."""
+    """One iteration of the replay loop: what was fed, how long the engine took, when it returned.
+
+    ``compute_sec`` is the cost the clock counted (the run's ``meta["compute"]`` measure);
+    ``wall_sec``, ``thread_sec`` and ``process_sec`` are the call's elapsed time, calling-thread
+    CPU time and process CPU time, all recorded so that a run can be re-timed or audited
+    under another measure (``None`` in traces recorded before they existed).
+    """
 
     index: int
     fed_from: float
     fed_until: float
     compute_sec: float
     returned_at: float
+    wall_sec: Optional[float] = None
+    thread_sec: Optional[float] = None
+    process_sec: Optional[float] = None
     info: Optional[dict] = None
     """What the processor reported about this step (its ``step_info()``; e.g. Whisper calls and fallbacks)."""
 

@@ -18,13 +18,24 @@ into utterance start/end events, and :class:`VACOnlineASRProcessor` is the
 :class:`~asr_lab.ASRProcessor`. :func:`streaming_processor` builds LocalAgreement, with
 or without VAC, from any backend's config.
 
-The reference expects its driver to insert ``vac_chunk_sec`` of audio and call
-``process_iter()`` every time. Here chunks of any size are accepted and stepped through
-internally in exactly that way, so the recogniser sees the same audio at the same points
-however the stream was chunked (several utterances in one chunk are all handled). Two
-differences remain: the VAD runs in ``process_iter()``, so its time counts as compute,
-and ``finish()`` of a stream that ends in silence returns nothing, where the reference
-would repeat the last utterance's pending words.
+Backlog. The reference's driver inserts all audio that arrived since its last call and
+calls ``process_iter()`` once; the VAD runs over all of it and the recogniser runs at most
+once, on everything that is there, so an engine that fell behind catches up in one step
+(its cost grows with the buffer, not with the backlog). This processor does the same
+whatever the chunk size: the queued audio is stepped through the VAD in ``vac_chunk_sec``
+pieces (so utterance boundaries do not depend on the chunking), each utterance that ended
+in it is finished, and the utterance still open is recognised once, at the end. Fed
+exactly ``vac_chunk_sec`` at a time, it makes the reference's calls at the reference's
+points. Differences that remain: the VAD runs in ``process_iter()``, so its time counts as
+compute; several utterances in one backlog are finished one by one (the reference merges
+them into one); ``finish()`` of a stream that ends in silence returns nothing, where the
+reference would repeat the last utterance's pending words.
+
+``transcribe_tail`` (off in the reference) recognises an utterance's last audio once more
+before finishing it, so its last words are heard: the reference commits the last
+hypothesis, which misses the speech after it (measured with tiny.en: 14 of 220 words lost).
+:meth:`VACOnlineASRProcessor.warmup` runs the recogniser (the replay's generic warm-up
+would not reach it: a second of audio is below ``online_chunk_sec``).
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+from asr_lab.core.audio import as_chunk
 from asr_lab.core.protocols import SAMPLE_RATE
 
 __all__ = ["SileroVAD", "VACOnlineASRProcessor", "VoiceActivityDetector", "streaming_processor"]
@@ -47,6 +59,8 @@ WINDOW = 512
 CONTEXT = 64
 """Samples of the previous window the model sees before each window."""
 STATE_SHAPE = (1, 1, 128)
+CONTEXT_WORDS = 100
+"""keep_context: committed words carried into the next utterance (the prompt takes ~200 characters of them)."""
 IDLE_HISTORY_SEC = 1.0
 """Non-speech audio kept so that a detected utterance can begin before the detection."""
 
@@ -57,17 +71,38 @@ def streaming_processor(asr: Any, config: Any) -> Any:
     :class:`~asr_lab.OnlineASRProcessor` with the config's ``buffer_trimming``,
     ``buffer_trimming_sec`` and ``min_chunk_size``; wrapped in
     :class:`VACOnlineASRProcessor` (stepping ``vac_chunk_size``) when ``config.vac``.
+    The named fixes and VAC knobs come from a
+    :class:`~asr_lab.streaming.policy_config.StreamingPolicyConfig` (see
+    :func:`~asr_lab.streaming.policy_config.policy_settings`); a plain
+    :class:`~asr_lab.ASRConfig` gets the reference's behaviour.
     """
     from asr_lab.streaming.local_agreement import OnlineASRProcessor
+    from asr_lab.streaming.policy_config import policy_settings
 
+    settings = policy_settings(config)
     online = OnlineASRProcessor(
         asr,
         buffer_trimming=(config.buffer_trimming, config.buffer_trimming_sec),
         min_chunk_sec=config.min_chunk_size,
+        ghost_filter=settings["ghost_filter"],
+        guarded_finish=settings["guarded_finish"],
+        max_buffer_sec=settings["max_buffer_sec"],
     )
     if not config.vac:
         return online
-    return VACOnlineASRProcessor(online, online_chunk_sec=config.min_chunk_size, vac_chunk_sec=config.vac_chunk_size)
+    vad = VoiceActivityDetector(
+        threshold=settings["vac_threshold"],
+        min_silence_ms=settings["vac_min_silence_ms"],
+        speech_pad_ms=settings["vac_speech_pad_ms"],
+    )
+    return VACOnlineASRProcessor(
+        online,
+        online_chunk_sec=config.min_chunk_size,
+        vac_chunk_sec=config.vac_chunk_size,
+        vad=vad,
+        transcribe_tail=settings["vac_transcribe_tail"],
+        keep_context=settings["vac_keep_context"],
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -215,7 +250,9 @@ class VACOnlineASRProcessor:
     give the same output, later. ``transcribe_tail=True`` runs one more recognition over
     an utterance's last audio before finishing it; the reference does not (it commits
     the last hypothesis), so speech after that hypothesis, such as a lone short word, is
-    lost there. ``vad`` is a :class:`VoiceActivityDetector` (default: Silero, 500 ms
+    lost there. ``keep_context=True`` carries the text committed in earlier utterances
+    into the next one, where it becomes the recogniser's prompt as in plain
+    LocalAgreement; the reference starts every utterance without a prompt. ``vad`` is a :class:`VoiceActivityDetector` (default: Silero, 500 ms
     silence, 100 ms padding, as in the reference).
     """
 
@@ -227,6 +264,7 @@ class VACOnlineASRProcessor:
         vac_chunk_sec: float = 0.04,
         vad: Optional[VoiceActivityDetector] = None,
         transcribe_tail: bool = False,
+        keep_context: bool = False,
     ) -> None:
         for name, value in (("online_chunk_sec", online_chunk_sec), ("vac_chunk_sec", vac_chunk_sec)):
             if not (isinstance(value, (int, float)) and value > 0):
@@ -240,12 +278,18 @@ class VACOnlineASRProcessor:
         self.min_chunk_sec = self.vac_chunk_sec
         self.vad = vad if vad is not None else VoiceActivityDetector()
         self.transcribe_tail = transcribe_tail
+        self.keep_context = keep_context
         self.init()
 
     @property
     def asr(self) -> Any:
         """The wrapped processor's recogniser (its ``sep`` joins words), if it has one."""
         return getattr(self.online, "asr", None)
+
+    @property
+    def fix_stats(self) -> dict:
+        """The wrapped processor's counters of what its fixes did (empty if it has none)."""
+        return getattr(self.online, "fix_stats", {})
 
     @property
     def sep(self) -> str:
@@ -264,19 +308,19 @@ class VACOnlineASRProcessor:
         self._sent = 0  # stream sample index up to which ``online`` has the current utterance
         self._unprocessed = 0  # samples given to ``online`` since its last process_iter()
         self._last_words: list[tuple[float, float, str]] = []
+        self._context: list[tuple[float, float, str]] = []  # committed words of this stream (keep_context)
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Queue ``audio``; the VAD and the recogniser run in :meth:`process_iter`."""
-        self._pending = np.append(self._pending, np.asarray(audio, dtype=np.float32))
+        self._pending = np.append(self._pending, as_chunk(audio))  # int16 scaled, stereo averaged
 
     def process_iter(self) -> Optional[Segment]:
         """Step the queued audio through the VAD; recognise ongoing speech; finish ended utterances.
 
-        The wrapped processor runs at the same points of the stream whatever the size of
-        the inserted chunks: each ``vac_chunk_sec`` step is handled as the reference's
-        driver would (insert, then process), so one big chunk gives the same result as
-        many small ones, only later. Returns everything committed in this call as one
-        ``(start, end, text)``, or ``None``.
+        A backlog (more than ``vac_chunk_sec`` queued) is handled as the reference does:
+        utterances that ended in it are finished, and the open one is recognised once over
+        all its audio (see the module docstring). Returns everything committed in this
+        call as one ``(start, end, text)``, or ``None``.
         """
         self._last_words = []
         return self._merge(self._consume())
@@ -304,7 +348,16 @@ class VACOnlineASRProcessor:
             vac_chunk_sec=self.vac_chunk_sec,
             vad=self.vad.spawn(),
             transcribe_tail=self.transcribe_tail,
+            keep_context=self.keep_context,
         )
+
+    def warmup(self, audio: np.ndarray) -> None:
+        """Run the VAD model and the recogniser once on ``audio`` before the clock starts (state untouched)."""
+        probe = self.vad.spawn()
+        probe.feed(np.asarray(audio, dtype=np.float32)[: WINDOW * 4])
+        warm = getattr(self.online, "warmup", None)
+        if callable(warm):
+            warm(audio)
 
     def partial(self) -> Optional[Segment]:
         """The wrapped processor's unconfirmed words while an utterance is open, else ``None``."""
@@ -313,6 +366,7 @@ class VACOnlineASRProcessor:
 
     # -- internals -----------------------------------------------------------------
     def _consume(self) -> list[Optional[Segment]]:
+        """Step the queued audio through the VAD, finish ended utterances, recognise the open one once."""
         out: list[Optional[Segment]] = []
         step = max(1, round(self.vac_chunk_sec * SAMPLE_RATE))
         pending, self._pending = self._pending, np.zeros(0, dtype=np.float32)
@@ -325,19 +379,21 @@ class VACOnlineASRProcessor:
                 else:
                     self._send_until(sample)
                     out.append(self._end_utterance())
-            if self.in_speech:
-                self._send_until(self._audio_start + len(self._audio))
-                if self._unprocessed > self.online_chunk_sec * SAMPLE_RATE:
-                    self._unprocessed = 0
-                    out.append(self._collect(self.online.process_iter()))
-            else:
+            if not self.in_speech:
                 self._drop_until(self._audio_start + len(self._audio) - int(IDLE_HISTORY_SEC * SAMPLE_RATE))
+        if self.in_speech:  # the open utterance's audio goes to ``online`` in one piece
+            self._send_until(self._audio_start + len(self._audio))
+        if self.in_speech and self._unprocessed > self.online_chunk_sec * SAMPLE_RATE:
+            self._unprocessed = 0
+            out.append(self._collect(self.online.process_iter()))
         return out
 
     def _start_utterance(self, sample: int) -> None:
         sample = max(sample, self._audio_start)
         self.in_speech = True
         self.online.init(self.offset + sample / SAMPLE_RATE)
+        if self.keep_context and self._context and isinstance(getattr(self.online, "committed", None), list):
+            self.online.committed = self._context[-CONTEXT_WORDS:]  # all before the new buffer: they become the prompt
         self._drop_until(sample)
         self._sent = sample
         self._unprocessed = 0
@@ -369,7 +425,9 @@ class VACOnlineASRProcessor:
     def _collect(self, segment: Optional[Segment]) -> Optional[Segment]:
         words = getattr(self.online, "last_words", None)
         if segment is not None and callable(words):
-            self._last_words.extend(words())
+            new = words()
+            self._last_words.extend(new)
+            self._context = (self._context + new)[-CONTEXT_WORDS:]
         return segment
 
     def _merge(self, segments: Sequence[Optional[Segment]]) -> Optional[Segment]:

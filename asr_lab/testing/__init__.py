@@ -1,7 +1,9 @@
 """Tools for testing processors: the conformance kit, stand-in recognisers, bundled speech.
 
 * :func:`check_processor` — run any ASRProcessor through the contract (``conformance``).
-* :class:`ScriptedASR`, :class:`TimelineASR` — model-free ASRBase stand-ins (``scripted``);
+* :class:`ScriptedASR`, :class:`TimelineASR` — model-free ASRBase stand-ins (``scripted``), and
+  :class:`GhostWordASR`, :class:`HallucinatingTailASR`, :class:`OneSegmentASR` that reproduce
+  Whisper's measured failures;
   :class:`ScriptedTokenDecoder`, :class:`TimelineTokenDecoder` — the same for AlignAtt.
 * :func:`sample_speech` — a short real utterance shipped with the package, with its text
   and word timings, so checks run anywhere without a dataset.
@@ -20,6 +22,9 @@ import numpy as np
 
 from asr_lab.testing.conformance import Check, ConformanceError, ConformanceReport, check_processor
 from asr_lab.testing.scripted import (
+    GhostWordASR,
+    HallucinatingTailASR,
+    OneSegmentASR,
     ScriptedASR,
     ScriptedAnswer,
     ScriptedTokenDecoder,
@@ -32,6 +37,9 @@ __all__ = [
     "Check",
     "ConformanceError",
     "ConformanceReport",
+    "GhostWordASR",
+    "HallucinatingTailASR",
+    "OneSegmentASR",
     "SpeechSample",
     "ScriptedASR",
     "ScriptedAnswer",

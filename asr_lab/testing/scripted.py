@@ -12,6 +12,16 @@ named so. Real engines are tested with real models elsewhere.
 * :class:`ScriptedTokenDecoder` and :class:`TimelineTokenDecoder` are the same two ideas
   for AlignAtt's token-stepped decoder (:class:`~asr_lab.policies.TokenDecoder`): each
   token comes with the encoder frame it "attends" to.
+
+Stand-ins that reproduce failures measured with real Whisper weights (issue 16), each on
+top of :class:`TimelineASR`:
+
+* :class:`GhostWordASR` adds a word of zero length (or one beyond the audio) at the end of
+  every window, as Whisper does at buffer cuts ("day." at 28.32-28.32 s);
+* :class:`HallucinatingTailASR` adds a made-up sentence when the window ends in silence
+  (by default one repeating words it already heard), as Whisper does on trailing silence;
+* :class:`OneSegmentASR` answers with a single segment per call, as tiny.en does, so
+  segment trimming never finds a second segment end to cut at.
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ from asr_lab.core.protocols import SAMPLE_RATE
 __all__ = [
     "ASRCall",
     "DecoderCall",
+    "GhostWordASR",
+    "HallucinatingTailASR",
+    "OneSegmentASR",
     "ScriptedASR",
     "ScriptedAnswer",
     "ScriptedTokenDecoder",
@@ -142,6 +155,64 @@ class TimelineASR:
 
     def segments_end_ts(self, result: ScriptedAnswer) -> list[float]:
         return result.ends()
+
+
+@dataclass
+class GhostWordASR(TimelineASR):
+    """A :class:`TimelineASR` that ends every answer with a ghost word ``ghost``.
+
+    ``where="zero"``: a zero-length word at the window's end; ``where="beyond"``: a word
+    starting ``0.2`` s after the window's end. When the window ends in a pause, two
+    consecutive answers end the same way and LocalAgreement commits the ghost.
+    """
+
+    ghost: str = "day."
+    where: str = "zero"
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> ScriptedAnswer:
+        answer = super().transcribe(audio, init_prompt)
+        if len(audio) == 0:
+            return answer
+        length = len(audio) / SAMPLE_RATE
+        ghost = (length, length, self.ghost) if self.where == "zero" else (length + 0.2, length + 0.5, self.ghost)
+        return ScriptedAnswer(answer.words + [ghost], answer.ends())
+
+
+@dataclass
+class HallucinatingTailASR(TimelineASR):
+    """A :class:`TimelineASR` that makes up a sentence when its window ends in ``silence_sec`` of no speech.
+
+    The made-up words are ``text`` if given, else the first ``repeat_words`` words of the
+    timeline (a repeat of what was said, as Whisper's hallucinations often are); they are
+    spread evenly over the trailing silence. Fed right before ``finish()``, they are the
+    unconfirmed tail that the reference commits.
+    """
+
+    silence_sec: float = 1.0
+    text: Optional[str] = None
+    repeat_words: int = 6
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> ScriptedAnswer:
+        answer = super().transcribe(audio, init_prompt)
+        if len(audio) == 0:
+            return answer
+        length = len(audio) / SAMPLE_RATE
+        last_end = answer.words[-1][1] if answer.words else 0.0
+        if length - last_end < self.silence_sec:
+            return answer
+        made_up = self.text.split() if self.text else [w[2] for w in self.words[: self.repeat_words]]
+        span = (length - last_end) / (len(made_up) + 1)
+        extra = [(last_end + (i + 0.5) * span, last_end + (i + 1.4) * span, w) for i, w in enumerate(made_up)]
+        return ScriptedAnswer(answer.words + extra, answer.ends())
+
+
+@dataclass
+class OneSegmentASR(TimelineASR):
+    """A :class:`TimelineASR` whose answer is always one segment (ending at its last word), whatever the pauses."""
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> ScriptedAnswer:
+        answer = super().transcribe(audio, init_prompt)
+        return ScriptedAnswer(answer.words, [answer.words[-1][1]] if answer.words else [])
 
 
 def words_from_text(

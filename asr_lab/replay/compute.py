@@ -1,0 +1,158 @@
+"""Compute accounting: how long an engine call "took", for the virtual clock.
+
+The virtual clock advances by each call's cost, so the cost measure decides whether
+latencies reproduce. Three measures, all taken around every call (each is one
+``clock_gettime``, about a microsecond):
+
+* ``"wall"`` — elapsed time (``time.perf_counter``). Counts everything the call waited
+  for: a GPU, the network, a sleep — and other programs holding the cores. On a busy
+  machine the latencies grow with the neighbours' load.
+* ``"thread"`` — CPU time of the thread that calls the engine (``time.thread_time``, taken
+  on the replay's call thread, :mod:`asr_lab.replay.deadline`). Exact for engines
+  that do their work in the caller's thread (pocketsphinx, the scripted stand-ins, torch
+  with one thread); blind to work done in other threads (CTranslate2 runs every call in its
+  own worker threads, so the caller's thread only waits).
+* ``"process"`` — CPU time of the whole process (``time.process_time``): every thread's
+  work, so it covers engines with their own thread pools (CTranslate2/faster-whisper,
+  torch with several threads, mlx). Caveats: it also counts unrelated threads of the same
+  process that were busy during the call (run such engines in a worker process:
+  ``compare(..., workers=N)``), and an engine computing on k threads at once is charged
+  the *sum* of their CPU time (≈ k × its wall time on idle cores, more if its threads
+  spin while waiting) — the cost of the work done on one core.
+
+``"cpu"`` picks per run: ``"thread"`` when the engine works in the calling thread,
+``"process"`` when it does not. The choice comes from a ``compute_scope`` attribute on the
+processor (or its ``asr``) when one is declared, else from the warm-up: if the process spent
+clearly more CPU than the calling thread (:data:`OTHER_THREADS_SHARE`), work ran elsewhere.
+Without a warm-up the choice made for the same processor object earlier is reused, else
+``"process"`` (the safe superset).
+
+No CPU measure counts time spent waiting for a GPU, a server or a sleep: use ``"wall"``
+for such engines (``replay`` warns when a ``"cpu"`` run's CPU time is a small share of its
+wall time). CPU time is immune to time-sharing with other programs, not to sharing a
+physical core (SMT siblings, caches, memory bandwidth): expect a few percent of drift there.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+__all__ = ["COMPUTE", "CallCost", "Meter", "resolve_compute", "detect_scope", "OTHER_THREADS_SHARE"]
+
+COMPUTE = ("wall", "cpu", "thread", "process")
+"""Accepted values of ``compute=``."""
+
+OTHER_THREADS_SHARE = 0.2
+"""Warm-up test: the engine works in other threads when process CPU − thread CPU exceeds
+this share of the thread's CPU (plus 5 ms); single-threaded engines stay well below it."""
+
+_SCOPES: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """What one engine call cost, by every measure: seconds of wall, calling-thread CPU and process CPU."""
+
+    wall: float
+    thread: float
+    process: float
+
+    def get(self, scope: str) -> float:
+        return {"wall": self.wall, "thread": self.thread, "process": self.process}[scope]
+
+    def plus(self, charged: float) -> "CallCost":
+        """This cost with ``charged`` seconds added to every measure: compute recorded earlier and
+        replayed instead of spent (``asr_lab.policies.record_replay``), which has one figure only."""
+        if not charged:
+            return self
+        return CallCost(self.wall + charged, self.thread + charged, self.process + charged)
+
+
+class Meter:
+    """Measures a call: ``m = Meter(); ...call...; cost = m.stop()``.
+
+    ``thread_clock``: the CPU clock of the thread that runs the engine's calls (default:
+    this thread's, ``time.thread_time``; the replay loop passes the clock of its call
+    worker, see :mod:`asr_lab.replay.deadline`).
+    """
+
+    __slots__ = ("_w", "_t", "_p", "_clock")
+
+    def __init__(self, thread_clock: Callable[[], float] = time.thread_time) -> None:
+        self._clock = thread_clock
+        self._w, self._t, self._p = time.perf_counter(), thread_clock(), time.process_time()
+
+    def stop(self) -> CallCost:
+        w, t, p = time.perf_counter(), self._clock(), time.process_time()
+        return CallCost(w - self._w, t - self._t, p - self._p)
+
+
+def validate_compute(compute: Optional[str], clock_name: str) -> str:
+    """The accounting a replay on ``clock_name`` uses: ``compute`` checked, ``None`` → the default.
+
+    Default: ``"cpu"`` on the virtual clock (latencies that reproduce on a busy machine),
+    ``"wall"`` on the wall clock (real time is the point there). The unaware clock ignores
+    compute for stream time and records ``"cpu"`` costs.
+    """
+    if compute is None:
+        return "wall" if clock_name == "wall" else "cpu"
+    if compute not in COMPUTE:
+        raise ValueError(
+            f"compute={compute!r} is not one of {', '.join(map(repr, COMPUTE))}; use 'cpu' for latencies that "
+            f"reproduce on a busy machine, 'wall' for engines that wait on a GPU or a server"
+        )
+    if clock_name == "wall" and compute != "wall":
+        raise ValueError(
+            f"compute={compute!r} needs clock='virtual': on the wall clock stream time is real time, so the "
+            f"call's elapsed time is what counts; use clock='virtual' with compute={compute!r}, or compute='wall'"
+        )
+    return compute
+
+
+def declared_scope(processor: Any) -> Optional[str]:
+    """``"thread"``/``"process"`` when the processor (or its ``asr``) declares ``compute_scope``."""
+    for obj in (processor, getattr(processor, "asr", None)):
+        scope = getattr(obj, "compute_scope", None)
+        if scope in ("thread", "process"):
+            return scope
+    return None
+
+
+def detect_scope(cost: CallCost) -> str:
+    """``"process"`` if a measured call (the warm-up) spent CPU outside the calling thread, else ``"thread"``."""
+    elsewhere = cost.process - cost.thread
+    return "process" if elsewhere > OTHER_THREADS_SHARE * cost.thread + 0.005 else "thread"
+
+
+def resolve_compute(compute: str, processor: Any, warmup: Optional[CallCost]) -> tuple[str, str]:
+    """``(scope, how)``: the measure this run uses and how it was chosen (recorded in the trace)."""
+    if compute != "cpu":
+        return compute, "asked"
+    scope = declared_scope(processor)
+    if scope is not None:
+        return scope, "declared by the processor"
+    if warmup is not None:
+        scope = detect_scope(warmup)
+        _remember(processor, scope)
+        return scope, f"warm-up: thread CPU {warmup.thread:.3f} s, process CPU {warmup.process:.3f} s"
+    scope = _recall(processor)
+    if scope is not None:
+        return scope, "an earlier warm-up of this processor"
+    return "process", "no warm-up: process CPU covers every engine"
+
+
+def _remember(processor: Any, scope: str) -> None:
+    try:
+        _SCOPES[processor] = scope
+    except TypeError:  # not weak-referenceable: nothing to remember
+        pass
+
+
+def _recall(processor: Any) -> Optional[str]:
+    try:
+        return _SCOPES.get(processor)
+    except TypeError:
+        return None

@@ -1,0 +1,108 @@
+"""Config fields of the LocalAgreement policy's named fixes and of VAC, for Whisper-family backends.
+
+:class:`StreamingPolicyConfig` adds them to :class:`~asr_lab.ASRConfig`; the Whisper
+configs inherit it. ``reference_mode=True`` makes every default whisper_streaming's (no
+buffer cap, VAC without ``transcribe_tail``), so it reproduces the reference exactly; a
+fix named explicitly is still applied on top (that is how each fix is measured against
+the reference baseline). Otherwise the buffer cap (30 s) and ``vac_transcribe_tail`` are
+on by default, and ``ghost_filter`` / ``guarded_finish`` are opt-in. :func:`policy_settings` resolves a
+config (of any backend) to the keyword arguments the processors take.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import Field, model_validator
+
+from asr_lab.core.config import ASRConfig
+
+__all__ = ["DEFAULT_MAX_BUFFER_SEC", "StreamingPolicyConfig", "policy_metadata", "policy_settings"]
+
+DEFAULT_MAX_BUFFER_SEC = 30.0
+"""Whisper's window: beyond it every call decodes two windows and the cost doubles."""
+
+REFERENCE = {
+    "ghost_filter": False,
+    "guarded_finish": False,
+    "max_buffer_sec": None,
+    "vac_transcribe_tail": False,
+    "vac_keep_context": False,
+    "vac_threshold": 0.5,
+    "vac_min_silence_ms": 500.0,
+    "vac_speech_pad_ms": 100.0,
+}
+"""whisper_streaming's behaviour, field by field (what a plain ASRConfig gets)."""
+
+class StreamingPolicyConfig(ASRConfig):
+    """ASRConfig plus the LocalAgreement fixes and VAC knobs (see the module docstring)."""
+
+    reference_mode: bool = Field(
+        default=False,
+        description="Defaults of whisper_streaming: no buffer cap, no VAC transcribe_tail (with no fix named, "
+        "the reference exactly); fixes named explicitly still apply.",
+    )
+    ghost_filter: bool = Field(
+        default=False,
+        description="Drop words of zero length or beginning after the audio buffer (Whisper emits them at cuts).",
+    )
+    guarded_finish: bool = Field(
+        default=False,
+        description="finish() commits no pending sentence that mostly repeats committed text (4-word runs) and no more words than "
+        "the remaining audio can hold (5 words/s).",
+    )
+    max_buffer_sec: Optional[float] = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description=f"Hard cap on LocalAgreement's audio buffer (s) when trimming cannot cut; None = "
+        f"{DEFAULT_MAX_BUFFER_SEC:g} s, or no cap in reference_mode.",
+    )
+    vac_transcribe_tail: Optional[bool] = Field(
+        default=None,
+        description="VAC: recognise an utterance's last audio once more before finishing it (the reference "
+        "does not, and loses its last words); None = on, off in reference_mode.",
+    )
+    vac_keep_context: bool = Field(
+        default=False,
+        description="VAC: prompt each utterance with the text committed before it, as plain LocalAgreement does "
+        "(the reference starts every utterance without a prompt).",
+    )
+    vac_threshold: float = Field(default=0.5, gt=0, lt=1, description="VAC: Silero speech probability that starts speech.")
+    vac_min_silence_ms: float = Field(
+        default=500.0, ge=0, le=10000, description="VAC: silence (ms) that ends an utterance."
+    )
+    vac_speech_pad_ms: float = Field(
+        default=100.0, ge=0, le=2000, description="VAC: padding (ms) added before and after each utterance."
+    )
+
+    @model_validator(mode="after")
+    def _cap_above_trimming(self) -> "StreamingPolicyConfig":
+        if self.max_buffer_sec is not None and self.max_buffer_sec < self.buffer_trimming_sec:
+            raise ValueError(
+                f"max_buffer_sec={self.max_buffer_sec!r} is below buffer_trimming_sec={self.buffer_trimming_sec!r}; "
+                f"the cap acts only when trimming cannot: set it >= buffer_trimming_sec (default {DEFAULT_MAX_BUFFER_SEC:g})"
+            )
+        return self
+
+
+def policy_settings(config: Any) -> dict[str, Any]:
+    """The fixes and VAC knobs ``config`` asks for, resolved (``None`` defaults filled in).
+
+    A config without these fields (pocketsphinx's, a plain ASRConfig) gets the reference's.
+    """
+    if not isinstance(config, StreamingPolicyConfig):
+        return dict(REFERENCE)
+    out = {name: getattr(config, name) for name in REFERENCE}
+    if config.reference_mode:
+        return {**out, "vac_transcribe_tail": bool(out["vac_transcribe_tail"])}
+    if out["max_buffer_sec"] is None:
+        out["max_buffer_sec"] = max(DEFAULT_MAX_BUFFER_SEC, config.buffer_trimming_sec)
+    if out["vac_transcribe_tail"] is None:
+        out["vac_transcribe_tail"] = True
+    return out
+
+
+def policy_metadata(config: Any) -> dict[str, Any]:
+    """The resolved settings for a trace's metadata (``reference_mode`` included), so results say how they were made."""
+    return {"reference_mode": bool(getattr(config, "reference_mode", False)), **policy_settings(config)}
