@@ -618,11 +618,13 @@ class Results:
 
 
 def _accounting(results: "Results") -> str:
-    """One line per system: the clock and the compute measure its runs used (``replay.compute``)."""
+    """One line per system: the clock, the compute measure (``replay.compute``) and the engine threads its runs used."""
     seen = {}
     for r in results.records:
         if r.trace is not None:
-            seen.setdefault(r.system, set()).add(f"clock {r.trace.meta.get('clock')}, compute {r.trace.meta.get('compute', 'wall')}")
+            meta, threads = r.trace.meta, r.trace.meta.get("threads") or {}
+            ran = f", {threads.get('default_engine_threads')} engine thread(s) in {threads.get('workers')} worker(s)" if threads else ""
+            seen.setdefault(r.system, set()).add(f"clock {meta.get('clock')}, compute {meta.get('compute', 'wall')}{ran}")
     return "".join(f"- {system}: {'; '.join(sorted(v))}\n" for system, v in seen.items())
 
 

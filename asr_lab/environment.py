@@ -78,7 +78,7 @@ class EnvironmentFingerprint:
         return (
             f"- CPU: {self.cpu_model}; {self.logical_cores} logical cores, {self.usable_cores} usable "
             f"(affinity {self.affinity})\n"
-            f"- engine threads: {t.get('default_engine_threads')} per engine, {t.get('workers')} worker(s)"
+            f"- engine threads in this process: {t.get('default_engine_threads')} per engine, {t.get('workers')} worker(s)"
             + "".join(f"; {k} {v}" for k, v in t.items() if k.startswith(("set_", "OMP", "torch")))
             + "\n"
             f"- load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in self.load_before)}; after: {after}; "
