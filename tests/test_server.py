@@ -133,7 +133,12 @@ def test_stream_gets_segments_partials_and_done():
         events = stream(ws, [pcm16(0.25)] * 8 + [pcm16(0.1)])
     assert events[0]["type"] == "ready" and events[0]["sample_rate"] == 16000
     segments = [e for e in events if e["type"] == "segment"]
-    assert [s["text"] for s in segments] == ["s1", "s2", "s3", "s4", "tail"]
+    # one "s<k>" per process_iter call: how many calls the 2.1 s get depends on how the frames, sent
+    # at once, are batched by the time they reach the engine; finish() commits the rest as "tail"
+    k = len(segments) - 1
+    assert 1 <= k <= 4 and [s["text"] for s in segments] == [f"s{i}" for i in range(1, k + 1)] + ["tail"]
+    assert [s["start"] for s in segments] == pytest.approx([0.5 * i for i in range(k + 1)])
+    assert segments[-1]["end"] == pytest.approx(2.1)
     assert segments[-1]["final"] and all("lag" in s and "emitted_at" in s for s in segments)
     assert any(e["type"] == "partial" for e in events)
     assert events[-1]["type"] == "done" and events[-1]["audio_sec"] == pytest.approx(2.1)

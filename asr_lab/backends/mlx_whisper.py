@@ -52,7 +52,7 @@ from pydantic import Field  # noqa: E402
 from asr_lab.backends import models  # noqa: E402
 from asr_lab.backends.hub import fetch_model, hub_offline  # noqa: E402
 from asr_lab.backends.whisper_common import (  # noqa: E402
-    NO_SPEECH_SKIP,
+    OpenAIResultWords,
     CallLog,
     WhisperConfig,
     looks_like_path,
@@ -125,7 +125,7 @@ class MLXWhisperConfig(WhisperConfig):
     )
 
 
-class MLXWhisperASR:
+class MLXWhisperASR(OpenAIResultWords):
     """An :class:`~asr_lab.ASRBase` over an MLX Whisper model folder.
 
     The model is loaded once, here; ``language=None`` lets Whisper detect it on every
@@ -218,18 +218,6 @@ class MLXWhisperASR:
     def step_info(self):
         """Calls since the previous replay step, with their cost and fallbacks (see :class:`CallLog`)."""
         return self.calls.step_info()
-
-    def ts_words(self, result: list[dict]) -> list[tuple[float, float, str]]:
-        """``(start, end, word)`` of every word, skipping segments that are probably not speech."""
-        return [
-            (float(w["start"]), float(w["end"]), w["word"])
-            for segment in result
-            if segment.get("no_speech_prob", 0.0) <= NO_SPEECH_SKIP
-            for w in segment.get("words", [])
-        ]
-
-    def segments_end_ts(self, result: list[dict]) -> list[float]:
-        return [float(segment["end"]) for segment in result]
 
 
 class MLXWhisperLoader:

@@ -41,7 +41,7 @@ from whisper.model import disable_sdpa
 from whisper.timing import median_filter
 from whisper.tokenizer import LANGUAGES, get_tokenizer
 
-from asr_lab.backends.whisper_common import NO_SPEECH_SKIP, WhisperConfig, looks_like_path, merge_extra_options, whisper_language
+from asr_lab.backends.whisper_common import OpenAIResultWords, WhisperConfig, looks_like_path, merge_extra_options, whisper_language
 from asr_lab.core.config import ConfigError, parse_config
 
 __all__ = ["OpenAIWhisperASR", "OpenAIWhisperConfig", "OpenAIWhisperDecoder", "OpenAIWhisperLoader", "load_whisper_model"]
@@ -90,7 +90,7 @@ class OpenAIWhisperConfig(WhisperConfig):
 # --------------------------------------------------------------------------- ASRBase
 
 
-class OpenAIWhisperASR:
+class OpenAIWhisperASR(OpenAIResultWords):
     """An :class:`~asr_lab.ASRBase` over a loaded openai-whisper model (``whisper.transcribe``)."""
 
     sep = ""
@@ -115,17 +115,6 @@ class OpenAIWhisperASR:
             **self.options,
         )
         return result.get("segments", [])
-
-    def ts_words(self, result: list[dict]) -> list[tuple[float, float, str]]:
-        return [
-            (float(w["start"]), float(w["end"]), w["word"])
-            for segment in result
-            if segment.get("no_speech_prob", 0.0) <= NO_SPEECH_SKIP
-            for w in segment.get("words", [])
-        ]
-
-    def segments_end_ts(self, result: list[dict]) -> list[float]:
-        return [float(segment["end"]) for segment in result]
 
 
 # --------------------------------------------------------------------------- token-stepped decoder

