@@ -204,12 +204,12 @@ def test_bad_frames_keep_what_was_emitted_and_close(frame, code, words):
 
 def test_a_processor_that_raises_reports_and_the_server_goes_on():
     c = client(chunk_sec=0.25)
-    c.post("/load_model", json={"backend": "counting", "fail_at": 4})
+    # the first process_iter raises: frames sent at once may be batched into as few as one call
+    # before finish(), so only the first call is sure to happen (segments kept before a fault: above)
+    c.post("/load_model", json={"backend": "counting", "fail_at": 1})
     with c.websocket_connect("/asr") as ws:
         events = stream(ws, [pcm16(0.25)] * 8)
-    texts = [e["text"] for e in events if e["type"] == "segment"]
-    # the fourth call raises; how many segments precede it depends on how frames were batched
-    assert 1 <= len(texts) <= 3 and texts == [f"s{i + 1}" for i in range(len(texts))]
+    assert [e for e in events if e["type"] == "segment"] == []
     assert events[-1]["type"] == "error" and "engine exploded" in events[-1]["message"]
     c.post("/load_model", json={"backend": "counting"})
     with c.websocket_connect("/asr") as ws:
