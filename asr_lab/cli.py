@@ -427,10 +427,6 @@ def _dataset_command(args, build) -> None:
 
 
 def _serve(args) -> int:
-    import uvicorn
-
-    from asr_lab.web.server import ServerSettings, create_app
-
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not a TCP port; give a number from 1 to 65535, e.g. --port 8000")
     if args.max_connections < 1 or not args.max_pending_sec > 0:
@@ -442,6 +438,9 @@ def _serve(args) -> int:
         raise ValueError(f"--engine-processes {args.engine_processes}: give 0 (in-process threads) or more")
     if not args.idle_timeout_sec > 0:
         raise ValueError(f"--idle-timeout-sec {args.idle_timeout_sec}: give a positive number of seconds, e.g. 30")
+    import uvicorn  # after the checks: a bad argument is named even where the server extra is missing
+
+    from asr_lab.web.server import ServerSettings, create_app
     from asr_lab.web.access import allowed_hosts_for
 
     token = secrets.token_urlsafe(24) if args.token == "auto" else args.token

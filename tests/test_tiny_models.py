@@ -5,6 +5,9 @@ import time
 
 import pytest
 
+pytest.importorskip("ctranslate2")  # builds CTranslate2 models with the `tokenizers` vocabulary
+pytest.importorskip("tokenizers")
+
 from asr_lab.testing import models
 from asr_lab.testing.models import build_tiny_whisper, whisper_vocabulary
 
