@@ -513,15 +513,18 @@ def openai_state_dict(variables: dict[str, np.ndarray]) -> tuple[WhisperDims, di
         linear(f"{src}/linear_0", f"{dst}.mlp.0")
         linear(f"{src}/linear_1", f"{dst}.mlp.2")
 
+    def self_attention(src: str, dst: str) -> None:
+        norm(f"{src}/self_attention/layer_norm", f"{dst}.attn_ln")
+        fused(f"{src}/self_attention/linear_0", [f"{dst}.attn.query", f"{dst}.attn.key", f"{dst}.attn.value"])
+        linear(f"{src}/self_attention/linear_1", f"{dst}.attn.out")
+
     for conv in ("conv1", "conv2"):
         linear(f"encoder/{conv}", f"encoder.{conv}")
     out["encoder.positional_embedding"] = variables["encoder/position_encodings/encodings"]
     n_audio_layer = _layers(variables, "encoder")
     for i in range(n_audio_layer):
         src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        norm(f"{src}/self_attention/layer_norm", f"{dst}.attn_ln")
-        fused(f"{src}/self_attention/linear_0", [f"{dst}.attn.query", f"{dst}.attn.key", f"{dst}.attn.value"])
-        linear(f"{src}/self_attention/linear_1", f"{dst}.attn.out")
+        self_attention(src, dst)
         ffn(f"{src}/ffn", dst)
     norm("encoder/layer_norm", "encoder.ln_post")
 
@@ -530,9 +533,7 @@ def openai_state_dict(variables: dict[str, np.ndarray]) -> tuple[WhisperDims, di
     n_text_layer = _layers(variables, "decoder")
     for i in range(n_text_layer):
         src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        norm(f"{src}/self_attention/layer_norm", f"{dst}.attn_ln")
-        fused(f"{src}/self_attention/linear_0", [f"{dst}.attn.query", f"{dst}.attn.key", f"{dst}.attn.value"])
-        linear(f"{src}/self_attention/linear_1", f"{dst}.attn.out")
+        self_attention(src, dst)
         norm(f"{src}/attention/layer_norm", f"{dst}.cross_attn_ln")
         linear(f"{src}/attention/linear_0", f"{dst}.cross_attn.query")
         fused(f"{src}/attention/linear_1", [f"{dst}.cross_attn.key", f"{dst}.cross_attn.value"])
