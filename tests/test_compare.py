@@ -2,7 +2,6 @@
 
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
 import multiprocessing
 import pytest
@@ -10,36 +9,13 @@ import pytest
 import asr_lab
 from asr_lab.backends import registry
 from asr_lab.compare import CACHE_FILE, Results, compare
-from asr_lab.testing import TimelineASR, words_from_text
+from asr_lab.testing import TimelineASR, timeline_dataset
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park today", "we like green tea and cake"]
 
 
-@dataclass
-class Utt:
-    """Stand-in utterance (the real one lives in asr_lab.data): a slice of one long timeline,
-    with position-encoded audio; ``words`` are the reference timings on the utterance's own clock."""
-
-    id: str
-    text: str
-    timeline: list
-    offset: float
-
-    @property
-    def words(self):
-        return [(a - self.offset, b - self.offset, w) for a, b, w in self.timeline]
-
-    def load_audio(self):
-        return TimelineASR.stream_audio(self.timeline[-1][1] + 0.6 - self.offset, start_sec=self.offset)
-
-
 def make_dataset():
-    utts, t = [], 0.0
-    for i, s in enumerate(SENTENCES):
-        words = words_from_text(s, start=t)
-        utts.append(Utt(f"u{i}", s, words, t))
-        t = words[-1][1] + 5.0
-    return utts
+    return timeline_dataset(SENTENCES)
 
 
 ALL_WORDS = [w for u in make_dataset() for w in u.timeline]

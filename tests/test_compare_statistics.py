@@ -1,12 +1,10 @@
 """Results.table(ci=True), Results.significance and the audit column of compare()."""
 
-from dataclasses import dataclass
-
 import pytest
 
 import asr_lab
 from asr_lab.compare import compare
-from asr_lab.testing import TimelineASR, words_from_text
+from asr_lab.testing import TimelineASR, timeline_dataset
 
 SENTENCES = [
     "the cat sat on the mat", "a dog ran in the park today", "we like green tea and cake",
@@ -15,30 +13,8 @@ SENTENCES = [
 ]
 
 
-@dataclass
-class Utt:
-    """Stand-in utterance: a slice of one position-encoded timeline (see TimelineASR)."""
-
-    id: str
-    text: str
-    timeline: list
-    offset: float
-
-    @property
-    def words(self):
-        return [(a - self.offset, b - self.offset, w) for a, b, w in self.timeline]
-
-    def load_audio(self):
-        return TimelineASR.stream_audio(self.timeline[-1][1] + 0.6 - self.offset, start_sec=self.offset)
-
-
 def dataset():
-    utts, t = [], 0.0
-    for i, s in enumerate(SENTENCES):
-        words = words_from_text(s, start=t)
-        utts.append(Utt(f"u{i}", s, words, t))
-        t = words[-1][1] + 5.0
-    return utts
+    return timeline_dataset(SENTENCES)
 
 
 ALL = [w for u in dataset() for w in u.timeline]

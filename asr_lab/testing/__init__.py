@@ -30,6 +30,8 @@ from asr_lab.testing.scripted import (
     ScriptedTokenDecoder,
     TimelineASR,
     TimelineTokenDecoder,
+    TimelineUtterance,
+    timeline_dataset,
     words_from_text,
 )
 
@@ -46,8 +48,10 @@ __all__ = [
     "ScriptedTokenDecoder",
     "TimelineTokenDecoder",
     "TimelineASR",
+    "TimelineUtterance",
     "check_processor",
     "sample_speech",
+    "timeline_dataset",
     "words_from_text",
 ]
 

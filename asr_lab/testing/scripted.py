@@ -45,6 +45,8 @@ __all__ = [
     "ScriptedTokenDecoder",
     "TimelineASR",
     "TimelineTokenDecoder",
+    "TimelineUtterance",
+    "timeline_dataset",
     "words_from_text",
 ]
 
@@ -228,6 +230,36 @@ def words_from_text(
         if pause_every and (i + 1) % pause_every == 0:
             t += pause_sec
     return out
+
+
+@dataclass
+class TimelineUtterance:
+    """Stand-in utterance (the real one lives in asr_lab.data): a slice of one long timeline
+    with position-encoded audio, for :class:`TimelineASR`; ``words`` are the reference timings on
+    the utterance's own clock."""
+
+    id: str
+    text: str
+    timeline: list[Word]
+    offset: float
+
+    @property
+    def words(self) -> list[Word]:
+        return [(a - self.offset, b - self.offset, w) for a, b, w in self.timeline]
+
+    def load_audio(self) -> np.ndarray:
+        return TimelineASR.stream_audio(self.timeline[-1][1] + 0.6 - self.offset, start_sec=self.offset)
+
+
+def timeline_dataset(sentences: list[str], gap_sec: float = 5.0) -> list[TimelineUtterance]:
+    """One utterance per sentence (ids ``u0``, ``u1``…), laid end to end on one timeline,
+    ``gap_sec`` apart; ``TimelineASR([w for u in ds for w in u.timeline])`` recognises them all."""
+    utts, t = [], 0.0
+    for i, sentence in enumerate(sentences):
+        words = words_from_text(sentence, start=t)
+        utts.append(TimelineUtterance(f"u{i}", sentence, words, t))
+        t = words[-1][1] + gap_sec
+    return utts
 
 
 # --------------------------------------------------------------------------- AlignAtt stand-ins
