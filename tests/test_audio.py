@@ -103,3 +103,30 @@ def test_save_and_int16_round_trip(tmp_path):
     path = save_audio(tmp_path / "sub" / "x.flac", x)
     assert np.allclose(load_audio(path), x, atol=1e-4)
     assert to_int16(np.array([2.0, -2.0, 0.5], dtype=np.float32)).tolist() == [32767, -32767, 16383]
+
+
+def test_a_dataset_utterance_is_audio_for_load_audio_and_replay(tmp_path):
+    from asr_lab import Utterance, replay
+    from asr_lab.testing import sample_speech
+
+    sample = sample_speech()
+    on_disk = tmp_path / "u.wav"
+    save_audio(on_disk, sample.audio)
+    for utt in (Utterance.from_array("u", sample.audio, text=sample.text), Utterance(id="u", audio=str(on_disk), text=sample.text)):
+        assert np.array_equal(load_audio(utt), load_audio(sample.audio))
+
+    class Echo:  # a minimal processor: says how much audio it was given
+        def init(self, offset=0.0):
+            self.n = 0
+
+        def insert_audio_chunk(self, audio):
+            self.n += len(audio)
+
+        def process_iter(self):
+            return None
+
+        def finish(self):
+            return (0.0, self.n / 16000, "heard")
+
+    trace = replay(Echo(), Utterance.from_array("u", sample.audio, text=sample.text), clock="unaware")
+    assert trace.meta["source"] == "u" and trace.emissions[-1].end == pytest.approx(len(sample.audio) / 16000, abs=1e-3)

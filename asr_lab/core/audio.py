@@ -47,7 +47,8 @@ class AudioError(ValueError):
 def load_audio(source: AudioSource, sr: Optional[int] = None) -> np.ndarray:
     """Return ``source`` as a 1-D float32 array at 16 kHz, mono.
 
-    ``source`` is a file path or an array. For an array, ``sr`` is its sample rate
+    ``source`` is a file path, an array, or a dataset :class:`~asr_lab.Utterance` (its
+    samples). For an array, ``sr`` is its sample rate
     (``None`` means it is already 16 kHz); for a file, the rate is read from the file and
     ``sr`` must be ``None``. Multichannel audio is averaged to mono; ``(n, channels)`` and
     ``(channels, n)`` are both accepted when the channel axis has at most 8 entries.
@@ -55,6 +56,12 @@ def load_audio(source: AudioSource, sr: Optional[int] = None) -> np.ndarray:
     Raises :class:`FileNotFoundError` for a missing file and :class:`AudioError` for an
     unreadable file, empty audio, NaN/inf samples or an unusable shape or dtype.
     """
+    from asr_lab.data.dataset import Utterance
+
+    if isinstance(source, Utterance):
+        if sr is not None:
+            raise AudioError(f"sr={sr!r} was given with utterance {source.id!r}; its audio is already 16 kHz — drop sr")
+        return source.load_audio()
     if isinstance(source, (str, os.PathLike)):
         if sr is not None:
             raise AudioError(f"sr={sr!r} was given with a file; the file's own rate is used — drop sr")
@@ -67,7 +74,7 @@ def load_audio(source: AudioSource, sr: Optional[int] = None) -> np.ndarray:
     else:
         raise AudioError(
             f"cannot load audio from {type(source).__name__} ({source!r:.60}); "
-            f"give a file path or a numpy array of samples"
+            f"give a file path or a numpy array of samples (or a dataset Utterance)"
         )
     check_sample_rate(rate, what if isinstance(source, (str, os.PathLike)) else "")
     audio = _to_mono_float(audio, what)

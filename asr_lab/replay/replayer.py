@@ -75,7 +75,8 @@ def replay(
     """Stream ``audio`` into ``processor`` on ``clock`` and record every emission.
 
     ``audio``: a path, an array (float32 16 kHz mono, or anything :func:`asr_lab.load_audio`
-    takes), or a :class:`LiveAudio` (then the clock must be ``"wall"``).
+    takes), a dataset :class:`~asr_lab.Utterance`, or a :class:`LiveAudio` (then the clock
+    must be ``"wall"``).
     ``chunk_sec``: new audio to wait for between calls (default: the processor's
     ``min_chunk_sec``, else 1.0). ``speed``: stream seconds per wall second.
     ``slowdown``: virtual clock only, multiplies measured compute. ``compute``: how a
@@ -111,7 +112,7 @@ def replay(
     else:
         from asr_lab.core.audio import load_audio
 
-        source_name = str(audio) if not isinstance(audio, np.ndarray) else "array"
+        source_name = "array" if isinstance(audio, np.ndarray) else str(getattr(audio, "id", None) or audio)
         samples = load_audio(audio)
         first = int(round(start_at * SAMPLE_RATE))
         if first >= len(samples):
