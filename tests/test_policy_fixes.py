@@ -137,23 +137,34 @@ def test_cap_must_leave_room_for_trimming():
 # -- config --------------------------------------------------------------------------------
 
 
-def test_reference_mode_gives_the_reference_and_defaults_turn_cap_and_tail_on():
+def test_reference_mode_gives_the_reference_and_defaults_turn_the_fixes_on():
     assert policy_settings(ASRConfig()) == policy_settings(StreamingPolicyConfig(reference_mode=True)) == {
         "ghost_filter": False,
         "guarded_finish": False,
         "max_buffer_sec": None,
         "vac_transcribe_tail": False,
-        "vac_keep_context": False,
         "vac_threshold": 0.5,
         "vac_min_silence_ms": 500.0,
         "vac_speech_pad_ms": 100.0,
     }
-    default = policy_settings(StreamingPolicyConfig())
-    assert default["max_buffer_sec"] == 30.0 and default["vac_transcribe_tail"] is True
+    assert policy_settings(StreamingPolicyConfig()) == {
+        "ghost_filter": True,
+        "guarded_finish": True,
+        "max_buffer_sec": 30.0,
+        "vac_transcribe_tail": True,
+        "vac_threshold": 0.5,
+        "vac_min_silence_ms": 500.0,
+        "vac_speech_pad_ms": 300.0,
+    }
     assert policy_settings(StreamingPolicyConfig(buffer_trimming_sec=40))["max_buffer_sec"] == 40.0
     named = policy_settings(StreamingPolicyConfig(reference_mode=True, ghost_filter=True, max_buffer_sec=20))
     assert named["ghost_filter"] and named["max_buffer_sec"] == 20 and not named["vac_transcribe_tail"]
+    assert not named["guarded_finish"] and named["vac_speech_pad_ms"] == 100.0
+    off = policy_settings(StreamingPolicyConfig(ghost_filter=False, guarded_finish=False, vac_speech_pad_ms=100))
+    assert (off["ghost_filter"], off["guarded_finish"], off["vac_speech_pad_ms"]) == (False, False, 100)
     assert policy_metadata(StreamingPolicyConfig(reference_mode=True))["reference_mode"] is True
+    with pytest.raises(ValidationError, match="vac_keep_context"):  # removed: it made tiny.en hallucinate
+        StreamingPolicyConfig(vac_keep_context=True)
 
 
 def test_whisper_configs_carry_the_policy_fields():

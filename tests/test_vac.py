@@ -7,6 +7,7 @@ pytest.importorskip("faster_whisper")
 pytest.importorskip("onnxruntime")
 
 from asr_lab.core.config import ASRConfig
+from asr_lab.streaming.policy_config import StreamingPolicyConfig
 from asr_lab.core.protocols import SAMPLE_RATE
 from asr_lab.streaming.local_agreement import OnlineASRProcessor
 from asr_lab.streaming.vac import (
@@ -16,7 +17,7 @@ from asr_lab.streaming.vac import (
     VoiceActivityDetector,
     streaming_processor,
 )
-from asr_lab.testing import TimelineASR, sample_speech, words_from_text
+from asr_lab.testing import ClippedOnsetASR, TimelineASR, sample_speech, words_from_text
 
 SR = SAMPLE_RATE
 
@@ -230,6 +231,23 @@ def test_transcribe_tail_hears_the_end_of_each_utterance():
         proc = VACOnlineASRProcessor(OnlineASRProcessor(TimelineASR(timeline)), vad=vad, transcribe_tail=tail)
         outputs, _ = stream(proc, TimelineASR.stream_audio(3.0), 0.04)
         assert " ".join(o[2] for _, o in outputs) == expected
+
+
+def test_padding_before_the_onset_keeps_whisper_from_misreading_the_first_word():
+    """A VAD fires a window into the first word; 100 ms of padding (the reference) cuts its onset, 300 ms does not."""
+    timeline = words_from_text("had he married", start=1.0)
+    late_vad = [(1.05, timeline[-1][1])]  # speech probability crosses the threshold 50 ms into "had"
+    texts = {}
+    for pad_ms in (100, 300):
+        asr = ClippedOnsetASR(timeline, lead_sec=0.15)
+        vad = VoiceActivityDetector(SpanProbability(late_vad), speech_pad_ms=pad_ms)
+        proc = VACOnlineASRProcessor(OnlineASRProcessor(asr), vad=vad, transcribe_tail=True)
+        outputs, _ = stream(proc, TimelineASR.stream_audio(4.0), 0.04)
+        texts[pad_ms] = " ".join(o[2] for _, o in outputs)
+    assert texts == {100: "had? he married", 300: "had he married"}
+    config = streaming_processor(TimelineASR([]), StreamingPolicyConfig(vac=True))
+    assert config.vad.pad == int(0.3 * SR)  # asr_lab's default; reference_mode keeps 100 ms
+    assert streaming_processor(TimelineASR([]), StreamingPolicyConfig(vac=True, reference_mode=True)).vad.pad == int(0.1 * SR)
 
 
 def test_vac_checks_its_arguments():

@@ -81,9 +81,9 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
         }[policy]()
         processor = RedecodingProcessor(engine, rule, trim_sec=config.buffer_trimming_sec, min_chunk_sec=config.min_chunk_size)
         if config.vac:
-            from asr_lab.streaming.vac import VACOnlineASRProcessor
+            from asr_lab.streaming.vac import vac_processor
 
-            processor = VACOnlineASRProcessor(processor, online_chunk_sec=config.min_chunk_size, vac_chunk_sec=config.vac_chunk_size)
+            processor = vac_processor(processor, config)
     if recorder is not None:
         processor.replayed_compute = recorder.replayed_compute
     processor.policy = policy_label(config)

@@ -2,11 +2,13 @@
 
 :class:`StreamingPolicyConfig` adds them to :class:`~asr_lab.ASRConfig`; the Whisper
 configs inherit it. ``reference_mode=True`` makes every default whisper_streaming's (no
-buffer cap, VAC without ``transcribe_tail``), so it reproduces the reference exactly; a
-fix named explicitly is still applied on top (that is how each fix is measured against
-the reference baseline). Otherwise the buffer cap (30 s) and ``vac_transcribe_tail`` are
-on by default, and ``ghost_filter`` / ``guarded_finish`` are opt-in. :func:`policy_settings` resolves a
-config (of any backend) to the keyword arguments the processors take.
+fix, no buffer cap, VAC without ``transcribe_tail`` and with 100 ms of speech padding), so
+it reproduces the reference exactly; a fix named explicitly is still applied on top (that
+is how each fix is measured against the reference baseline). Otherwise asr_lab's defaults
+apply: the ghost filter, the guarded finish, the 30 s buffer cap, ``vac_transcribe_tail``
+and 300 ms of VAC speech padding (each measured in ``bench/vac.py``; the figures are in
+the README). :func:`policy_settings` resolves a config (of any backend) to the keyword
+arguments the processors take.
 """
 
 from __future__ import annotations
@@ -27,12 +29,20 @@ REFERENCE = {
     "guarded_finish": False,
     "max_buffer_sec": None,
     "vac_transcribe_tail": False,
-    "vac_keep_context": False,
     "vac_threshold": 0.5,
     "vac_min_silence_ms": 500.0,
     "vac_speech_pad_ms": 100.0,
 }
 """whisper_streaming's behaviour, field by field (what a plain ASRConfig gets)."""
+
+LAB_DEFAULTS = {
+    "ghost_filter": True,
+    "guarded_finish": True,
+    "max_buffer_sec": DEFAULT_MAX_BUFFER_SEC,
+    "vac_transcribe_tail": True,
+    "vac_speech_pad_ms": 300.0,
+}
+"""asr_lab's defaults where they differ from the reference (fields left ``None`` outside reference_mode)."""
 
 class StreamingPolicyConfig(ASRConfig):
     """ASRConfig plus the LocalAgreement fixes and VAC knobs (see the module docstring)."""
@@ -42,14 +52,15 @@ class StreamingPolicyConfig(ASRConfig):
         description="Defaults of whisper_streaming: no buffer cap, no VAC transcribe_tail (with no fix named, "
         "the reference exactly); fixes named explicitly still apply.",
     )
-    ghost_filter: bool = Field(
-        default=False,
-        description="Drop words of zero length or beginning after the audio buffer (Whisper emits them at cuts).",
+    ghost_filter: Optional[bool] = Field(
+        default=None,
+        description="Drop words of zero length or beginning after the audio buffer (Whisper emits them at cuts); "
+        "None = on, off in reference_mode.",
     )
-    guarded_finish: bool = Field(
-        default=False,
+    guarded_finish: Optional[bool] = Field(
+        default=None,
         description="finish() commits no pending sentence that mostly repeats committed text (4-word runs) and no more words than "
-        "the remaining audio can hold (5 words/s).",
+        "the remaining audio can hold (5 words/s); None = on, off in reference_mode.",
     )
     max_buffer_sec: Optional[float] = Field(
         default=None,
@@ -63,17 +74,16 @@ class StreamingPolicyConfig(ASRConfig):
         description="VAC: recognise an utterance's last audio once more before finishing it (the reference "
         "does not, and loses its last words); None = on, off in reference_mode.",
     )
-    vac_keep_context: bool = Field(
-        default=False,
-        description="VAC: prompt each utterance with the text committed before it, as plain LocalAgreement does "
-        "(the reference starts every utterance without a prompt).",
-    )
     vac_threshold: float = Field(default=0.5, gt=0, lt=1, description="VAC: Silero speech probability that starts speech.")
     vac_min_silence_ms: float = Field(
         default=500.0, ge=0, le=10000, description="VAC: silence (ms) that ends an utterance."
     )
-    vac_speech_pad_ms: float = Field(
-        default=100.0, ge=0, le=2000, description="VAC: padding (ms) added before and after each utterance."
+    vac_speech_pad_ms: Optional[float] = Field(
+        default=None,
+        ge=0,
+        le=2000,
+        description="VAC: padding (ms) added before and after each utterance; None = 300 (Whisper misreads "
+        "utterances cut right at their onset), 100 in reference_mode.",
     )
 
     @model_validator(mode="after")
@@ -94,12 +104,12 @@ def policy_settings(config: Any) -> dict[str, Any]:
     if not isinstance(config, StreamingPolicyConfig):
         return dict(REFERENCE)
     out = {name: getattr(config, name) for name in REFERENCE}
-    if config.reference_mode:
-        return {**out, "vac_transcribe_tail": bool(out["vac_transcribe_tail"])}
-    if out["max_buffer_sec"] is None:
+    defaults = REFERENCE if config.reference_mode else LAB_DEFAULTS
+    for name, value in defaults.items():
+        if out[name] is None:
+            out[name] = value
+    if not config.reference_mode and config.max_buffer_sec is None:
         out["max_buffer_sec"] = max(DEFAULT_MAX_BUFFER_SEC, config.buffer_trimming_sec)
-    if out["vac_transcribe_tail"] is None:
-        out["vac_transcribe_tail"] = True
     return out
 
 

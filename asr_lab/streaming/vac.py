@@ -50,7 +50,7 @@ import numpy as np
 from asr_lab.core.audio import as_chunk
 from asr_lab.core.protocols import SAMPLE_RATE
 
-__all__ = ["SileroVAD", "VACOnlineASRProcessor", "VoiceActivityDetector", "streaming_processor"]
+__all__ = ["SileroVAD", "VACOnlineASRProcessor", "VoiceActivityDetector", "streaming_processor", "vac_processor"]
 
 Segment = Tuple[float, float, str]
 
@@ -59,8 +59,6 @@ WINDOW = 512
 CONTEXT = 64
 """Samples of the previous window the model sees before each window."""
 STATE_SHAPE = (1, 1, 128)
-CONTEXT_WORDS = 100
-"""keep_context: committed words carried into the next utterance (the prompt takes ~200 characters of them)."""
 IDLE_HISTORY_SEC = 1.0
 """Non-speech audio kept so that a detected utterance can begin before the detection."""
 
@@ -88,8 +86,14 @@ def streaming_processor(asr: Any, config: Any) -> Any:
         guarded_finish=settings["guarded_finish"],
         max_buffer_sec=settings["max_buffer_sec"],
     )
-    if not config.vac:
-        return online
+    return vac_processor(online, config) if config.vac else online
+
+
+def vac_processor(online: Any, config: Any) -> "VACOnlineASRProcessor":
+    """``online`` (any ASRProcessor) under VAC with the config's VAD knobs, ``transcribe_tail`` and steps."""
+    from asr_lab.streaming.policy_config import policy_settings
+
+    settings = policy_settings(config)
     vad = VoiceActivityDetector(
         threshold=settings["vac_threshold"],
         min_silence_ms=settings["vac_min_silence_ms"],
@@ -101,7 +105,6 @@ def streaming_processor(asr: Any, config: Any) -> Any:
         vac_chunk_sec=config.vac_chunk_size,
         vad=vad,
         transcribe_tail=settings["vac_transcribe_tail"],
-        keep_context=settings["vac_keep_context"],
     )
 
 
@@ -250,10 +253,10 @@ class VACOnlineASRProcessor:
     give the same output, later. ``transcribe_tail=True`` runs one more recognition over
     an utterance's last audio before finishing it; the reference does not (it commits
     the last hypothesis), so speech after that hypothesis, such as a lone short word, is
-    lost there. ``keep_context=True`` carries the text committed in earlier utterances
-    into the next one, where it becomes the recogniser's prompt as in plain
-    LocalAgreement; the reference starts every utterance without a prompt. ``vad`` is a :class:`VoiceActivityDetector` (default: Silero, 500 ms
-    silence, 100 ms padding, as in the reference).
+    lost there. Every utterance starts without a prompt, as in the reference (a prompt
+    of the text before it made tiny.en hallucinate, see ``bench/vac.py``). ``vad`` is a
+    :class:`VoiceActivityDetector` (default: Silero, 500 ms silence, 100 ms padding, as in
+    the reference; asr_lab's configs pad 300 ms).
     """
 
     def __init__(
@@ -264,7 +267,6 @@ class VACOnlineASRProcessor:
         vac_chunk_sec: float = 0.04,
         vad: Optional[VoiceActivityDetector] = None,
         transcribe_tail: bool = False,
-        keep_context: bool = False,
     ) -> None:
         for name, value in (("online_chunk_sec", online_chunk_sec), ("vac_chunk_sec", vac_chunk_sec)):
             if not (isinstance(value, (int, float)) and value > 0):
@@ -278,7 +280,6 @@ class VACOnlineASRProcessor:
         self.min_chunk_sec = self.vac_chunk_sec
         self.vad = vad if vad is not None else VoiceActivityDetector()
         self.transcribe_tail = transcribe_tail
-        self.keep_context = keep_context
         self.init()
 
     @property
@@ -308,7 +309,6 @@ class VACOnlineASRProcessor:
         self._sent = 0  # stream sample index up to which ``online`` has the current utterance
         self._unprocessed = 0  # samples given to ``online`` since its last process_iter()
         self._last_words: list[tuple[float, float, str]] = []
-        self._context: list[tuple[float, float, str]] = []  # committed words of this stream (keep_context)
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Queue ``audio``; the VAD and the recogniser run in :meth:`process_iter`."""
@@ -348,7 +348,6 @@ class VACOnlineASRProcessor:
             vac_chunk_sec=self.vac_chunk_sec,
             vad=self.vad.spawn(),
             transcribe_tail=self.transcribe_tail,
-            keep_context=self.keep_context,
         )
 
     def warmup(self, audio: np.ndarray) -> None:
@@ -392,8 +391,6 @@ class VACOnlineASRProcessor:
         sample = max(sample, self._audio_start)
         self.in_speech = True
         self.online.init(self.offset + sample / SAMPLE_RATE)
-        if self.keep_context and self._context and isinstance(getattr(self.online, "committed", None), list):
-            self.online.committed = self._context[-CONTEXT_WORDS:]  # all before the new buffer: they become the prompt
         self._drop_until(sample)
         self._sent = sample
         self._unprocessed = 0
@@ -425,9 +422,7 @@ class VACOnlineASRProcessor:
     def _collect(self, segment: Optional[Segment]) -> Optional[Segment]:
         words = getattr(self.online, "last_words", None)
         if segment is not None and callable(words):
-            new = words()
-            self._last_words.extend(new)
-            self._context = (self._context + new)[-CONTEXT_WORDS:]
+            self._last_words.extend(words())
         return segment
 
     def _merge(self, segments: Sequence[Optional[Segment]]) -> Optional[Segment]:

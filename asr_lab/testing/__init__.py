@@ -2,7 +2,7 @@
 
 * :func:`check_processor` — run any ASRProcessor through the contract (``conformance``).
 * :class:`ScriptedASR`, :class:`TimelineASR` — model-free ASRBase stand-ins (``scripted``), and
-  :class:`GhostWordASR`, :class:`HallucinatingTailASR`, :class:`OneSegmentASR` that reproduce
+  :class:`GhostWordASR`, :class:`HallucinatingTailASR`, :class:`OneSegmentASR`, :class:`ClippedOnsetASR` that reproduce
   Whisper's measured failures;
   :class:`ScriptedTokenDecoder`, :class:`TimelineTokenDecoder` — the same for AlignAtt.
 * :func:`sample_speech` — a short real utterance shipped with the package, with its text
@@ -22,6 +22,7 @@ import numpy as np
 
 from asr_lab.testing.conformance import Check, ConformanceError, ConformanceReport, check_processor
 from asr_lab.testing.scripted import (
+    ClippedOnsetASR,
     GhostWordASR,
     HallucinatingTailASR,
     OneSegmentASR,
@@ -39,6 +40,7 @@ __all__ = [
     "Check",
     "ConformanceError",
     "ConformanceReport",
+    "ClippedOnsetASR",
     "GhostWordASR",
     "HallucinatingTailASR",
     "OneSegmentASR",

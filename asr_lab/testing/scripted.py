@@ -36,6 +36,7 @@ from asr_lab.core.protocols import SAMPLE_RATE
 
 __all__ = [
     "ASRCall",
+    "ClippedOnsetASR",
     "DecoderCall",
     "GhostWordASR",
     "HallucinatingTailASR",
@@ -206,6 +207,23 @@ class HallucinatingTailASR(TimelineASR):
         span = (length - last_end) / (len(made_up) + 1)
         extra = [(last_end + (i + 0.5) * span, last_end + (i + 1.4) * span, w) for i, w in enumerate(made_up)]
         return ScriptedAnswer(answer.words + extra, answer.ends())
+
+
+@dataclass
+class ClippedOnsetASR(TimelineASR):
+    """A :class:`TimelineASR` that misreads a word beginning less than ``lead_sec`` after its window starts.
+
+    Whisper misreads the first words of audio cut right at the speech onset (a VAD fires
+    tens of milliseconds into a word); the misreading is ``word?``, agreed on by every
+    window that starts at the same place, so LocalAgreement commits it.
+    """
+
+    lead_sec: float = 0.2
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> ScriptedAnswer:
+        answer = super().transcribe(audio, init_prompt)
+        words = [(s, e, w + "?" if s < self.lead_sec else w) for s, e, w in answer.words]
+        return ScriptedAnswer(words, answer.ends())
 
 
 @dataclass
