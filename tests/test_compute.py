@@ -8,7 +8,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

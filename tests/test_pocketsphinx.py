@@ -9,7 +9,6 @@ punctuation; the thresholds keep a margin over what was measured (see the report
 import re
 import subprocess
 import sys
-import time
 from collections import namedtuple
 from pathlib import Path
 

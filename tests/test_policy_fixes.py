@@ -5,7 +5,6 @@ Every failure was measured with real Whisper weights (issue 16); the stand-ins i
 reference policy failing, then the fix holding.
 """
 
-import numpy as np
 import pytest
 from pydantic import ValidationError
 
