@@ -94,6 +94,8 @@ class _Task:
     repeat: int
     key: str
     replay_kwargs: dict = field(default_factory=dict)
+    engine: str = ""
+    """Which loaded engine the task may reuse (see :func:`run_task`); set by :func:`compare`."""
 
 
 def compare(
@@ -186,9 +188,12 @@ def compare(
             # the system name too: two lambdas share a qualname, and their closures are not hashable
             identity = json.dumps({"factory": name, "system": system, "defaults": repr(getattr(config, "__defaults__", None)),
                                    "provenance": run_provenance(target)}, sort_keys=True, default=str)
+            # this very factory, named here: a worker process gets a fresh copy of it with every task
+            engine = f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}:{id(config):x}"
         else:
             payload, own_step = _validated(config)
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
+            engine = hashlib.sha256(identity.encode()).hexdigest()[:16]
         # chunk_sec None: the processor's own min_chunk_sec, else the config's min_chunk_size (see step_for)
         kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown,
                       compute=compute, warmup_sec=warmup_sec)
@@ -197,7 +202,8 @@ def compare(
                 key = _key(identity, fingerprints[u.id], kwargs, r)
                 order.append((system, u.id, r, key))
                 if key not in done:
-                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec}))
+                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec},
+                                       engine))
 
     records = dict(done)
     from_cache = len(order) - len(tasks)
@@ -246,7 +252,9 @@ def run_task(task: _Task) -> RunRecord:
     from asr_lab.replay import replay
 
     try:
-        cache_key = task.key.split(":")[0] if not callable(task.config) else repr(task.config)
+        # one engine per system and process, loaded once: a factory is named by compare() (by its
+        # repr a worker saw a new object in every task, loaded an engine each time and kept them all)
+        cache_key = task.engine or task.key.split(":")[0]
         kwargs = dict(task.replay_kwargs)
         if cache_key in _PROCESSORS:
             kwargs["warmup_sec"] = 0  # this engine is already warm: warm-up is for its first run

@@ -198,3 +198,29 @@ def test_default_step_is_the_backends_own_min_chunk_size():
     finally:
         registry.unregister_loader("quick-test")
     assert res.traces[("q", "u0", 0)].meta["chunk_sec"] == 0.25
+
+
+class CountingFactory:
+    """A factory object (not a function): writes a line to ``log`` each time it builds a processor."""
+
+    def __init__(self, log):
+        self.log = str(log)
+
+    def __call__(self):
+        import os
+
+        with open(self.log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return asr_lab.OnlineASRProcessor(TimelineASR(ALL_WORDS, unstable_tail_sec=0.3), min_chunk_sec=0.5)
+
+
+def test_a_factory_object_builds_one_engine_per_worker_process_not_one_per_utterance(tmp_path):
+    log = tmp_path / "built.txt"
+    data = make_dataset() * 1
+    res = compare({"counted": CountingFactory(log)}, data, clock="unaware", repeats=3, workers=2, progress=False)
+    assert not res.failures and len(res.records) == 9
+    pids = log.read_text().split()
+    assert len(pids) == len(set(pids)) <= 2  # each worker built it once, then reused it
+    log.unlink()
+    compare({"counted": CountingFactory(log)}, data, clock="unaware", repeats=2, progress=False)  # in this process
+    assert len(log.read_text().split()) == 1
