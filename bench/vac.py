@@ -24,9 +24,10 @@ Parts:
 
 * ``vac`` (virtual clock, CPU-time accounting: measured compute delays every answer, as
   live): plain LocalAgreement in reference mode and with asr_lab's defaults, VAC in
-  reference mode (backlog recognised once, no transcribe_tail, 100 ms padding), VAC with
-  asr_lab's defaults (transcribe_tail, 300 ms padding, ghost filter, guarded finish, 30 s
-  cap), and VAC with the defaults less one knob each (100 ms padding; no fixes).
+  reference mode (backlog recognised once, no transcribe_tail, 100 ms padding, no context),
+  VAC with asr_lab's defaults (transcribe_tail, 300 ms padding, 10 s of the previous
+  utterance as context, ghost filter, guarded finish, 30 s cap), and VAC with the defaults
+  less one knob each (no context; 100 ms padding; no fixes).
 * ``fixes`` (computation-unaware clock: the same audio windows in every run, so the
   difference between two rows is the fix, not timing noise): the exact reference
   baseline, then the baseline plus one fix each (ghost filter, guarded finish, a 20 s
@@ -38,8 +39,8 @@ WER is corpus WER (summed errors / summed words); latency p50/p90 pool all match
 that occur in a hypothesis more often than in its reference (committed duplicated text,
 such as a hallucinated tail repeating a sentence); ``fix_stats`` sums what each fix did
 (printed with ``--workers 0`` only: worker processes keep their processors).
-Two variants measured and dropped (numbers in the issue-16 notes): a VAC prompt of the
-text before each utterance, and VAC carrying the previous utterance's audio as context.
+Two other ways of giving VAC context were measured and dropped (numbers in the README): a
+prompt of the text before each utterance, and continuing one buffer across the pause.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def systems(part: str, base: dict) -> dict[str, dict]:
             "LA default": base,
             "VAC reference": {**ref, "vac": True},
             "VAC default": {**base, "vac": True},
+            "VAC default, no context": {**base, "vac": True, "vac_context_sec": 0},
             "VAC default, pad 100 ms": {**base, "vac": True, "vac_speech_pad_ms": 100},
             "VAC default, no fixes": {**base, "vac": True, "ghost_filter": False, "guarded_finish": False},
         }

@@ -145,6 +145,7 @@ def test_reference_mode_gives_the_reference_and_defaults_turn_the_fixes_on():
         "vac_threshold": 0.5,
         "vac_min_silence_ms": 500.0,
         "vac_speech_pad_ms": 100.0,
+        "vac_context_sec": 0.0,
     }
     assert policy_settings(StreamingPolicyConfig()) == {
         "ghost_filter": True,
@@ -154,6 +155,7 @@ def test_reference_mode_gives_the_reference_and_defaults_turn_the_fixes_on():
         "vac_threshold": 0.5,
         "vac_min_silence_ms": 500.0,
         "vac_speech_pad_ms": 300.0,
+        "vac_context_sec": 10.0,
     }
     assert policy_settings(StreamingPolicyConfig(buffer_trimming_sec=40))["max_buffer_sec"] == 40.0
     named = policy_settings(StreamingPolicyConfig(reference_mode=True, ghost_filter=True, max_buffer_sec=20))
@@ -188,7 +190,9 @@ def test_streaming_processor_passes_fixes_and_vac_knobs():
     assert (vac.vad.threshold, vac.vad.min_silence, vac.vad.pad) == (0.6, int(0.3 * SR), int(0.05 * SR))
     twin = vac.spawn()
     assert (twin.online.ghost_filter, twin.online.max_buffer_sec, twin.transcribe_tail) == (True, 30.0, True)
-    assert streaming_processor(asr, StreamingPolicyConfig(vac=True, reference_mode=True)).transcribe_tail is False
+    assert vac.context_sec == 10.0 and twin.context_sec == 10.0
+    reference = streaming_processor(asr, StreamingPolicyConfig(vac=True, reference_mode=True))
+    assert reference.transcribe_tail is False and reference.context_sec == 0.0
 
 
 # -- VAC warm-up ---------------------------------------------------------------------------

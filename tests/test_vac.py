@@ -17,7 +17,7 @@ from asr_lab.streaming.vac import (
     VoiceActivityDetector,
     streaming_processor,
 )
-from asr_lab.testing import ClippedOnsetASR, TimelineASR, sample_speech, words_from_text
+from asr_lab.testing import ClippedOnsetASR, ContextSensitiveASR, TimelineASR, sample_speech, words_from_text
 
 SR = SAMPLE_RATE
 
@@ -248,6 +248,69 @@ def test_padding_before_the_onset_keeps_whisper_from_misreading_the_first_word()
     config = streaming_processor(TimelineASR([]), StreamingPolicyConfig(vac=True))
     assert config.vad.pad == int(0.3 * SR)  # asr_lab's default; reference_mode keeps 100 ms
     assert streaming_processor(TimelineASR([]), StreamingPolicyConfig(vac=True, reference_mode=True)).vad.pad == int(0.1 * SR)
+
+
+THREE = [
+    words_from_text("one two three four", start=1.0),
+    words_from_text("five six seven", start=4.0),
+    words_from_text("eight nine ten", start=6.5),
+]
+
+
+def vac_with_context(context_sec, **engine):
+    asr = ContextSensitiveASR([w for u in THREE for w in u], **engine)
+    vad = VoiceActivityDetector(SpanProbability([(u[0][0] - 0.05, u[-1][1] + 0.05) for u in THREE]))
+    online = OnlineASRProcessor(asr, min_chunk_sec=1.0)
+    return VACOnlineASRProcessor(online, vad=vad, transcribe_tail=True, context_sec=context_sec), asr
+
+
+def test_context_lets_each_utterance_be_heard_after_the_one_before_it():
+    """An engine that misreads a sentence heard alone: the reference VAC starts each utterance alone."""
+    alone, _ = vac_with_context(0)
+    outputs, _ = stream(alone, TimelineASR.stream_audio(10.0), 0.04)
+    assert [o[2] for _, o in outputs] == ["one two", "three four", "five? six seven", "eight? nine ten"]
+
+    proc, asr = vac_with_context(10)
+    outputs, _ = stream(proc, TimelineASR.stream_audio(10.0), 0.04)
+    assert [o[2] for _, o in outputs] == ["one two", "three four", "five six seven", "eight nine ten"]
+    # committed once each, at their own times: the spliced previous utterance is heard, never committed again
+    for _, (start, end, text) in outputs:
+        words = [w for w in TIMELINE_OF(THREE) if w[2] in text.split()]
+        assert (start, end) == pytest.approx((words[0][0], words[-1][1]), abs=1e-6)
+    # every window of an utterance begins with the one before it (the first: its own padded start)
+    starts = sorted({round(c.start_sample / SR, 2) for c in asr.calls})
+    assert starts == [pytest.approx(THREE[0][0][0] - 0.14, abs=0.02), pytest.approx(THREE[1][0][0] - 0.14, abs=0.02)]
+    assert proc.context_fallbacks == 0 and proc.fix_stats["context_fallbacks"] == 0
+
+
+def test_an_utterance_missed_behind_its_context_is_heard_again_alone():
+    """Whisper sometimes ends its answer after the first sentence: then the utterance is recognised without context."""
+    proc, asr = vac_with_context(10, stop_at_splice=True)
+    outputs, _ = stream(proc, TimelineASR.stream_audio(10.0), 0.04)
+    assert " ".join(o[2] for _, o in outputs) == "one two three four five? six seven eight? nine ten"
+    assert proc.context_fallbacks == 2
+
+
+def test_context_needs_a_short_pause_and_a_processor_that_can_settle():
+    proc, asr = vac_with_context(10)
+    proc.online.asr.words = [(s + (3.5 if s >= 4.0 else 0.0), e + (3.5 if s >= 4.0 else 0.0), w) for s, e, w in asr.words]
+    proc.vad.model.spans = [(0.95, 2.55), (7.45, 8.65)]  # the pause is longer than CONTEXT_GAP_SEC
+    outputs, _ = stream(proc, TimelineASR.stream_audio(10.0), 0.04)
+    assert "five? six seven" in " ".join(o[2] for _, o in outputs)
+    with pytest.raises(ValueError, match="context_sec=30"):
+        vac_with_context(30)
+
+    class NoSettle:
+        def init(self, offset=0.0): ...
+        def insert_audio_chunk(self, audio): ...
+        def process_iter(self): return None
+        def finish(self): return None
+
+    assert VACOnlineASRProcessor(NoSettle(), vad=VoiceActivityDetector(SpanProbability([])), context_sec=10).context_sec == 0
+
+
+def TIMELINE_OF(utterances):
+    return [w for u in utterances for w in u]
 
 
 def test_vac_checks_its_arguments():

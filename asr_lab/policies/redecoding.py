@@ -118,6 +118,10 @@ class RedecodingProcessor:
         self.buffer_time_offset += len(self.audio_buffer) / SAMPLE_RATE
         return self._join(self._last_words)
 
+    def settle_until(self, time: float) -> None:
+        """Treat the audio before absolute ``time`` as already committed (VAC's spliced context)."""
+        self.hypotheses.last_committed_time = max(self.hypotheses.last_committed_time, float(time))
+
     def partial(self) -> Optional[Tuple[float, float, str]]:
         return self._join(self.pending)
 

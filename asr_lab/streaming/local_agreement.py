@@ -233,6 +233,15 @@ class OnlineASRProcessor:
         self.buffer_time_offset += self._buffer_sec()
         return pending
 
+    def settle_until(self, time: float) -> None:
+        """Treat the audio before absolute ``time`` as already committed: its words are never committed.
+
+        VAC puts the previous utterance's audio in front of the next one so that Whisper
+        hears the context; the words recognised there were committed before.
+        """
+        hb = self.transcript_buffer
+        hb.last_committed_time = max(hb.last_committed_time, float(time))
+
     def partial(self) -> Optional[Tuple[float, float, str]]:
         """The current unconfirmed hypothesis (may change on the next call), or ``None``."""
         return self._join(self.transcript_buffer.unconfirmed())

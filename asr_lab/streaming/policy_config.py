@@ -2,11 +2,11 @@
 
 :class:`StreamingPolicyConfig` adds them to :class:`~asr_lab.ASRConfig`; the Whisper
 configs inherit it. ``reference_mode=True`` makes every default whisper_streaming's (no
-fix, no buffer cap, VAC without ``transcribe_tail`` and with 100 ms of speech padding), so
+fix, no buffer cap, VAC without ``transcribe_tail`` or context and with 100 ms of speech padding), so
 it reproduces the reference exactly; a fix named explicitly is still applied on top (that
 is how each fix is measured against the reference baseline). Otherwise asr_lab's defaults
-apply: the ghost filter, the guarded finish, the 30 s buffer cap, ``vac_transcribe_tail``
-and 300 ms of VAC speech padding (each measured in ``bench/vac.py``; the figures are in
+apply: the ghost filter, the guarded finish, the 30 s buffer cap, ``vac_transcribe_tail``,
+300 ms of VAC speech padding and 10 s of VAC context (each measured in ``bench/vac.py``; the figures are in
 the README). :func:`policy_settings` resolves a config (of any backend) to the keyword
 arguments the processors take.
 """
@@ -32,6 +32,7 @@ REFERENCE = {
     "vac_threshold": 0.5,
     "vac_min_silence_ms": 500.0,
     "vac_speech_pad_ms": 100.0,
+    "vac_context_sec": 0.0,
 }
 """whisper_streaming's behaviour, field by field (what a plain ASRConfig gets)."""
 
@@ -41,6 +42,7 @@ LAB_DEFAULTS = {
     "max_buffer_sec": DEFAULT_MAX_BUFFER_SEC,
     "vac_transcribe_tail": True,
     "vac_speech_pad_ms": 300.0,
+    "vac_context_sec": 10.0,
 }
 """asr_lab's defaults where they differ from the reference (fields left ``None`` outside reference_mode)."""
 
@@ -73,6 +75,13 @@ class StreamingPolicyConfig(ASRConfig):
         default=None,
         description="VAC: recognise an utterance's last audio once more before finishing it (the reference "
         "does not, and loses its last words); None = on, off in reference_mode.",
+    )
+    vac_context_sec: Optional[float] = Field(
+        default=None,
+        ge=0,
+        le=25,
+        description="VAC: seconds of the previous utterance's audio the recogniser hears (already committed) before "
+        "each new utterance, after a pause of up to 3 s; None = 10, 0 in reference_mode (each utterance alone).",
     )
     vac_threshold: float = Field(default=0.5, gt=0, lt=1, description="VAC: Silero speech probability that starts speech.")
     vac_min_silence_ms: float = Field(

@@ -31,6 +31,18 @@ compute; several utterances in one backlog are finished one by one (the referenc
 them into one); ``finish()`` of a stream that ends in silence returns nothing, where the
 reference would repeat the last utterance's pending words.
 
+Context. The reference starts every utterance alone, so Whisper hears a sentence without
+the one before it, which plain LocalAgreement keeps in its buffer (measured with tiny.en on
+LibriVox: "ill-disposed" heard as "old-sposed"). ``context_sec`` > 0 (asr_lab's default 10)
+splices up to that much of the previous utterance's audio in front of the next one when the
+pause between them is at most ``CONTEXT_GAP_SEC``; the wrapped processor is told that
+everything before the splice is settled (``settle_until``), so those words are heard but
+never committed again, and no text prompt is given (a prompt of the earlier text made
+tiny.en hallucinate). The pause itself is left out: given a buffer holding a pause, Whisper
+often ends its answer after the first sentence. If that still happens (a recognition of
+the utterance after a second of it gives nothing), the utterance is heard alone from then
+on (``context_fallbacks`` counts it).
+
 ``transcribe_tail`` (off in the reference) recognises an utterance's last audio once more
 before finishing it, so its last words are heard: the reference commits the last
 hypothesis, which misses the speech after it (measured with tiny.en: 14 of 220 words lost).
@@ -61,6 +73,10 @@ CONTEXT = 64
 STATE_SHAPE = (1, 1, 128)
 IDLE_HISTORY_SEC = 1.0
 """Non-speech audio kept so that a detected utterance can begin before the detection."""
+MAX_CONTEXT_SEC = 25.0
+"""The most of the previous utterance spliced before the next (Whisper hears 30 s at once)."""
+CONTEXT_GAP_SEC = 3.0
+"""A pause longer than this starts the next utterance without context (a new turn)."""
 
 
 def streaming_processor(asr: Any, config: Any) -> Any:
@@ -105,6 +121,7 @@ def vac_processor(online: Any, config: Any) -> "VACOnlineASRProcessor":
         vac_chunk_sec=config.vac_chunk_size,
         vad=vad,
         transcribe_tail=settings["vac_transcribe_tail"],
+        context_sec=settings["vac_context_sec"],
     )
 
 
@@ -253,8 +270,9 @@ class VACOnlineASRProcessor:
     give the same output, later. ``transcribe_tail=True`` runs one more recognition over
     an utterance's last audio before finishing it; the reference does not (it commits
     the last hypothesis), so speech after that hypothesis, such as a lone short word, is
-    lost there. Every utterance starts without a prompt, as in the reference (a prompt
-    of the text before it made tiny.en hallucinate, see ``bench/vac.py``). ``vad`` is a
+    lost there. ``context_sec`` > 0 lets the recogniser hear that much of the previous
+    utterance before each one (see the module docstring; it needs a wrapped processor with
+    ``settle_until``, and is 0 otherwise). ``vad`` is a
     :class:`VoiceActivityDetector` (default: Silero, 500 ms silence, 100 ms padding, as in
     the reference; asr_lab's configs pad 300 ms).
     """
@@ -267,6 +285,7 @@ class VACOnlineASRProcessor:
         vac_chunk_sec: float = 0.04,
         vad: Optional[VoiceActivityDetector] = None,
         transcribe_tail: bool = False,
+        context_sec: float = 0.0,
     ) -> None:
         for name, value in (("online_chunk_sec", online_chunk_sec), ("vac_chunk_sec", vac_chunk_sec)):
             if not (isinstance(value, (int, float)) and value > 0):
@@ -280,6 +299,14 @@ class VACOnlineASRProcessor:
         self.min_chunk_sec = self.vac_chunk_sec
         self.vad = vad if vad is not None else VoiceActivityDetector()
         self.transcribe_tail = transcribe_tail
+        if not (isinstance(context_sec, (int, float)) and 0 <= context_sec <= MAX_CONTEXT_SEC):
+            raise ValueError(
+                f"context_sec={context_sec!r} must be between 0 (no context, the reference) and {MAX_CONTEXT_SEC:g} s "
+                f"(the utterance must still fit Whisper's 30 s window), e.g. 10"
+            )
+        self.context_sec = float(context_sec) if callable(getattr(online, "settle_until", None)) else 0.0
+        self.context_fallbacks = 0
+        """Utterances the recogniser missed behind the spliced context, heard again alone (over this processor's life)."""
         self.init()
 
     @property
@@ -289,8 +316,8 @@ class VACOnlineASRProcessor:
 
     @property
     def fix_stats(self) -> dict:
-        """The wrapped processor's counters of what its fixes did (empty if it has none)."""
-        return getattr(self.online, "fix_stats", {})
+        """The wrapped processor's counters of what its fixes did, and ``context_fallbacks``."""
+        return {**getattr(self.online, "fix_stats", {}), "context_fallbacks": self.context_fallbacks}
 
     @property
     def sep(self) -> str:
@@ -309,6 +336,10 @@ class VACOnlineASRProcessor:
         self._sent = 0  # stream sample index up to which ``online`` has the current utterance
         self._unprocessed = 0  # samples given to ``online`` since its last process_iter()
         self._last_words: list[tuple[float, float, str]] = []
+        self._utt_audio: list[np.ndarray] = []  # audio given to ``online`` for the open utterance
+        self._prev: Optional[tuple[int, np.ndarray]] = None  # end sample and last context_sec of the previous utterance
+        self._prefix = 0  # samples of the previous utterance spliced before the open one
+        self._utt_start = 0
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Queue ``audio``; the VAD and the recogniser run in :meth:`process_iter`."""
@@ -348,6 +379,7 @@ class VACOnlineASRProcessor:
             vac_chunk_sec=self.vac_chunk_sec,
             vad=self.vad.spawn(),
             transcribe_tail=self.transcribe_tail,
+            context_sec=self.context_sec,
         )
 
     def warmup(self, audio: np.ndarray) -> None:
@@ -384,16 +416,50 @@ class VACOnlineASRProcessor:
             self._send_until(self._audio_start + len(self._audio))
         if self.in_speech and self._unprocessed > self.online_chunk_sec * SAMPLE_RATE:
             self._unprocessed = 0
-            out.append(self._collect(self.online.process_iter()))
+            out.append(self._collect(self._recognise()))
         return out
 
     def _start_utterance(self, sample: int) -> None:
         sample = max(sample, self._audio_start)
         self.in_speech = True
-        self.online.init(self.offset + sample / SAMPLE_RATE)
+        self._utt_start = sample
+        self._utt_audio = []
+        self._prefix = 0
+        prev = self._prev
+        if self.context_sec > 0 and prev is not None and sample - prev[0] <= CONTEXT_GAP_SEC * SAMPLE_RATE:
+            self._prefix = len(prev[1])
+        self._init_online(prev[1] if self._prefix else None)
         self._drop_until(sample)
         self._sent = sample
         self._unprocessed = 0
+
+    def _init_online(self, prefix: Optional[np.ndarray]) -> None:
+        """Start ``online`` at the open utterance; with ``prefix``, that audio is heard first, already settled."""
+        start = self.offset + self._utt_start / SAMPLE_RATE
+        if prefix is None:
+            self.online.init(start)
+            return
+        self.online.init(start - len(prefix) / SAMPLE_RATE)
+        self.online.insert_audio_chunk(prefix)
+        self.online.settle_until(start)
+
+    def _drop_context(self) -> None:
+        """The recogniser heard only the previous utterance: hear this one alone from now on."""
+        self._prefix = 0
+        self._init_online(None)
+        if self._utt_audio:
+            self.online.insert_audio_chunk(np.concatenate(self._utt_audio))
+        self.context_fallbacks += 1
+
+    def _recognise(self) -> Optional[Segment]:
+        """``online.process_iter()``; if a spliced context made the recogniser miss this utterance, once more without it."""
+        out = self.online.process_iter()
+        if self._prefix and out is None and self.partial() is None:
+            heard = sum(len(a) for a in self._utt_audio) / SAMPLE_RATE
+            if heard >= 1.0:
+                self._drop_context()
+                out = self.online.process_iter()
+        return out
 
     def _send_until(self, sample: int) -> None:
         """Give ``online`` the utterance's audio up to stream sample ``sample`` (if not given yet)."""
@@ -401,6 +467,7 @@ class VACOnlineASRProcessor:
             return
         chunk = self._audio[self._sent - self._audio_start : sample - self._audio_start]
         self.online.insert_audio_chunk(chunk)
+        self._utt_audio.append(chunk)
         self._unprocessed += len(chunk)
         self._sent += len(chunk)
         self._drop_until(self._sent)
@@ -413,8 +480,11 @@ class VACOnlineASRProcessor:
     def _end_utterance(self) -> Optional[Segment]:
         out: list[Optional[Segment]] = []
         if self.transcribe_tail and self._unprocessed:
-            out.append(self._collect(self.online.process_iter()))
+            out.append(self._collect(self._recognise()))
         out.append(self._collect(self.online.finish()))
+        if self.context_sec > 0 and self._utt_audio:
+            audio = np.concatenate(self._utt_audio)[-int(self.context_sec * SAMPLE_RATE) :]
+            self._prev = (self._sent, audio)
         self.in_speech = False
         self._unprocessed = 0
         return self._merge(out)

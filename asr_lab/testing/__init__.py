@@ -2,7 +2,8 @@
 
 * :func:`check_processor` — run any ASRProcessor through the contract (``conformance``).
 * :class:`ScriptedASR`, :class:`TimelineASR` — model-free ASRBase stand-ins (``scripted``), and
-  :class:`GhostWordASR`, :class:`HallucinatingTailASR`, :class:`OneSegmentASR`, :class:`ClippedOnsetASR` that reproduce
+  :class:`GhostWordASR`, :class:`HallucinatingTailASR`, :class:`OneSegmentASR`, :class:`ClippedOnsetASR`,
+  :class:`ContextSensitiveASR` that reproduce
   Whisper's measured failures;
   :class:`ScriptedTokenDecoder`, :class:`TimelineTokenDecoder` — the same for AlignAtt.
 * :func:`sample_speech` — a short real utterance shipped with the package, with its text
@@ -23,6 +24,7 @@ import numpy as np
 from asr_lab.testing.conformance import Check, ConformanceError, ConformanceReport, check_processor
 from asr_lab.testing.scripted import (
     ClippedOnsetASR,
+    ContextSensitiveASR,
     GhostWordASR,
     HallucinatingTailASR,
     OneSegmentASR,
@@ -41,6 +43,7 @@ __all__ = [
     "ConformanceError",
     "ConformanceReport",
     "ClippedOnsetASR",
+    "ContextSensitiveASR",
     "GhostWordASR",
     "HallucinatingTailASR",
     "OneSegmentASR",

@@ -37,6 +37,7 @@ from asr_lab.core.protocols import SAMPLE_RATE
 __all__ = [
     "ASRCall",
     "ClippedOnsetASR",
+    "ContextSensitiveASR",
     "DecoderCall",
     "GhostWordASR",
     "HallucinatingTailASR",
@@ -224,6 +225,46 @@ class ClippedOnsetASR(TimelineASR):
         answer = super().transcribe(audio, init_prompt)
         words = [(s, e, w + "?" if s < self.lead_sec else w) for s, e, w in answer.words]
         return ScriptedAnswer(words, answer.ends())
+
+
+@dataclass
+class ContextSensitiveASR(TimelineASR):
+    """A :class:`TimelineASR` that needs the previous sentence, and that hears spliced audio.
+
+    The audio may join pieces of the stream (VAC puts the previous utterance before the
+    next): each contiguous piece is recognised where it lies in the buffer. A word whose
+    predecessor on the timeline is not in the audio is misread (``word?``), as Whisper
+    misreads a sentence it hears without the one before. ``stop_at_splice=True``: nothing
+    after the first join is recognised, as Whisper sometimes ends its answer after the
+    first sentence.
+    """
+
+    stop_at_splice: bool = False
+
+    def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> ScriptedAnswer:
+        if len(audio) == 0:
+            return super().transcribe(audio, init_prompt)
+        pos = np.round(np.asarray(audio, dtype=np.float64) * _POSITION_SCALE).astype(np.int64)
+        self.calls.append(ASRCall(len(audio), init_prompt, int(pos[0])))
+        cuts = [0, *(np.flatnonzero(np.diff(pos) != 1) + 1).tolist(), len(pos)]
+        pieces = [(int(a), float(pos[a]) / SAMPLE_RATE, float(pos[b - 1] + 1) / SAMPLE_RATE) for a, b in zip(cuts, cuts[1:])]
+        if self.stop_at_splice:
+            pieces = pieces[:1]
+
+        def piece_of(word: Word) -> Optional[tuple[int, float, float]]:
+            return next((p for p in pieces if word[0] >= p[1] - 1e-9 and word[1] <= p[2] + 1e-9), None)
+
+        words: list[Word] = []
+        for i, word in enumerate(self.words):
+            piece = piece_of(word)
+            if piece is None:
+                continue
+            heard_before = i == 0 or piece_of(self.words[i - 1]) is not None
+            at = piece[0] / SAMPLE_RATE - piece[1]
+            words.append((word[0] + at, word[1] + at, word[2] if heard_before else word[2] + "?"))
+        words.sort()
+        ends = [e for (s, e, _), nxt in zip(words, words[1:] + [None]) if nxt is None or nxt[0] - e >= self.pause_sec]
+        return ScriptedAnswer(words, ends)
 
 
 @dataclass
