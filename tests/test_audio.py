@@ -115,18 +115,7 @@ def test_a_dataset_utterance_is_audio_for_load_audio_and_replay(tmp_path):
     for utt in (Utterance.from_array("u", sample.audio, text=sample.text), Utterance(id="u", audio=str(on_disk), text=sample.text)):
         assert np.array_equal(load_audio(utt), load_audio(sample.audio))
 
-    class Echo:  # a minimal processor: says how much audio it was given
-        def init(self, offset=0.0):
-            self.n = 0
+    from test_replay_audit import FinishOnlyProcessor  # says in finish() how much audio it was given
 
-        def insert_audio_chunk(self, audio):
-            self.n += len(audio)
-
-        def process_iter(self):
-            return None
-
-        def finish(self):
-            return (0.0, self.n / 16000, "heard")
-
-    trace = replay(Echo(), Utterance.from_array("u", sample.audio, text=sample.text), clock="unaware")
+    trace = replay(FinishOnlyProcessor(), Utterance.from_array("u", sample.audio, text=sample.text), clock="unaware")
     assert trace.meta["source"] == "u" and trace.emissions[-1].end == pytest.approx(len(sample.audio) / 16000, abs=1e-3)
