@@ -77,6 +77,8 @@ MAX_CONTEXT_SEC = 25.0
 """The most of the previous utterance spliced before the next (Whisper hears 30 s at once)."""
 CONTEXT_GAP_SEC = 3.0
 """A pause longer than this starts the next utterance without context (a new turn)."""
+CONTEXT_FALLBACK_SEC = 1.0
+"""Speech heard behind a spliced context with nothing recognised in it that makes VAC drop the context."""
 
 
 def streaming_processor(asr: Any, config: Any) -> Any:
@@ -336,9 +338,9 @@ class VACOnlineASRProcessor:
         self._sent = 0  # stream sample index up to which ``online`` has the current utterance
         self._unprocessed = 0  # samples given to ``online`` since its last process_iter()
         self._last_words: list[tuple[float, float, str]] = []
-        self._utt_audio: list[np.ndarray] = []  # audio given to ``online`` for the open utterance
+        self._utt_audio: list[np.ndarray] = []  # audio given to ``online`` for the open utterance (context only)
         self._prev: Optional[tuple[int, np.ndarray]] = None  # end sample and last context_sec of the previous utterance
-        self._prefix = 0  # samples of the previous utterance spliced before the open one
+        self._spliced = False  # the previous utterance is spliced before the open one
         self._utt_start = 0
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
@@ -424,11 +426,9 @@ class VACOnlineASRProcessor:
         self.in_speech = True
         self._utt_start = sample
         self._utt_audio = []
-        self._prefix = 0
         prev = self._prev
-        if self.context_sec > 0 and prev is not None and sample - prev[0] <= CONTEXT_GAP_SEC * SAMPLE_RATE:
-            self._prefix = len(prev[1])
-        self._init_online(prev[1] if self._prefix else None)
+        self._spliced = self.context_sec > 0 and prev is not None and sample - prev[0] <= CONTEXT_GAP_SEC * SAMPLE_RATE
+        self._init_online(prev[1] if self._spliced else None)
         self._drop_until(sample)
         self._sent = sample
         self._unprocessed = 0
@@ -445,7 +445,7 @@ class VACOnlineASRProcessor:
 
     def _drop_context(self) -> None:
         """The recogniser heard only the previous utterance: hear this one alone from now on."""
-        self._prefix = 0
+        self._spliced = False
         self._init_online(None)
         if self._utt_audio:
             self.online.insert_audio_chunk(np.concatenate(self._utt_audio))
@@ -454,9 +454,9 @@ class VACOnlineASRProcessor:
     def _recognise(self) -> Optional[Segment]:
         """``online.process_iter()``; if a spliced context made the recogniser miss this utterance, once more without it."""
         out = self.online.process_iter()
-        if self._prefix and out is None and self.partial() is None:
+        if self._spliced and out is None and self.partial() is None:
             heard = sum(len(a) for a in self._utt_audio) / SAMPLE_RATE
-            if heard >= 1.0:
+            if heard >= CONTEXT_FALLBACK_SEC:
                 self._drop_context()
                 out = self.online.process_iter()
         return out
@@ -467,7 +467,8 @@ class VACOnlineASRProcessor:
             return
         chunk = self._audio[self._sent - self._audio_start : sample - self._audio_start]
         self.online.insert_audio_chunk(chunk)
-        self._utt_audio.append(chunk)
+        if self.context_sec > 0:
+            self._utt_audio.append(chunk)
         self._unprocessed += len(chunk)
         self._sent += len(chunk)
         self._drop_until(self._sent)
