@@ -188,12 +188,12 @@ def compare(
             # the system name too: two lambdas share a qualname, and their closures are not hashable
             identity = json.dumps({"factory": name, "system": system, "defaults": repr(getattr(config, "__defaults__", None)),
                                    "provenance": run_provenance(target)}, sort_keys=True, default=str)
-            # this very factory, named here: a worker process gets a fresh copy of it with every task
-            engine = f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}:{id(config):x}"
         else:
             payload, own_step = _validated(config)
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
-            engine = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        engine = _identity_hash(identity)
+        if callable(payload):  # this very factory: a worker process gets a fresh copy of it with every task
+            engine += f":{id(payload):x}"
         # chunk_sec None: the processor's own min_chunk_sec, else the config's min_chunk_size (see step_for)
         kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown,
                       compute=compute, warmup_sec=warmup_sec)
@@ -254,7 +254,7 @@ def run_task(task: _Task) -> RunRecord:
     try:
         # one engine per system and process, loaded once: a factory is named by compare() (by its
         # repr a worker saw a new object in every task, loaded an engine each time and kept them all)
-        cache_key = task.engine or task.key.split(":")[0]
+        cache_key = task.engine
         kwargs = dict(task.replay_kwargs)
         if cache_key in _PROCESSORS:
             kwargs["warmup_sec"] = 0  # this engine is already warm: warm-up is for its first run
@@ -744,7 +744,12 @@ def _audio_fingerprint(audio) -> str:
 
 def _key(identity: str, fingerprint: str, kwargs: dict, repeat: int) -> str:
     blob = json.dumps({"config": identity, "audio": fingerprint, "replay": kwargs, "repeat": repeat, "format": _FORMAT}, sort_keys=True)
-    return hashlib.sha256(identity.encode()).hexdigest()[:16] + ":" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return _identity_hash(identity) + ":" + hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _identity_hash(identity: str) -> str:
+    """The first part of a run's cache key: which system (config or factory, with its provenance) ran."""
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def _read_cache(path: Path) -> dict[str, RunRecord]:
