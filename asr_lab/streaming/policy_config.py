@@ -39,12 +39,13 @@ REFERENCE = {
 LAB_DEFAULTS = {
     "ghost_filter": True,
     "guarded_finish": True,
-    "max_buffer_sec": DEFAULT_MAX_BUFFER_SEC,
     "vac_transcribe_tail": True,
     "vac_speech_pad_ms": 300.0,
     "vac_context_sec": 10.0,
 }
-"""asr_lab's defaults where they differ from the reference (fields left ``None`` outside reference_mode)."""
+"""asr_lab's defaults where they differ from the reference (fields left ``None`` outside reference_mode);
+the buffer cap's, which follows ``buffer_trimming_sec``, is set in :func:`policy_settings`."""
+
 
 class StreamingPolicyConfig(ASRConfig):
     """ASRConfig plus the LocalAgreement fixes and VAC knobs (see the module docstring)."""
@@ -117,7 +118,7 @@ def policy_settings(config: Any) -> dict[str, Any]:
     for name, value in defaults.items():
         if out[name] is None:
             out[name] = value
-    if not config.reference_mode and config.max_buffer_sec is None:
+    if not config.reference_mode and out["max_buffer_sec"] is None:
         out["max_buffer_sec"] = max(DEFAULT_MAX_BUFFER_SEC, config.buffer_trimming_sec)
     return out
 
