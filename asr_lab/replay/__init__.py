@@ -9,15 +9,19 @@ from asr_lab.replay.retime import RetimeError, retime, retime_results
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace, TraceFileError
 from asr_lab.replay.validate import InvalidOutputError
 
+from asr_lab.replay.profile import CostProfile, ProfileError, load_profile
+
 __all__ = [
     "CLOCKS",
     "COMPUTE",
     "CallTimeoutError",
+    "CostProfile",
     "Clock",
     "Emission",
     "InvalidOutputError",
     "LiveAudio",
     "PartialSnapshot",
+    "ProfileError",
     "ReplayError",
     "RetimeError",
     "Step",
@@ -26,8 +30,17 @@ __all__ = [
     "UnawareClock",
     "VirtualClock",
     "WallClock",
+    "load_profile",
     "make_clock",
     "replay",
     "retime",
     "retime_results",
 ]
+
+# ``asr_lab.replay`` is this package and, in ``asr_lab``'s namespace, the replay function itself
+# (``asr_lab.replay(proc, audio)``); the package's names are attributes of the function too, so
+# ``asr_lab.replay.retime(trace, slowdown=2)`` works whichever of the two a user holds.
+for _name in __all__:
+    if _name != "replay":
+        setattr(replay, _name, globals()[_name])
+del _name

@@ -33,8 +33,10 @@ the thread's by the same rule is charged process CPU, and so is every later one
 :func:`upgrade_scope`).
 
 No CPU measure counts time spent waiting for a GPU, a server or a sleep. So under ``"cpu"``
-a warm-up whose process CPU time is below :data:`WAITING_SHARE` of the CPU share the load
-leaves it (elapsed × min(1, cores / load)) means an engine that waits: the run is charged
+a warm-up whose process CPU time is below :data:`WAITING_SHARE` of the time it could have
+computed means an engine that waits: elapsed time minus the time its threads sat runnable in
+the scheduler's queue (Linux ``/proc/self/task/*/schedstat``, :func:`runqueue_wait`), or, where
+the kernel does not say, elapsed × min(1, cores / load). Then the run is charged
 elapsed time (``meta["compute"] == "wall"``, the reason in ``meta["compute_chosen_by"]``;
 :func:`waits`). Without a warm-up there is nothing to detect it from (``replay`` then warns
 when a run's CPU time is a small share of its wall time). CPU time is immune to time-sharing
@@ -45,6 +47,7 @@ a fitted model of each call's cost on a named machine (:mod:`asr_lab.replay.prof
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from dataclasses import dataclass
@@ -143,11 +146,34 @@ def detect_scope(cost: CallCost) -> str:
     return "process" if elsewhere > OTHER_THREADS_SHARE * cost.thread + 0.005 else "thread"
 
 
-def waits(cost: CallCost, cores: int, load: Optional[float]) -> bool:
+def runqueue_wait() -> Optional[float]:
+    """Seconds this process's threads have spent runnable but not running (waiting for a core),
+    summed over its threads (Linux schedstat, field 2); ``None`` where the kernel does not report it."""
+    total = 0.0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):  # a thread that just ended
+            continue
+    return total
+
+
+def waits(cost: CallCost, cores: int, load: Optional[float], queued: Optional[float] = None) -> bool:
     """Whether a measured call (the warm-up) mostly waited: process CPU below :data:`WAITING_SHARE`
-    of ``elapsed × min(1, cores / load)``, over at least 20 ms elapsed."""
-    fair = min(1.0, cores / load) if load and load > 0 else 1.0
-    return cost.wall >= 0.02 and cost.process < WAITING_SHARE * fair * cost.wall
+    of the time it could compute — elapsed minus ``queued`` (its threads' run-queue wait, see
+    :func:`runqueue_wait`), else ``elapsed × min(1, cores / load)`` — over at least 20 ms elapsed."""
+    if cost.wall < 0.02:
+        return False
+    if queued is not None:
+        could = max(0.0, cost.wall - queued)
+    else:
+        could = cost.wall * (min(1.0, cores / load) if load and load > 0 else 1.0)
+    return cost.process < WAITING_SHARE * could
 
 
 def upgrade_scope(scope: str, cost: CallCost) -> str:
@@ -157,10 +183,11 @@ def upgrade_scope(scope: str, cost: CallCost) -> str:
 
 
 def resolve_compute(compute: str, processor: Any, warmup: Optional[CallCost], *, cores: int = 1,
-                    load: Optional[float] = None) -> tuple[str, str]:
+                    load: Optional[float] = None, queued: Optional[float] = None) -> tuple[str, str]:
     """``(scope, how)``: the measure this run uses and how it was chosen (recorded in the trace).
 
-    ``cores``/``load``: usable cores and the load average now, for the waiting test (:func:`waits`).
+    ``cores``/``load``/``queued``: usable cores, the load average and the warm-up's run-queue
+    wait, for the waiting test (:func:`waits`).
     """
     if compute != "cpu":
         return compute, "asked"
@@ -168,7 +195,7 @@ def resolve_compute(compute: str, processor: Any, warmup: Optional[CallCost], *,
     if scope is not None:
         return scope, "declared by the processor"
     if warmup is not None:
-        if waits(warmup, cores, load):
+        if waits(warmup, cores, load, queued):
             _remember(processor, "wall")
             return "wall", (f"warm-up: process CPU {warmup.process:.3f} s of {warmup.wall:.3f} s elapsed, the engine "
                             f"waits (GPU, server, sleep): charged elapsed time")

@@ -214,13 +214,26 @@ class CostProfile:
             )
         engine = self.engines.get(identity_key(identity))
         if engine is None:
-            held = "; ".join(f"{e.system}: {_short(e.identity)}" for e in self.engines.values()) or "nothing"
+            held = "; ".join(_difference(identity, e) for e in self.engines.values()) or "nothing"
             raise ProfileError(
                 f"profile {self.name!r} ({self.source or self.digest}) has no cost model for this engine "
-                f"configuration {_short(identity)}; it holds {held}. Calibrate this configuration on the machine "
+                f"configuration; it holds {held}. Calibrate this configuration on the machine "
                 f"(asr-lab calibrate --config CONFIG.json --out PROFILE.json), or use compute='cpu'"
             )
         return engine
+
+
+def _difference(identity: str, engine: EngineCost) -> str:
+    """How ``identity`` differs from ``engine``'s, field by field (both canonical JSON objects)."""
+    try:
+        mine, theirs = json.loads(identity), json.loads(engine.identity)
+    except json.JSONDecodeError:
+        return f"{engine.system!r} ({_short(engine.identity, 80)})"
+    if not (isinstance(mine, dict) and isinstance(theirs, dict)):
+        return f"{engine.system!r} ({_short(engine.identity, 80)})"
+    diff = [f"{k}={mine.get(k)!r} (profile: {theirs.get(k)!r})" for k in sorted(set(mine) | set(theirs))
+            if mine.get(k) != theirs.get(k)]
+    return f"{engine.system!r}, which differs in " + ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
 
 
 def _short(identity: str, limit: int = 160) -> str:
@@ -301,14 +314,16 @@ def machine_fingerprint(name: Optional[str] = None) -> dict:
     return facts
 
 
-def profile_from_traces(groups: Mapping[str, tuple[str, Sequence[Any]]], *, measure: str, machine: dict,
-                        command: str = "") -> CostProfile:
+def profile_from_traces(groups: Mapping[str, tuple[str, Sequence[Any]]], *, machine: dict, target: str = "charged",
+                        measure: Optional[str] = None, command: str = "") -> CostProfile:
     """A profile from recorded traces: ``{system: (cost identity, [Trace, ...])}``, fitted per system.
 
     Each trace's steps must carry ``features`` (every replay records them) and the measured
-    cost ``measure`` (``"process"``, ``"thread"`` or ``"wall"``, or ``"charged"``: what the run's
-    clock counted).
+    cost ``target`` (``"process"``, ``"thread"`` or ``"wall"``, or ``"charged"``: what the run's
+    clock counted). ``measure``: how the profile describes it (default ``target``).
     """
+    if target not in ("charged", "process", "thread", "wall"):
+        raise ValueError(f"target={target!r}: fit to 'charged', 'process', 'thread' or 'wall' step costs")
     import time
 
     engines = {}
@@ -318,7 +333,7 @@ def profile_from_traces(groups: Mapping[str, tuple[str, Sequence[Any]]], *, meas
             for s in trace.steps:
                 if s.features is None:
                     raise ProfileError(f"{system}: a trace step has no features (recorded by an older asr_lab); re-run it")
-                y = s.compute_sec if measure == "charged" else getattr(s, f"{measure}_sec")
+                y = s.compute_sec if target == "charged" else getattr(s, f"{target}_sec")
                 samples.append((s.features, y))
         coefficients, fit = fit_costs(samples)
         engine = EngineCost(identity, system, coefficients, fit)
@@ -326,4 +341,4 @@ def profile_from_traces(groups: Mapping[str, tuple[str, Sequence[Any]]], *, meas
             engines[engine.key].fit.setdefault("also", []).append(system)
             continue
         engines[engine.key] = engine
-    return CostProfile(machine, measure, engines, command, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return CostProfile(machine, measure or target, engines, command, time.strftime("%Y-%m-%dT%H:%M:%S%z"))

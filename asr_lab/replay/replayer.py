@@ -40,7 +40,7 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
 from asr_lab.replay.clocks import Clock, make_clock
-from asr_lab.replay.compute import Meter, resolve_compute, upgrade_scope, validate_compute
+from asr_lab.replay.compute import Meter, resolve_compute, runqueue_wait, upgrade_scope, validate_compute
 from asr_lab.replay.profile import step_features
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, CallDeadline, check_timeout
 from asr_lab.replay.live import LiveAudio
@@ -154,6 +154,7 @@ def replay(
             "separator": separator,
             "has_partial": partial_fn is not None,
             "call_timeout_sec": call_timeout_sec,
+            **({"cost_identity": processor.cost_identity} if isinstance(getattr(processor, "cost_identity", None), str) else {}),
             **({"compute_profile": {**profile.describe(), "engine": cost_model.key, "calibrated_as": cost_model.system}}
                if cost_model is not None else {}),
             **(meta or {}),
@@ -166,10 +167,11 @@ def replay(
 
     # 1. warm-up
     warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
-    warm_cost = None
+    warm_cost = warm_queued = None
     if warmup_sec > 0:
         warm = np.zeros(int(warmup_sec * SAMPLE_RATE), dtype=np.float32) if warm is None else warm
         meter = Meter(engine_cpu)
+        queued_before = runqueue_wait()
         try:
             if callable(getattr(processor, "warmup", None)):
                 # a processor that knows how to run its engine (VAC's steps would not reach it)
@@ -184,11 +186,13 @@ def replay(
             guard.close()
             return trace
         warm_cost = meter.stop()
+        queued_after = runqueue_wait()
+        warm_queued = None if queued_before is None or queued_after is None else queued_after - queued_before
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
         trace.meta["warmup_compute_sec"] = warm_cost.wall
     conditions = run_conditions()
     scope, how = resolve_compute(compute, processor, warm_cost, cores=conditions["threads"].get("usable_cores", 1),
-                                 load=conditions.get("load_before"))
+                                 load=conditions.get("load_before"), queued=warm_queued)
     if cost_model is not None:
         how = f"cost profile {profile.name!r} ({profile.digest}), fitted on {profile.measure}"
     trace.meta.update(compute=scope, compute_chosen_by=how, **conditions)
