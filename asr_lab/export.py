@@ -32,6 +32,7 @@ Reader:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -240,6 +241,7 @@ def read_simuleval_log(
     else:
         lines = str(source).splitlines() if isinstance(source, str) else list(source)
     out: dict[str, tuple[Any, str]] = {}
+    lines_of: dict[str, int] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -247,22 +249,17 @@ def read_simuleval_log(
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"line {n} of the SimulEval log is not JSON ({exc}); expected one instance per line") from None
-        words = str(rec.get("prediction", "")).split()
-        delays = [float(d) / 1000.0 for d in rec.get("delays") or []]
-        if len(delays) != len(words):
-            raise ValueError(
-                f"line {n}: {len(words)} predicted words but {len(delays)} delays; each word needs one delay "
-                "(was the log written with latency_unit other than 'word'?)"
-            )
-        elapsed = [float(e) / 1000.0 for e in rec.get("elapsed") or []] or list(delays)
-        if len(elapsed) != len(delays):
-            raise ValueError(f"line {n}: {len(delays)} delays but {len(elapsed)} elapsed values")
+        words, delays, elapsed, source_length = _checked_instance(rec, n)
         if fix_elapsed:
             elapsed = corrected_elapsed(delays, elapsed)
-        if rec.get("source_length") is None:
-            raise ValueError(f"line {n} has no source_length (ms); SimulEval logs always carry it")
         src = rec.get("source")
         name = str(src[0] if isinstance(src, list) and src else src if src else rec.get("index", n - 1))
+        if name in lines_of:
+            raise ValueError(
+                f"line {n}: source {name!r} was already read on line {lines_of[name]}; each instance needs its own "
+                "source (merging them would score two utterances as one) — give each line a distinct 'source'"
+            )
+        lines_of[name] = n
         emissions, i, prev = [], 0, 0.0
         while i < len(words):
             j = i
@@ -272,7 +269,72 @@ def read_simuleval_log(
             emissions.append(Emission(min(prev, d), d, " ".join(words[i : j + 1]), emitted_at=elapsed[j],
                                       compute_sec=max(0.0, elapsed[j] - d), audio_fed=d, step=len(emissions)))
             prev, i = d, j + 1
-        meta = {"duration": float(rec["source_length"]) / 1000.0, "clock": clock, "utterance": name,
+        meta = {"duration": source_length, "clock": clock, "utterance": name,
                 "imported_from": "simuleval", "separator": " "}
         out[name] = (Trace(emissions=emissions, meta=meta), str(rec.get("reference") or ""))
     return out
+
+
+def _ms_list(rec: dict, key: str, n: int) -> list[float] | None:
+    """``rec[key]`` as seconds: a JSON list of finite, non-negative numbers in ms (booleans refused)."""
+    value = rec.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError(
+            f"line {n}: {key!r} is {value!r:.60} ({type(value).__name__}); it must be a JSON list of numbers "
+            f"(milliseconds, one per predicted word), e.g. [500, 1200]"
+        )
+    out = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(
+                f"line {n}: {key}[{i}] = {v!r:.40} is not a finite non-negative number of milliseconds; "
+                f"fix the value (booleans, strings, NaN and negative times are refused)"
+            )
+        out.append(float(v) / 1000.0)
+    return out
+
+
+def _checked_instance(rec: Any, n: int) -> tuple[list[str], list[float], list[float], float]:
+    """Validate one SimulEval record: ``(words, delays s, elapsed s, source_length s)`` or a
+    ValueError naming line ``n``, the field and what is allowed."""
+    if not isinstance(rec, dict):
+        raise ValueError(
+            f"line {n}: a SimulEval instance is a JSON object with 'prediction', 'delays' and 'source_length', "
+            f"not {type(rec).__name__} {rec!r:.60}"
+        )
+    prediction = rec.get("prediction", "")
+    if not isinstance(prediction, str):
+        raise ValueError(f"line {n}: 'prediction' is {type(prediction).__name__} {prediction!r:.60}; it must be the predicted text (a string)")
+    words = prediction.split()
+    delays = _ms_list(rec, "delays", n) or []
+    if len(delays) != len(words):
+        raise ValueError(
+            f"line {n}: {len(words)} predicted words but {len(delays)} delays; each word needs one delay "
+            "(was the log written with latency_unit other than 'word'?)"
+        )
+    for i in range(1, len(delays)):
+        if delays[i] < delays[i - 1]:
+            raise ValueError(
+                f"line {n}: delays[{i}] = {delays[i] * 1000:g} ms is before delays[{i - 1}] = {delays[i - 1] * 1000:g} ms; "
+                "delays are the audio read when each word was written, so they never decrease"
+            )
+    elapsed = _ms_list(rec, "elapsed", n) or list(delays)
+    if len(elapsed) != len(delays):
+        raise ValueError(f"line {n}: {len(delays)} delays but {len(elapsed)} elapsed values")
+    for i, (d, e) in enumerate(zip(delays, elapsed)):
+        if e < d - 1e-9:
+            raise ValueError(
+                f"line {n}: elapsed[{i}] = {e * 1000:g} ms is before delays[{i}] = {d * 1000:g} ms; a word cannot be "
+                "emitted before the audio it was written after (elapsed = delay + computation time)"
+            )
+    length = rec.get("source_length")
+    if length is None:
+        raise ValueError(f"line {n} has no source_length (ms); SimulEval logs always carry it")
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or not math.isfinite(length) or length < 0:
+        raise ValueError(f"line {n}: source_length = {length!r:.40} must be a finite non-negative number of milliseconds")
+    reference = rec.get("reference")
+    if reference is not None and not isinstance(reference, str):
+        raise ValueError(f"line {n}: 'reference' is {type(reference).__name__} {reference!r:.60}; it must be the reference text (a string) or absent")
+    return words, delays, elapsed, float(length) / 1000.0
