@@ -45,3 +45,43 @@ def test_simuleval_reader_refuses_non_objects_and_duplicate_sources():
     good = export.read_simuleval_log([_line(), _line(source=["y.wav"])])
     assert list(good) == ["x.wav", "y.wav"]
     assert [e.audio_fed for e in good["x.wav"][0].emissions] == [0.5, 1.5]
+
+
+META = '{"record": "meta", "duration": 1.0}\n'
+EMISSION = {"record": "emission", "start": 0, "end": 1.0, "text": "a", "emitted_at": 1.0, "compute_sec": 0.1,
+            "audio_fed": 1.0, "step": 0}
+
+
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        (dict(EMISSION, start="0"), "start"),
+        (dict(EMISSION, text=5), "text"),
+        (dict(EMISSION, words=5), "words"),
+        (dict(EMISSION, words=[[0, 1]]), "words"),
+        (dict(EMISSION, words=[[0, 1, 7]]), "words"),
+        (dict(EMISSION, final="yes"), "final"),
+        (dict(EMISSION, step=True), "step"),
+        ({"record": "step", "index": 0, "fed_from": 0, "fed_until": "x", "compute_sec": 0, "returned_at": 1}, "fed_until"),
+        ({"record": "step", "index": 0, "fed_from": 0, "fed_until": 1, "compute_sec": 0, "returned_at": 1, "info": [1]}, "info"),
+        ({"record": "error", "type": "X", "message": "m", "step": "a", "at": 0.5}, "step"),
+        ({"record": "partial", "at": 0.5, "text": None, "committed": "", "start": None, "end": None, "step": 0}, "text"),
+        ({"record": "meta", "duration": "abc"}, "duration"),
+    ],
+)
+def test_trace_file_with_a_wrong_type_names_line_and_field(tmp_path, record, field):
+    from asr_lab.replay import Trace, TraceFileError
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(META + json.dumps(record) + "\n", encoding="utf-8")
+    with pytest.raises(TraceFileError, match=rf"t.jsonl:2: .*'{field}' is "):
+        Trace.from_jsonl(path)
+
+
+def test_trace_file_with_right_types_still_reads(tmp_path):
+    from asr_lab.replay import Trace
+
+    rec = dict(EMISSION, words=[[0, 0.5, "a"]], final=True)
+    trace = Trace.from_jsonl(META + json.dumps(rec) + "\n")
+    assert trace.text == "a" and trace.emissions[0].words == [(0, 0.5, "a")]
+    assert Trace.from_jsonl(trace.to_jsonl()).emissions == trace.emissions
