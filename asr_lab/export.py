@@ -51,6 +51,39 @@ __all__ = [
 PathLike = Union[str, os.PathLike]
 
 
+def _text(value: Any) -> str:
+    """``value`` as text that any UTF-8 file can hold: surrogate pairs joined, a lone surrogate
+    (from a decoder's bad byte, ``surrogateescape``) replaced by U+FFFD."""
+    return str(value).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _seconds(t: Any, what: str) -> float:
+    """A time for a file: negative clamped to 0 (before the stream start nothing is shown);
+    NaN or infinite refused, naming ``what``."""
+    t = float(t)
+    if not math.isfinite(t):
+        raise ValueError(
+            f"{what} has time {t!r}; subtitles and CTM need finite times — the trace is damaged "
+            "(check Trace.audit()) or the engine gave no time; fix or drop that emission"
+        )
+    return max(0.0, t)
+
+
+def _yaml_quoted(value: str) -> str:
+    """A YAML double-quoted scalar of ``value`` (any text: quotes, backslashes, controls escaped)."""
+    out = []
+    for ch in _text(value):
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
 def _write(text: str, path: PathLike | None) -> str:
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -106,12 +139,12 @@ def simuleval_instance(trace: Any, *, index: int = 0, reference: Any = None, sou
     wd = word_delays(trace)
     return {
         "index": index,
-        "prediction": " ".join(wd.words),
+        "prediction": _text(" ".join(wd.words)),
         "delays": [d * 1000.0 for d in wd.delays],
         "elapsed": [e * 1000.0 for e in wd.elapsed],
         "prediction_length": len(wd.words),
-        "reference": _reference_text(reference) or "",
-        "source": [source or str(trace.meta.get("utterance") or f"utt{index}")],
+        "reference": _text(_reference_text(reference) or ""),
+        "source": [_text(source or str(trace.meta.get("utterance") or f"utt{index}"))],
         "source_length": wd.source_length * 1000.0,
     }
 
@@ -157,30 +190,50 @@ def to_omnisteval(
     to_simuleval_log(dict((n, t) for n, t, _ in items), out / "instances.log", references={n: r for n, _, r in items})
     segs = segments or {}
     rows = [(n, o, d, txt) for n, t, r in items for (o, d, txt) in (segs.get(n) or [(0.0, t.duration, r)])]
-    (out / "references.txt").write_text("".join(" ".join(txt.split()) + "\n" for *_, txt in rows), encoding="utf-8")
-    seg = "".join(f"- {{wav: {json.dumps(n)}, offset: {float(o)!r}, duration: {float(d)!r}}}\n" for n, o, d, _ in rows)
+    (out / "references.txt").write_text("".join(_text(" ".join(txt.split())) + "\n" for *_, txt in rows), encoding="utf-8")
+    seg = "".join(
+        f"- {{wav: {_yaml_quoted(n)}, offset: {_seconds(o, f'segment of {n!r}')!r}, duration: {_seconds(d, f'segment of {n!r}')!r}}}\n"
+        for n, o, d, _ in rows
+    )
     (out / "segmentation.yaml").write_text(seg, encoding="utf-8")
     return out
 
 
+def _split_evenly(a: float, b: float, text: str) -> list[tuple[float, float, str]]:
+    """The white-space separated tokens of ``text``, the span ``a``–``b`` shared evenly among them."""
+    toks = _text(text).split()
+    step = (b - a) / len(toks) if toks else 0.0
+    return [(a + i * step, a + (i + 1) * step, w) for i, w in enumerate(toks)]
+
+
 def _timed_words(trace: Any) -> list[tuple[float, float, str, Any]]:
+    """One ``(start, end, token, emission)`` per CTM token: an engine "word" holding white space
+    (``"New York"``) becomes one token per part, its span shared evenly."""
     out = []
-    for e in trace.emissions:
+    for k, e in enumerate(trace.emissions):
+        where = f"emission {k} ({_text(e.text)[:30]!r})"
         if e.words:
-            out.extend((float(a), float(b), str(w).strip(), e) for a, b, w in e.words if str(w).strip())
+            for a, b, w in e.words:
+                a, b = _seconds(a, where), _seconds(b, where)
+                out.extend((x, y, t, e) for x, y, t in _split_evenly(a, b, str(w)))
         else:
-            toks = e.text.split()
-            step = (e.end - e.start) / len(toks) if toks else 0.0
-            out.extend((e.start + i * step, e.start + (i + 1) * step, w, e) for i, w in enumerate(toks))
+            a, b = _seconds(e.start, where), _seconds(e.end, where)
+            out.extend((x, y, t, e) for x, y, t in _split_evenly(a, b, e.text))
     return out
 
 
 def to_ctm(trace: Any, path: PathLike | None = None, *, utterance: str | None = None, channel: str = "1") -> str:
-    """NIST CTM of the committed words: ``utt channel start duration word`` (seconds, 3 decimals)."""
+    """NIST CTM of the committed words: ``utt channel start duration word`` (seconds, 3 decimals).
+
+    Always five fields: an engine word holding white space is written as one line per part.
+    Negative times are clamped to 0; NaN or infinite ones raise ValueError naming the emission.
+    """
     utt = utterance or str(trace.meta.get("utterance") or "utt0")
     if not utt or any(c.isspace() for c in utt):
         raise ValueError(f"utterance={utt!r} must be one token without white space (CTM fields are space-separated)")
-    lines = [f"{utt} {channel} {a:.3f} {max(0.0, b - a):.3f} {w}\n" for a, b, w, _ in _timed_words(trace)]
+    if not channel or any(c.isspace() for c in str(channel)):
+        raise ValueError(f"channel={channel!r} must be one token without white space (CTM fields are space-separated)")
+    lines = [f"{_text(utt)} {channel} {a:.3f} {max(0.0, b - a):.3f} {w}\n" for a, b, w, _ in _timed_words(trace)]
     return _write("".join(lines), path)
 
 
@@ -190,14 +243,23 @@ def _cues(trace: Any, show: str) -> list[tuple[float, float, str]]:
     cues = []
     ems = [e for e in trace.emissions if e.text.strip()]
     for k, e in enumerate(ems):
+        where = f"emission {k} ({_text(e.text)[:30]!r})"
         if show == "audio":
-            a, b = e.start, max(e.end, e.start + 0.001)
+            a = _seconds(e.start, where)
+            b = max(_seconds(e.end, where), a + 0.001)
         else:
-            a = e.emitted_at
-            nxt = ems[k + 1].emitted_at if k + 1 < len(ems) else a + max(1.0, e.end - e.start)
+            a = _seconds(e.emitted_at, where)
+            nxt = (_seconds(ems[k + 1].emitted_at, f"emission {k + 1}") if k + 1 < len(ems)
+                   else a + max(1.0, _seconds(e.end, where) - _seconds(e.start, where)))
             b = max(nxt, a + 0.001)
-        cues.append((a, b, " ".join(e.text.split())))
+        cues.append((a, b, _text(" ".join(e.text.split()))))
     return cues
+
+
+def _vtt_escape(text: str) -> str:
+    """WebVTT cue text with ``&``, ``<`` and ``>`` as character references: the cue keeps its
+    words (``<`` would open a tag, ``-->`` would end the cue's text)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _stamp(t: float, sep: str) -> str:
@@ -215,8 +277,9 @@ def to_srt(trace: Any, path: PathLike | None = None, *, show: str = "audio") -> 
 
 
 def to_webvtt(trace: Any, path: PathLike | None = None, *, show: str = "audio") -> str:
-    """WebVTT subtitles: ``WEBVTT`` header, one cue per emission (``HH:MM:SS.mmm``)."""
-    blocks = [f"{_stamp(a, '.')} --> {_stamp(b, '.')}\n{text}\n" for a, b, text in _cues(trace, show)]
+    """WebVTT subtitles: ``WEBVTT`` header, one cue per emission (``HH:MM:SS.mmm``); ``&``, ``<``,
+    ``>`` in the text are written as ``&amp;``, ``&lt;``, ``&gt;`` (the WebVTT spec's escapes)."""
+    blocks = [f"{_stamp(a, '.')} --> {_stamp(b, '.')}\n{_vtt_escape(text)}\n" for a, b, text in _cues(trace, show)]
     return _write("WEBVTT\n\n" + "\n".join(blocks), path)
 
 

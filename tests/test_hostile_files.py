@@ -85,3 +85,79 @@ def test_trace_file_with_right_types_still_reads(tmp_path):
     trace = Trace.from_jsonl(META + json.dumps(rec) + "\n")
     assert trace.text == "a" and trace.emissions[0].words == [(0, 0.5, "a")]
     assert Trace.from_jsonl(trace.to_jsonl()).emissions == trace.emissions
+
+
+HOSTILE = ["a --> b", "<i>x</i> & y", "fish &amp; chips", "caf\udce9 ok", "smile \U0001F600 \"q\" back\\slash", "x"]
+
+
+def _trace(texts, times=None, name="u0"):
+    from asr_lab.replay import Emission, Trace
+
+    times = times or [(i, i + 0.8) for i in range(len(texts))]
+    ems = [Emission(a, b, t, emitted_at=b + 0.2, compute_sec=0.1, audio_fed=b, step=i)
+           for i, (t, (a, b)) in enumerate(zip(texts, times))]
+    return Trace(emissions=ems, meta={"duration": float(len(texts)), "utterance": name})
+
+
+def _clean(t):
+    return t.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def test_webvtt_and_srt_keep_any_text_under_their_parsers(tmp_path):
+    import html
+
+    srt = pytest.importorskip("srt")
+    webvtt = pytest.importorskip("webvtt")
+    trace = _trace(HOSTILE)
+    want = [_clean(t) for t in HOSTILE]
+    export.to_webvtt(trace, tmp_path / "t.vtt")
+    cues = webvtt.read(str(tmp_path / "t.vtt"))
+    # WebVTT cue text carries &, <, > as character references (the spec's escapes); unescaped, the words come back
+    assert [html.unescape(c.text) for c in cues] == want
+    export.to_srt(trace, tmp_path / "t.srt")
+    subs = list(srt.parse((tmp_path / "t.srt").read_text(encoding="utf-8")))
+    assert [s.content for s in subs] == want
+
+
+def test_negative_times_are_clamped_and_nan_refused():
+    srt = pytest.importorskip("srt")
+    trace = _trace(["early", "late"], times=[(-0.4, -0.1), (0.5, 1.0)])
+    text = export.to_srt(trace)
+    assert "-1:" not in text
+    subs = list(srt.parse(text))
+    assert subs[0].start.total_seconds() == 0 and subs[0].end > subs[0].start
+    assert [s.content for s in subs] == ["early", "late"]
+    ctm = export.to_ctm(trace)
+    assert all(float(line.split()[2]) >= 0 for line in ctm.splitlines())
+    bad = _trace(["a", "b"], times=[(0.0, 0.5), (float("nan"), 1.0)])
+    for writer in (export.to_srt, export.to_webvtt, export.to_ctm):
+        with pytest.raises(ValueError, match=r"emission 1 \('b'\) has time nan; .*finite"):
+            writer(bad)
+
+
+def test_ctm_lines_always_have_five_fields():
+    from asr_lab.replay import Emission, Trace
+
+    em = Emission(0.0, 2.0, "New York city", emitted_at=2.0, compute_sec=0.0, audio_fed=2.0, step=0,
+                  words=[(0.0, 1.0, "New York"), (1.0, 2.0, " city ")])
+    ctm = export.to_ctm(Trace(emissions=[em], meta={"duration": 2.0, "utterance": "u"}))
+    rows = [line.split(" ") for line in ctm.splitlines()]
+    assert all(len(r) == 5 for r in rows) and [r[4] for r in rows] == ["New", "York", "city"]
+    assert [float(r[2]) for r in rows] == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="channel='a b'"):
+        export.to_ctm(Trace(emissions=[em], meta={"utterance": "u"}), channel="a b")
+
+
+def test_omnisteval_files_are_valid_for_any_text(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    omni_io = pytest.importorskip("omnisteval.io")
+    names = ["caf\udce9", 'quo"te\\x', "smile\U0001F600"]
+    traces = {n: _trace([f"{n} said", HOSTILE[i]], name=n) for i, n in enumerate(names)}
+    refs = {n: f"ref of {n}" for n in names}
+    out = export.to_omnisteval(traces, tmp_path / "omni", references=refs)
+    segs = yaml.safe_load((out / "segmentation.yaml").read_text(encoding="utf-8"))
+    assert [s["wav"] for s in segs] == [_clean(n) for n in names]
+    sources = [json.loads(line)["source"][0] for line in (out / "instances.log").read_text(encoding="utf-8").splitlines()]
+    assert sources == [s["wav"] for s in segs]
+    instances = omni_io.load_shortform_instances(str(out / "instances.log"), str(out / "references.txt"), "delays", "elapsed")
+    assert len(instances) == 3
