@@ -161,3 +161,77 @@ def test_omnisteval_files_are_valid_for_any_text(tmp_path):
     assert sources == [s["wav"] for s in segs]
     instances = omni_io.load_shortform_instances(str(out / "instances.log"), str(out / "references.txt"), "delays", "elapsed")
     assert len(instances) == 3
+
+
+# -- the record/replay store ----------------------------------------------------------------------
+
+def _store_run(store_path, policy="hold-n", **fields):
+    import numpy as np
+
+    from asr_lab import replay
+    from asr_lab.policies import PolicyConfig, policy_processor, recording
+    from asr_lab.testing import TimelineASR, words_from_text
+
+    words = words_from_text("one two three four five six", start=0.2, pause_every=3)
+    engine = TimelineASR(words)
+    cfg = PolicyConfig(**{"backend": "stand-in", "buffer_trimming_sec": 3.0, "min_chunk_size": 0.5, "policy": policy, **fields})
+    with recording(store_path) as store:
+        trace = replay(policy_processor(engine, cfg), np.zeros(3 * 16000, dtype=np.float32), clock="virtual", chunk_sec=0.5)
+    return engine, store, trace
+
+
+def test_store_with_a_cut_last_line_is_read_with_a_warning(tmp_path):
+    from asr_lab.policies import HypothesisStore
+
+    path = tmp_path / "answers.jsonl"
+    _, first, _ = _store_run(path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])  # a crash mid-write
+    with pytest.warns(RuntimeWarning, match=rf"answers.jsonl: skipped 1 unreadable stored answer.*line {len(lines)}"):
+        store = HypothesisStore(path)
+    assert len(store) == len(first) - 1 and store.skipped == 1
+    with pytest.warns(RuntimeWarning, match="skipped 1"):
+        engine, again, _ = _store_run(path, policy="stable-prefix")
+    assert again.live == 1 and len(engine.calls) == 1  # only the lost answer is computed again
+    with pytest.warns(RuntimeWarning, match="skipped 1"):  # the cut line is still there, and only it
+        assert len(HypothesisStore(path)) == len(first)  # the new line was not glued to the cut one
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1.0, "0.5", True])
+def test_store_refuses_compute_times_the_clock_cannot_be_charged(tmp_path, bad):
+    from asr_lab.policies import HypothesisStore
+
+    path = tmp_path / "answers.jsonl"
+    _, first, _ = _store_run(path)
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    recs[0]["compute_sec"] = bad
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.warns(RuntimeWarning, match=r"line 1: 'compute_sec' is .*finite number of seconds >= 0"):
+        store = HypothesisStore(path)
+    assert len(store) == len(first) - 1
+    assert all(a.compute_sec >= 0 for a in store.answers.values())
+
+
+def test_store_key_holds_model_files_and_engine_provenance(tmp_path):
+    from asr_lab.backends.registry import register_loader, unregister_loader
+    from asr_lab.policies import PolicyConfig
+    from asr_lab.policies.processor import engine_key
+
+    class StandInLoader:
+        """A stand-in loader, registered so that provenance knows the backend."""
+
+        def load(self, config):  # pragma: no cover - never called here
+            raise NotImplementedError
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"weights v1")
+    register_loader("stand-in-provenance", StandInLoader())
+    try:
+        cfg = PolicyConfig(backend="stand-in-provenance", model_dir=str(model), policy="hold-n")
+        before = engine_key(cfg)
+        assert engine_key(PolicyConfig(backend="stand-in-provenance", model_dir=str(model), policy="stable-prefix")) == before
+        (model / "model.bin").write_bytes(b"weights v2 (new file)")
+        assert engine_key(cfg) != before
+    finally:
+        unregister_loader("stand-in-provenance")
