@@ -41,3 +41,35 @@ def test_grid_size_is_bounded_with_a_clear_message():
     assert len(policy_grid({}, {"hold-n": {"hold_n": list(range(20))}}, max_configs=20)) == 20
     with pytest.raises(ValueError, match="max_configs=3"):
         expand_configs({"a": {}, "b": {}}, {"hold-n": {"hold_n": [1, 2]}}, max_configs=3)
+
+
+POLICY_FILES = ["policies/hold_n.py", "policies/stable_prefix.py", "policies/local_agreement.py", "policies/alignatt.py",
+                "policies/record_replay.py"]
+
+
+def test_editing_any_policy_changes_the_cache_key(tmp_path):
+    """A copy of the package, edited file by file: every code that shapes a run moves the provenance hash."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import asr_lab
+
+    pkg = tmp_path / "asr_lab"
+    shutil.copytree(Path(asr_lab.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    probe = "from asr_lab.provenance import machinery_fingerprint as m; print(m())"
+
+    def fingerprint():
+        run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+                             capture_output=True, text=True, check=True)
+        return run.stdout.strip()
+
+    seen = {fingerprint()}
+    # after the restructure the reference LA and VAC live in policies/ too; before, in streaming/
+    others = [p for p in ("streaming/vac.py", "streaming/local_agreement.py", "policies/vac.py") if (pkg / p).exists()]
+    for rel in POLICY_FILES + others:
+        target = pkg / rel
+        target.write_text(target.read_text() + "\n# an edit that changes what the policy does\n")
+        seen.add(fingerprint())
+    assert len(seen) == 1 + len(POLICY_FILES) + len(others)
