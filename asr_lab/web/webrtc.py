@@ -114,7 +114,7 @@ def _offer_problem(body: Any) -> Optional[str]:
         return f"type={body.get('type')!r} is not allowed, only 'offer'; {example}"
     sdp = body.get("sdp")
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        return f"sdp={str(sdp)[:40]!r} is not an SDP offer (it starts with 'v=0'); {example}"
+        return f"sdp={sdp if sdp is None else str(sdp)[:40]!r} is not an SDP offer (it starts with 'v=0'); {example}"
     if "\nm=audio " not in sdp.replace("\r\n", "\n"):
         return "the offer has no audio track: add the microphone with pc.addTrack(track) (or addTransceiver('audio')) before createOffer()"
     if "\nm=application " not in sdp.replace("\r\n", "\n"):
