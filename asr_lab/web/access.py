@@ -16,7 +16,9 @@ WebSocket handshake passes :class:`AccessGuard` first:
   ``Authorization: Bearer TOKEN``, a ``token=TOKEN`` query parameter or the cookie this
   guard sets when the page is opened with ``?token=TOKEN``.
 * **Bodies**: ``POST`` needs ``Content-Type: application/json`` (415 otherwise; this also
-  forces a CORS preflight on cross-origin pages) and at most ``max_body_bytes`` (413).
+  forces a CORS preflight on cross-origin pages) and at most ``max_body_bytes`` (413). The
+  routes in ``upload_paths`` take ``multipart/form-data`` instead, up to ``max_upload_bytes``:
+  a form needs no preflight, so there the Origin check above is what keeps foreign pages out.
 
 Refusals are JSON ``{"error", "message"}`` that say what was refused and how to allow it; a
 refused WebSocket handshake is closed with code 1008 (policy violation) before it opens.
@@ -44,6 +46,8 @@ class AccessPolicy:
     allowed_origins: tuple[str, ...] = ()
     token: Optional[str] = None
     max_body_bytes: int = 64 * 1024
+    upload_paths: tuple[str, ...] = ()  # POST routes taking multipart/form-data files (OpenAI's transcriptions)
+    max_upload_bytes: int = 64 * 1024 * 1024
 
     def host_ok(self, host: Optional[str]) -> bool:
         if "*" in self.allowed_hosts:
@@ -67,8 +71,9 @@ class AccessPolicy:
             return True
         offered = []
         auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            offered.append(auth[7:].strip())
+        scheme, _, credential = auth.partition(" ")
+        if scheme.lower() in ("bearer", "token"):  # "Token KEY" is how Deepgram's clients send theirs
+            offered.append(credential.strip())
         offered += query.get("token", [])
         offered += [v for k, v in _cookies(headers.get("cookie", "")) if k == COOKIE]
         return any(hmac.compare_digest(t.encode(), self.token.encode()) for t in offered)
@@ -109,12 +114,17 @@ class AccessGuard:
             return await self.app(scope, receive, send)
         if scope["method"] in ("POST", "PUT", "PATCH"):
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype != "application/json":
+            upload = scope.get("path") in p.upload_paths
+            limit = p.max_upload_bytes if upload else p.max_body_bytes
+            if upload and ctype != "multipart/form-data":
+                return await _refuse(scope, receive, send, 415, "multipart_required",
+                                     f"this route takes a file as multipart/form-data, not {ctype or 'no content type'!r}")
+            if not upload and ctype != "application/json":
                 return await _refuse(scope, receive, send, 415, "json_required",
                                      f"the body must be JSON sent with Content-Type: application/json, not {ctype or 'no content type'!r}")
             declared = headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > p.max_body_bytes:
-                return await _refuse(scope, receive, send, 413, "body_too_big", f"a body of {declared} bytes exceeds the limit of {p.max_body_bytes}")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                return await _refuse(scope, receive, send, 413, "body_too_big", f"a body of {declared} bytes exceeds the limit of {limit}")
             body, more = b"", True
             while more:  # read it all here, counting: a chunked body has no Content-Length
                 message = await receive()
@@ -122,8 +132,8 @@ class AccessGuard:
                     return
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
-                if len(body) > p.max_body_bytes:
-                    return await _refuse(scope, receive, send, 413, "body_too_big", f"the body exceeds the limit of {p.max_body_bytes} bytes")
+                if len(body) > limit:
+                    return await _refuse(scope, receive, send, 413, "body_too_big", f"the body exceeds the limit of {limit} bytes")
             receive = _replay_body(body, receive)
         if p.token and query.get("token"):
             send = _with_cookie(send, p.token)
