@@ -28,6 +28,9 @@ import tempfile
 import time
 from typing import Any, Optional
 
+from fastapi import Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
 __all__ = ["add_openai_routes", "FORMATS", "transcription_body"]
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -74,9 +77,6 @@ def transcription_body(trace: Any, response_format: str, granularities: list[str
 
 def add_openai_routes(app, state) -> None:
     """Register the two routes on ``app``; ``state`` is the server's (loaded engine, limits)."""
-    from fastapi import Request
-    from fastapi.responses import JSONResponse, PlainTextResponse
-
     def fail(exc: RequestError):
         return JSONResponse(exc.body(), status_code=exc.status)
 
