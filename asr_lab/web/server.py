@@ -34,6 +34,9 @@ Endpoints
 TCP ``tcp_port`` (``asr-lab serve --tcp-port N``)
     whisper_streaming's raw PCM-in, ``beg_ms end_ms text``-out protocol
     (:mod:`asr_lab.web.protocols.whisper_streaming`).
+``POST /webrtc/offer``
+    The same stream over WebRTC: an SDP offer with a microphone track and a data channel in,
+    the answer out; events come back on the data channel (:mod:`asr_lab.web.webrtc`).
 ``GET /``
     A page that captures the browser microphone and shows the live transcript.
 
@@ -78,6 +81,7 @@ from asr_lab.web.protocols.deepgram import DeepgramProtocol
 from asr_lab.web.protocols.openai import add_openai_routes
 from asr_lab.web.protocols.whisper_streaming import TcpConnection, WhisperStreamingProtocol
 from asr_lab.web.protocols.whisperlivekit import WhisperLiveKitProtocol
+from asr_lab.web.webrtc import add_webrtc_routes
 
 __all__ = ["create_app", "ServerSettings"]
 
@@ -249,6 +253,7 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
         await _Stream(ws, state, DeepgramProtocol(ws.query_params)).run()
 
     add_openai_routes(app, state)
+    add_webrtc_routes(app, state)  # POST /webrtc/offer: the same streams over WebRTC (asr_lab.web.webrtc)
 
     return app
 
