@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="also answer to this Host name (repeatable; '*' for any). IP addresses and loopback names are always "
                         "answered; with --host 0.0.0.0 a DNS name (box.lan) must be named here, which stops DNS rebinding")
     v.add_argument("--idle-timeout-sec", type=float, default=30.0, help="close a stream that sends nothing this long (default: 30)")
+    v.add_argument("--tcp-port", type=int, default=None, metavar="N",
+                   help="also speak whisper_streaming's raw TCP protocol on port N (16 kHz int16 PCM in, 'beg_ms end_ms text' lines out)")
     v.add_argument("--engine-processes", type=int, default=min(2, os.cpu_count() or 1),
                    help="worker processes running the engines, so decoding never stalls the server (default: %(default)s; "
                         "0: threads of the server process, for engines that cannot be pickled)")
@@ -538,6 +540,11 @@ def _serve(args) -> int:
             f"--token {args.token!r} is empty (an unset variable?), which would run without authentication; "
             f"give a token, or --token with no value for a random one, or leave --token out"
         )
+    if args.tcp_port is not None and not (1 <= args.tcp_port <= 65535 and args.tcp_port != args.port):
+        raise ValueError(f"--tcp-port {args.tcp_port} is not a free TCP port beside --port {args.port}; give another number from 1 to 65535")
+    if args.tcp_port is not None and args.token:
+        raise ValueError("--tcp-port with --token: whisper_streaming's raw TCP protocol has no place for a token, "
+                         "so the port could not check it; leave one of them out")
     import uvicorn  # after the checks: a bad argument is named even where the server extra is missing
 
     from asr_lab.web.server import ServerSettings, create_app
@@ -548,7 +555,7 @@ def _serve(args) -> int:
     settings = ServerSettings(
         max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
         allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
-        engine_processes=args.engine_processes,
+        engine_processes=args.engine_processes, tcp_port=args.tcp_port, tcp_host=args.host,
     )
     app = create_app(config or None, settings=settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

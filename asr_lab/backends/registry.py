@@ -89,6 +89,12 @@ _BUILTINS: dict[str, _Builtin] = {
         "openai-whisper",
         ("whisper", "torch"),
     ),
+    "remote": _Builtin(
+        "asr_lab.backends.remote:RemoteLoader",
+        "a running server (asr_lab, WhisperLiveKit, Deepgram-style, whisper_streaming TCP) streamed to in real time",
+        "server",
+        ("websockets",),
+    ),
     "mlx-whisper": _Builtin(
         "asr_lab.backends.mlx_whisper:MLXWhisperLoader",
         "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy",
