@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 __all__ = ["COMPUTE", "CallCost", "Meter", "resolve_compute", "detect_scope", "upgrade_scope", "waits",
-           "OTHER_THREADS_SHARE", "WAITING_SHARE"]
+           "OTHER_THREADS_SHARE", "WAITING_SHARE", "runqueue_wait", "queued_between"]
 
 COMPUTE = ("wall", "cpu", "thread", "process", "profile")
 """Accepted values of ``compute=``."""
@@ -146,10 +146,11 @@ def detect_scope(cost: CallCost) -> str:
     return "process" if elsewhere > OTHER_THREADS_SHARE * cost.thread + 0.005 else "thread"
 
 
-def runqueue_wait() -> Optional[float]:
-    """Seconds this process's threads have spent runnable but not running (waiting for a core),
-    summed over its threads (Linux schedstat, field 2); ``None`` where the kernel does not report it."""
-    total = 0.0
+def runqueue_wait() -> Optional[dict]:
+    """Seconds each thread of this process has spent runnable but not running (waiting for a core),
+    by thread id (Linux schedstat, field 2); ``None`` where the kernel does not report it.
+    :func:`queued_between` turns two readings into the wait in between."""
+    waits: dict = {}
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
@@ -157,10 +158,18 @@ def runqueue_wait() -> Optional[float]:
     for tid in tasks:
         try:
             with open(f"/proc/self/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[1]) / 1e9
+                waits[tid] = int(f.read().split()[1]) / 1e9
         except (OSError, ValueError, IndexError):  # a thread that just ended
             continue
-    return total
+    return waits or None
+
+
+def queued_between(before: Optional[dict], after: Optional[dict]) -> Optional[float]:
+    """Run-queue wait of this process's threads between two :func:`runqueue_wait` readings (threads
+    started in between count from their start; threads that ended in between are not seen)."""
+    if before is None or after is None:
+        return None
+    return sum(max(0.0, v - before.get(tid, 0.0)) for tid, v in after.items())
 
 
 def waits(cost: CallCost, cores: int, load: Optional[float], queued: Optional[float] = None) -> bool:

@@ -40,7 +40,7 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
 from asr_lab.replay.clocks import Clock, make_clock
-from asr_lab.replay.compute import Meter, resolve_compute, runqueue_wait, upgrade_scope, validate_compute
+from asr_lab.replay.compute import Meter, queued_between, resolve_compute, runqueue_wait, upgrade_scope, validate_compute
 from asr_lab.replay.profile import step_features
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, CallDeadline, check_timeout
 from asr_lab.replay.live import LiveAudio
@@ -187,7 +187,7 @@ def replay(
             return trace
         warm_cost = meter.stop()
         queued_after = runqueue_wait()
-        warm_queued = None if queued_before is None or queued_after is None else queued_after - queued_before
+        warm_queued = queued_between(queued_before, queued_after)
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
         trace.meta["warmup_compute_sec"] = warm_cost.wall
     conditions = run_conditions()
