@@ -207,3 +207,21 @@ def test_dropped_connections_on_every_route_free_their_slots(server):
     assert health["connections"] == 0
     messages = deepgram_stream(server["ws"], "unused", UTT.load_audio()[:16000])  # others still served
     assert type(messages[-1]).__name__ == "ListenV1Metadata"
+
+
+def test_cli_compare_scores_the_running_server_beside_the_in_process_engine(server, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from asr_lab.cli import main
+
+    systems = {"served": {"backend": "remote", "url": server["ws"] + "/v1/listen", "protocol": "deepgram"},
+               "in-process": ENGINE}
+    (tmp_path / "systems.json").write_text(json.dumps(systems))
+    rc = main(["compare", "--dataset", str(Path(__file__).resolve().parent.parent / "datasets" / "mini"), "--limit", "2",
+               "--config", str(tmp_path / "systems.json"), "--clock", "wall", "--out", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("system")
+    assert summary.loc["served", "failed"] == 0 and summary.loc["served", "wer"] <= 0.35
+    assert summary.loc["served", "latency_count"] > 0 and summary.loc["in-process", "latency_count"] > 0
