@@ -165,7 +165,7 @@ def compare(
     if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
         raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
     call_timeout_sec = check_timeout(call_timeout_sec)
-    executor, close_pool = _worker_pool(workers, executor)
+    executor, close_pool, pool = _worker_pool(workers, executor)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be a whole number >= 1")
     systems = _named_configs(configs)
@@ -175,6 +175,7 @@ def compare(
 
     tasks: list[_Task] = []
     order: list[tuple[str, str, int, str]] = []
+    queued: set[str] = set()
     sources = {u.id: _audio_of(u) for u in utterances}  # a path, or the array decoded once and shared by every task
     fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
@@ -201,7 +202,8 @@ def compare(
             for r in range(repeats):
                 key = _key(identity, fingerprints[u.id], kwargs, r)
                 order.append((system, u.id, r, key))
-                if key not in done:
+                if key not in done and key not in queued:
+                    queued.add(key)  # the same run under another name or utterance id is run once
                     tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec},
                                        engine))
 
@@ -213,22 +215,46 @@ def compare(
     env = fingerprint()
     from asr_lab.policies.record_replay import recording
 
-    session = recording() if record_replay and executor is None else contextlib.nullcontext()
+    def keep(record: RunRecord) -> None:
+        records[record.key] = record
+        if cache_path is not None:
+            try:
+                _append(cache_path, record)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"{exc.strerror or exc} — writing run {record.system} / {record.utterance} (repeat {record.repeat}) "
+                    f"to the cache {os.fspath(cache_path)}. The cache is intact: it keeps every run finished before this "
+                    f"one (a line cut short is skipped when read). Free space (or give another cache_dir) and run the "
+                    f"same comparison again: it resumes from there",
+                    os.fspath(cache_path),
+                ) from exc
+        bar.update(1)
+        bar.set_postfix_str(f"{record.system} / {record.utterance}" + ("" if record.ok else " FAILED"))
+
+    session = recording() if record_replay and executor is None and pool is None else contextlib.nullcontext()
+    clean = False
     try:
         session.__enter__()
-        for record in _execute(tasks, executor):
-            records[record.key] = record
-            if cache_path is not None:
-                _append(cache_path, record)
-            bar.update(1)
-            bar.set_postfix_str(f"{record.system} / {record.utterance}" + ("" if record.ok else " FAILED"))
+        try:
+            for record in _execute(tasks, executor, pool):
+                keep(record)
+        except KeyboardInterrupt:
+            if pool is not None:  # what finished is kept; nothing queued runs
+                for task, result, error in pool.finished():
+                    keep(_record_of(task, result, error))
+            raise
+        clean = True
     finally:
         session.__exit__(None, None, None)
         bar.close()
+        if pool is not None:
+            pool.close() if clean else pool.terminate()
         close_pool()
         if executor is None:
             clear_processor_cache()
-    ordered = [records[k] for *_, k in order if k in records]
+    # one row per (system, utterance, repeat), even where two share a run (same config, same audio)
+    ordered = [_as_row(records[k], system, utt) for system, utt, _, k in order if k in records]
     env.finish()
     _warn_if_busy(env, [records[k].trace for k in (t.key for t in tasks) if k in records], clock, compute, workers)
     results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
@@ -293,17 +319,18 @@ def run_task(task: _Task) -> RunRecord:
 
 
 def _worker_pool(workers, executor):
-    """A process pool of ``workers`` processes whose engines share the usable cores, and its closer."""
+    """``(executor, its closer, None)``, or for ``workers=N`` ``(None, no-op, a WorkerPool)`` of N
+    processes whose engines share the usable cores (:mod:`asr_lab.worker_pool`: a dead worker
+    costs one run, Ctrl-C stops at once, workers end with their parent)."""
     if not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers={workers!r} must be a whole number >= 0 (0: run in this process)")
     if workers == 0:
-        return executor, lambda: None
+        return executor, lambda: None, None
     if executor is not None:
         raise ValueError("give either workers=N (a process pool asr_lab sizes engine threads for) or executor=, not both")
-    from concurrent.futures import ProcessPoolExecutor
+    from asr_lab.worker_pool import WorkerPool
 
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(workers,))
-    return pool, pool.shutdown
+    return None, lambda: None, WorkerPool(workers, initializer=_init_worker, initargs=(workers,))
 
 
 def _init_worker(workers: int) -> None:
@@ -358,7 +385,11 @@ def step_for(processor: Any, chunk_sec: Optional[float] = None, config_chunk_sec
     return float(config_chunk_sec) if config_chunk_sec else 1.0
 
 
-def _execute(tasks: list[_Task], executor: Optional[Executor]):
+def _execute(tasks: list[_Task], executor: Optional[Executor], pool: Any = None):
+    if pool is not None:
+        for task, result, error in pool.run(run_task, tasks, key=lambda t: t.key):
+            yield _record_of(task, result, error)
+        return
     if executor is None:
         for task in tasks:
             yield run_task(task)
@@ -369,7 +400,27 @@ def _execute(tasks: list[_Task], executor: Optional[Executor]):
         try:
             yield future.result()
         except Exception as exc:  # the worker itself died (killed, unpicklable task...)
-            yield RunRecord(task.system, task.utterance_id, task.repeat, task.key, None, f"worker failed: {type(exc).__name__}: {exc}", _config_json(task.config))
+            yield _record_of(task, None, exc)
+
+
+def _record_of(task: _Task, result: Optional[RunRecord], error: Optional[BaseException]) -> RunRecord:
+    """The worker's record, or a failed one saying why the worker gave none."""
+    if error is None and result is not None:
+        return result
+    return RunRecord(task.system, task.utterance_id, task.repeat, task.key, None,
+                     f"worker failed: {type(error).__name__}: {error}", _config_json(task.config))
+
+
+def _as_row(record: RunRecord, system: str, utterance: str) -> RunRecord:
+    """``record`` under this system name and utterance id: a run shared by two names (the same
+    config, or identical audio) or cached under an old name is one row for each."""
+    if record.system == system and record.utterance == utterance:
+        return record
+    trace = record.trace
+    if trace is not None:
+        trace = Trace(emissions=trace.emissions, partials=trace.partials, steps=trace.steps,
+                      meta={**trace.meta, "system": system, "utterance": utterance}, error=trace.error)
+    return RunRecord(system, utterance, record.repeat, record.key, trace, record.error, record.config)
 
 
 # -- results --------------------------------------------------------------------------------
@@ -542,9 +593,10 @@ class Results:
         (out / "traces").mkdir(parents=True, exist_ok=True)
         self.summary.to_csv(out / "summary.csv")
         self.utterances.to_csv(out / "utterances.csv", index=False)
+        names = _FileNames()
         for (system, utt, rep), trace in self.traces.items():
             try:
-                trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
+                trace.to_jsonl(out / "traces" / names.get(f"{_safe(system)}__{_safe(utt)}__{rep}", (system, utt, rep), ".jsonl"))
             except (TypeError, ValueError) as exc:  # a malformed trace from an old cache: the others are still written
                 warnings.warn(f"trace of {system} / {utt} (repeat {rep}) not written: {exc}", RuntimeWarning)
         from asr_lab.export import to_simuleval_log
@@ -552,10 +604,10 @@ class Results:
         for system in self.systems:  # SimulEval / OmniSTEval input, first run of each utterance
             if any(s == system and r == 0 for s, _, r in self.traces):
                 try:
-                    to_simuleval_log(self, out / "simuleval" / f"{_safe(system)}.instances.log", system=system)
+                    to_simuleval_log(self, out / "simuleval" / names.get(_safe(system), system, ".instances.log"), system=system)
                 except Exception as exc:  # one system's export must not cost the others theirs
                     warnings.warn(f"SimulEval log of {system} not written: {type(exc).__name__}: {exc}", RuntimeWarning)
-        (out / "summary.md").write_text(self.markdown())
+        (out / "summary.md").write_text(self.markdown(), encoding="utf-8", errors="surrogateescape")
         if self.environment is not None:
             (out / "environment.json").write_text(json.dumps(self.environment.to_dict(), indent=2))
         return out
@@ -565,10 +617,10 @@ class Results:
         table = self.table()
         head = "| system | " + " | ".join(table.columns) + " |\n|---|" + "---|" * len(table.columns) + "\n"
         body = "".join(
-            f"| {system} | " + " | ".join(_fmt(v, integer=c in _COUNTS) for c, v in row.items()) + " |\n"
+            f"| {_cell(system)} | " + " | ".join(_fmt(v, integer=c in _COUNTS) for c, v in row.items()) + " |\n"
             for system, row in table.iterrows()
         )
-        notes = "".join(f"- {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}\n" for r in self.failures)
+        notes = "".join(f"- {_cell(r.system)} / {_cell(r.utterance)} (repeat {r.repeat}): {_cell(r.error)}\n" for r in self.failures)
         env = f"\nEnvironment:\n{self.environment.markdown()}{_accounting(self)}" if self.environment is not None else ""
         return head + body + (f"\nFailures:\n{notes}" if notes else "") + env
 
@@ -804,7 +856,34 @@ def _jsonable(obj):
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+    """A file-name part for ``name``: itself when it is only letters, digits, ``-``, ``_``
+    and ``.``; else those kept and a short hash of the whole name appended, so that two
+    names (``a/b`` and ``a_b``) never share a file."""
+    name = str(name)
+    kept = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    if kept == name and not name.startswith("."):
+        return name
+    return f"{kept.lstrip('.') or 'x'}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+class _FileNames:
+    """File names that never repeat within one output folder (compared case-insensitively, for
+    file systems that ignore case): a repeat gets a hash of what it names appended."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def get(self, stem: str, what: Any, suffix: str) -> str:
+        name = stem
+        if (name + suffix).lower() in self.used:
+            name = f"{stem}-{hashlib.sha1(repr(what).encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        self.used.add((name + suffix).lower())
+        return name + suffix
+
+
+def _cell(text: Any) -> str:
+    """``text`` for one Markdown table cell or list line: ``|`` escaped, line breaks as spaces."""
+    return " ".join(str(text).replace("\\", "\\\\").replace("|", "\\|").split())
 
 
 def _english():
