@@ -43,6 +43,8 @@ from typing import Any, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
+from asr_lab.core.protocols import checked_ts_words
+
 __all__ = ["HypothesisStore", "RecordedAnswer", "RecordingASR", "active_store", "recording"]
 
 Word = Tuple[float, float, str]
@@ -188,7 +190,7 @@ class RecordingASR:
         if self._inner_info is not None:
             self._inner_info()  # what the engine did before this request is not this request's
         result = self.asr.transcribe(samples, init_prompt=init_prompt)
-        words = [(float(a), float(b), str(w)) for a, b, w in self.asr.ts_words(result)]
+        words = [(float(a), float(b), str(w)) for a, b, w in checked_ts_words(self.asr, result)]
         ends = list(self.asr.segments_end_ts(result))
         info = self._inner_info() if self._inner_info is not None else None
         calls = list(info.get("calls") or []) if info else [{"audio_sec": round(len(samples) / 16000, 3)}]
