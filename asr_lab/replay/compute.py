@@ -63,7 +63,7 @@ OTHER_THREADS_SHARE = 0.2
 """Warm-up test: the engine works in other threads when process CPU − thread CPU exceeds
 this share of the thread's CPU (plus 5 ms); single-threaded engines stay well below it."""
 
-WAITING_SHARE = 0.1
+WAITING_SHARE = 0.25
 """Warm-up test: an engine waits (GPU, server, sleep) when its process CPU time is below this share of
 the CPU time the load leaves it; a CPU-bound engine stays near 1, a sleeping one near 0."""
 
