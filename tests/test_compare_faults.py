@@ -135,6 +135,7 @@ def _wait_for(predicate, what, limit=180.0):
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_at_once_keeps_finished_runs_and_a_rerun_resumes(tmp_path):
     script = tmp_path / "slow_compare.py"
     script.write_text(SCRIPT)
@@ -185,6 +186,7 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_cli_ends_its_workers(tmp_path):
     pytest.importorskip("pocketsphinx", reason="pip install 'asr-lab[pocketsphinx]'")
     out = tmp_path / "out"
