@@ -2,8 +2,10 @@
 
 import pytest
 
+import asr_lab
 from asr_lab.policies import policy_grid
 from asr_lab.policies.grid import expand_configs
+from asr_lab.testing import TimelineASR, words_from_text
 
 
 @pytest.mark.parametrize(
@@ -76,9 +78,6 @@ def test_editing_any_policy_changes_the_cache_key(tmp_path):
 
 
 # -- compare(): one row per system name and per utterance id ---------------------------------------
-
-import asr_lab  # noqa: E402
-from asr_lab.testing import TimelineASR, words_from_text  # noqa: E402
 
 WORDS = words_from_text("the cat sat on the mat", pause_every=3)
 
