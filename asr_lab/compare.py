@@ -243,6 +243,9 @@ def compare(
             if pool is not None:  # what finished is kept; nothing queued runs
                 for task, result, error in pool.finished():
                     keep(_record_of(task, result, error))
+            if progress and cache_path is not None:
+                print(f"compare: interrupted; {len(records)} finished runs are in {cache_path}: run the same comparison "
+                      "again to resume", file=sys.stderr)
             raise
         clean = True
     finally:
@@ -395,12 +398,17 @@ def _execute(tasks: list[_Task], executor: Optional[Executor], pool: Any = None)
             yield run_task(task)
         return
     futures = {executor.submit(run_task, task): task for task in tasks}
-    for future in as_completed(futures):
-        task = futures[future]
-        try:
-            yield future.result()
-        except Exception as exc:  # the worker itself died (killed, unpicklable task...)
-            yield _record_of(task, None, exc)
+    try:
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                yield future.result()
+            except Exception as exc:  # the worker itself died (killed, unpicklable task...)
+                yield _record_of(task, None, exc)
+    except KeyboardInterrupt:  # a given executor (Dask...): what has not started is not started
+        for future in futures:
+            future.cancel()
+        raise
 
 
 def _record_of(task: _Task, result: Optional[RunRecord], error: Optional[BaseException]) -> RunRecord:
