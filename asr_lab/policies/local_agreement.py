@@ -1,4 +1,4 @@
-"""LocalAgreement-2: the streaming policy of Whisper-Streaming, over any :class:`~asr_lab.ASRBase`.
+"""LocalAgreement: the streaming policy of Whisper-Streaming (the reference LocalAgreement-2), and LA-n.
 
 Macháček, Dabre & Bojar (2023), "Turning Whisper into Real-Time Transcription System",
 IJCNLP-AACL demo track. The recogniser re-transcribes a growing audio buffer; a word is
@@ -12,7 +12,7 @@ step. Improvements belong in options or in another policy, never in silent chang
 Words are ``(start, end, text)`` tuples.
 
 Named fixes, each off by default (the default is the reference, exactly), each a defect
-measured with real Whisper weights (issue 16; figures in bench/vac.py's output):
+measured with real Whisper weights (figures in bench/vac.py's output):
 
 * ``ghost_filter``: drop words of zero or negative length, or that begin at or after the
   end of the audio buffer. Whisper emits them at buffer cuts ("day." at 28.32-28.32 s);
@@ -28,6 +28,15 @@ measured with real Whisper weights (issue 16; figures in bench/vac.py's output):
   the cap the buffer is cut at the end of the last committed word; if that is not enough,
   the oldest audio is dropped so that ``buffer_trimming_sec`` remain, with the uncommitted
   words that lay in it.
+
+:class:`LocalAgreementN` generalises the rule to any ``n`` (Polák et al. 2022 define LA-n): a
+word is committed once ``n`` consecutive hypotheses agree on it (by text, at the same position
+of their uncommitted tails), keeping the newest hypothesis's timestamps; ``n = 1`` commits
+every hypothesis whole. It is a :class:`~asr_lab.policies.redecoding.CommitRule` and runs on
+:class:`~asr_lab.policies.redecoding.RedecodingProcessor`'s fixed schedule (its buffer is cut
+at segment ends whether or not they were committed); with ``n = 2`` and no cut it commits
+exactly what the reference commits (a test checks it). ``policy="local-agreement"`` with
+``agreement_n=2`` runs the reference itself.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ import numpy as np
 from asr_lab.core.audio import as_chunk
 from asr_lab.core.protocols import SAMPLE_RATE, ASRBase
 
-__all__ = ["HypothesisBuffer", "OnlineASRProcessor", "SerializedASR", "split_sentences"]
+__all__ = ["HypothesisBuffer", "LocalAgreementN", "OnlineASRProcessor", "SerializedASR", "split_sentences"]
 
 Word = Tuple[float, float, str]
 
@@ -435,6 +444,37 @@ class SerializedASR:
 
     def segments_end_ts(self, result: Any) -> list[float]:
         return self.asr.segments_end_ts(result)
+
+
+class LocalAgreementN:
+    """A :class:`~asr_lab.policies.redecoding.CommitRule`: words the last ``n`` tails agree on."""
+
+    name = "local-agreement"
+
+    def __init__(self, n: int = 2) -> None:
+        if not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"local-agreement needs n >= 1 hypotheses to agree, not {n!r}")
+        self.n = n
+        self.reset()
+
+    def reset(self) -> None:
+        self.history: list[list[Word]] = []  # the previous n-1 tails, uncommitted parts only
+
+    def decide(self, tail: list[Word], buffer_end: float) -> int:
+        earlier = self.history[-(self.n - 1):] if self.n > 1 else []
+        if len(earlier) < self.n - 1:
+            k = 0
+        else:
+            k = 0
+            while all(k < len(h) for h in earlier) and k < len(tail) and all(h[k][2] == tail[k][2] for h in earlier):
+                k += 1
+        kept = [h[k:] for h in earlier] + [list(tail[k:])]
+        self.history = kept[len(kept) - (self.n - 1):] if self.n > 1 else []
+        return k
+
+    def forced(self, until: float) -> None:
+        # the schedule committed everything up to `until`: forget it in the remembered tails too
+        self.history = [[w for w in h if w[0] > until - 0.1] for h in self.history]
 
 
 def _norm(word: str) -> str:
