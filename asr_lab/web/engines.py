@@ -67,8 +67,11 @@ def run_stream(processor: Any, live: LiveAudio, stop: threading.Event, post: Cal
     (``segment``, ``partial``, then ``done`` or ``error`` with the close code to use)."""
 
     def on_emission(e) -> None:
-        post({"type": "segment", "start": e.start, "end": e.end, "text": e.text, "emitted_at": round(e.emitted_at, 4),
-              "lag": round(e.emitted_at - e.end, 4), "final": e.final})
+        event = {"type": "segment", "start": e.start, "end": e.end, "text": e.text, "emitted_at": round(e.emitted_at, 4),
+                 "lag": round(e.emitted_at - e.end, 4), "final": e.final}
+        if e.words:
+            event["words"] = [list(w) for w in e.words]
+        post(event)
 
     def on_partial(p) -> None:
         post({"type": "partial", "text": p.text, "start": p.start, "end": p.end, "at": round(p.at, 4)})
@@ -122,7 +125,8 @@ class EnginePool:
         with self._lock:
             return len(self._where)
 
-    def open(self, on_message: Callable[[tuple], None]) -> int:
+    def open(self, on_message: Callable[[tuple], None], kind: str = "open") -> int:
+        """``kind="file"``: reserve a stream for :meth:`transcribe`, whose message starts it."""
         with self._lock:
             sid = next(self._ids)
             worker = min(self._workers, key=lambda w: w.load) if self._workers else None
@@ -133,8 +137,31 @@ class EnginePool:
             on_message(("opened", "the engine processes are restarting after a crash; try again in a few seconds"))
             on_message(("ended", None))
         else:
-            worker.send(("open", sid))
+            if kind == "open":  # a file's stream starts with its ("file", sid, audio) message
+                worker.send(("open", sid))
         return sid
+
+    def transcribe(self, audio: np.ndarray, timeout: Optional[float] = None):
+        """A whole recording through a worker's engine on the unaware clock; the Trace."""
+        from asr_lab.replay.trace import Trace
+
+        answers: queue.SimpleQueue = queue.SimpleQueue()
+        sid = self.open(answers.put, kind="file")
+        self._send(sid, ("file", sid, np.ascontiguousarray(audio, dtype=np.float32).tobytes()))
+        trace, problem = None, None
+        while True:
+            kind, payload = answers.get(timeout=timeout)
+            if kind == "opened" and payload:
+                problem = payload
+            elif kind == "event" and payload.get("type") == "trace":
+                trace = Trace.from_dict(payload["trace"])
+            elif kind == "event" and payload.get("type") == "error":
+                problem = payload.get("message")
+            elif kind == "ended":
+                break
+        if trace is None:
+            raise RuntimeError(problem or "the engine process returned no transcript")
+        return trace
 
     def audio(self, sid: int, samples: np.ndarray) -> None:
         self._send(sid, ("audio", sid, np.ascontiguousarray(samples, dtype=np.float32).tobytes()))
@@ -285,6 +312,28 @@ def _worker_main(conn, loader, config, options: dict) -> None:
                 return idle.pop()
         return loader.load(config)[0]
 
+    def serve_file(sid: int, audio: np.ndarray) -> None:
+        """A whole recording on the unaware clock (the OpenAI-style REST route)."""
+        try:
+            proc = processor()
+        except Exception as exc:  # noqa: BLE001
+            send("opened", sid, f"could not create a processor: {type(exc).__name__}: {exc}")
+            send("ended", sid, None)
+            return
+        send("opened", sid, None)
+        try:
+            trace = replay(proc, audio, clock="unaware", chunk_sec=options["chunk_sec"], warmup_sec=0,
+                           separator=meta.get("separator"), meta={"backend": options["backend"], "route": "file"})
+            send("event", sid, {"type": "trace", "trace": trace.to_dict()})
+            if not callable(spawn):
+                with idle_lock:
+                    if not idle:
+                        idle.append(proc)
+        except Exception:  # noqa: BLE001 -- replay records processor errors; this is a bug of ours
+            send("event", sid, {"type": "error", "code": "internal", "message": traceback.format_exc(limit=3), "close": INTERNAL_ERROR})
+        finally:
+            send("ended", sid, None)
+
     def serve(sid: int, live: LiveAudio, stop: threading.Event) -> None:
         try:
             proc = processor()
@@ -317,6 +366,10 @@ def _worker_main(conn, loader, config, options: dict) -> None:
         if message is None:
             break
         kind, sid = message[0], message[1]
+        if kind == "file":  # ("file", sid, float32 bytes): a whole recording, not a stream
+            audio = np.frombuffer(message[2], dtype=np.float32).copy()
+            threading.Thread(target=serve_file, args=(sid, audio), daemon=True, name=f"asr_lab-file-{sid}").start()
+            continue
         if kind == "open":
             live, stop = LiveAudio(max_pending_sec=options["max_pending_sec"]), threading.Event()
             live.recording = None  # the server keeps no recording; memory stays bounded

@@ -286,7 +286,7 @@ class _Peer:
                 last = self.loop.time()
                 for out in resampler.resample(frame):
                     self._push(out)
-                if self.stopping is not None and self.received >= self.stopping * SAMPLE_RATE:
+                if self.stopping is not None and self.received >= self._target():
                     break
             for out in resampler.resample(None):  # what the resampler still holds
                 self._push(out)
@@ -295,10 +295,14 @@ class _Peer:
 
     def _push(self, frame) -> None:
         samples = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-        if self.stopping is not None and self.stopping != float("inf"):  # the peer said how much audio it sent
-            samples = samples[: max(0, int(round(self.stopping * SAMPLE_RATE)) - self.received)]
+        if self.stopping is not None and self.stopping != float("inf"):  # the peer said how much it sent: not a sample more
+            samples = samples[: max(0, self._target() - self.received)]
         self.received += len(samples)
         self.push(samples)
+
+    def _target(self) -> float:
+        """Samples the peer announced with its stop (inf when it did not say)."""
+        return self.stopping if self.stopping == float("inf") else int(round(self.stopping * SAMPLE_RATE))
 
     def _message(self, text) -> None:
         try:
