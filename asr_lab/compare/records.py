@@ -21,6 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from asr_lab.replay import Trace
+from asr_lab.replay.trace import TraceFileError
 from asr_lab.replay.validate import trace_problems
 
 __all__ = ["CACHE_FILE", "RunRecord"]
@@ -104,6 +105,11 @@ def _read_cache(path: Path) -> dict[str, RunRecord]:
             continue
         try:  # line by line: a run killed mid-write may have cut a line inside a UTF-8 character
             rec = RunRecord.from_json(raw.decode("utf-8"))
+        except TraceFileError as exc:  # the record is readable, its trace is not: name the run
+            d = json.loads(raw)
+            warnings.warn(f"{path}:{n}: run {d.get('system')} / {d.get('utterance')} has a malformed trace ({exc}); "
+                          f"it will be run again", RuntimeWarning)
+            continue
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             warnings.warn(f"{path}:{n}: skipping an unreadable run record ({type(exc).__name__}: {exc}); it will be run again", RuntimeWarning)
             continue
