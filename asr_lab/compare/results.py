@@ -6,6 +6,7 @@ objects (by :func:`~asr_lab.compare.compare`, or from a cache file) and scores t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -188,9 +189,10 @@ class Results:
         (out / "traces").mkdir(parents=True, exist_ok=True)
         self.summary.to_csv(out / "summary.csv")
         self.utterances.to_csv(out / "utterances.csv", index=False)
+        names = _FileNames()
         for (system, utt, rep), trace in self.traces.items():
             try:
-                trace.to_jsonl(out / "traces" / f"{_safe(system)}__{_safe(utt)}__{rep}.jsonl")
+                trace.to_jsonl(out / "traces" / names.get(f"{_safe(system)}__{_safe(utt)}__{rep}", (system, utt, rep), ".jsonl"))
             except (TypeError, ValueError) as exc:  # a malformed trace from an old cache: the others are still written
                 warnings.warn(f"trace of {system} / {utt} (repeat {rep}) not written: {exc}", RuntimeWarning)
         from asr_lab.export import to_simuleval_log
@@ -198,10 +200,10 @@ class Results:
         for system in self.systems:  # SimulEval / OmniSTEval input, first run of each utterance
             if any(s == system and r == 0 for s, _, r in self.traces):
                 try:
-                    to_simuleval_log(self, out / "simuleval" / f"{_safe(system)}.instances.log", system=system)
+                    to_simuleval_log(self, out / "simuleval" / names.get(_safe(system), system, ".instances.log"), system=system)
                 except Exception as exc:  # one system's export must not cost the others theirs
                     warnings.warn(f"SimulEval log of {system} not written: {type(exc).__name__}: {exc}", RuntimeWarning)
-        (out / "summary.md").write_text(self.markdown())
+        (out / "summary.md").write_text(self.markdown(), encoding="utf-8", errors="surrogateescape")
         if self.environment is not None:
             (out / "environment.json").write_text(json.dumps(self.environment.to_dict(), indent=2))
         return out
@@ -211,10 +213,10 @@ class Results:
         table = self.table()
         head = "| system | " + " | ".join(table.columns) + " |\n|---|" + "---|" * len(table.columns) + "\n"
         body = "".join(
-            f"| {system} | " + " | ".join(_fmt(v, integer=c in _COUNTS) for c, v in row.items()) + " |\n"
+            f"| {_cell(system)} | " + " | ".join(_fmt(v, integer=c in _COUNTS) for c, v in row.items()) + " |\n"
             for system, row in table.iterrows()
         )
-        notes = "".join(f"- {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}\n" for r in self.failures)
+        notes = "".join(f"- {_cell(r.system)} / {_cell(r.utterance)} (repeat {r.repeat}): {_cell(r.error)}\n" for r in self.failures)
         env = f"\nEnvironment:\n{self.environment.markdown()}{_accounting(self)}" if self.environment is not None else ""
         return head + body + (f"\nFailures:\n{notes}" if notes else "") + env
 
@@ -306,7 +308,34 @@ def _aggregate(scores: list) -> dict:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+    """A file-name part for ``name``: itself when it is only letters, digits, ``-``, ``_``
+    and ``.``; else those kept and a short hash of the whole name appended, so that two
+    names (``a/b`` and ``a_b``) never share a file."""
+    name = str(name)
+    kept = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    if kept == name and not name.startswith("."):
+        return name
+    return f"{kept.lstrip('.') or 'x'}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+class _FileNames:
+    """File names that never repeat within one output folder (compared case-insensitively, for
+    file systems that ignore case): a repeat gets a hash of what it names appended."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def get(self, stem: str, what: Any, suffix: str) -> str:
+        name = stem
+        if (name + suffix).lower() in self.used:
+            name = f"{stem}-{hashlib.sha1(repr(what).encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        self.used.add((name + suffix).lower())
+        return name + suffix
+
+
+def _cell(text: Any) -> str:
+    """``text`` for one Markdown table cell or list line: ``|`` escaped, line breaks as spaces."""
+    return " ".join(str(text).replace("\\", "\\\\").replace("|", "\\|").split())
 
 
 def _english():

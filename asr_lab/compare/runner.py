@@ -41,6 +41,7 @@ from asr_lab.compare.records import (
     _read_cache,
 )
 from asr_lab.compare.results import Results
+from asr_lab.replay import Trace
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, check_timeout
 
 __all__ = ["compare", "clear_processor_cache", "run_task", "step_for"]
@@ -125,7 +126,7 @@ def compare(
     if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
         raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
     call_timeout_sec = check_timeout(call_timeout_sec)
-    executor, close_pool = _worker_pool(workers, executor)
+    executor, close_pool, pool = _worker_pool(workers, executor)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be a whole number >= 1")
     systems = _named_configs(configs)
@@ -135,6 +136,7 @@ def compare(
 
     tasks: list[_Task] = []
     order: list[tuple[str, str, int, str]] = []
+    queued: set[str] = set()
     sources = {u.id: _audio_of(u) for u in utterances}  # a path, or the array decoded once and shared by every task
     fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
@@ -161,7 +163,8 @@ def compare(
             for r in range(repeats):
                 key = _key(identity, fingerprints[u.id], kwargs, r)
                 order.append((system, u.id, r, key))
-                if key not in done:
+                if key not in done and key not in queued:
+                    queued.add(key)  # the same run under another name or utterance id is run once
                     tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec},
                                        engine))
 
@@ -173,22 +176,46 @@ def compare(
     env = fingerprint()
     from asr_lab.policies.record_replay import recording
 
-    session = recording() if record_replay and executor is None else contextlib.nullcontext()
+    def keep(record: RunRecord) -> None:
+        records[record.key] = record
+        if cache_path is not None:
+            try:
+                _append(cache_path, record)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"{exc.strerror or exc} — writing run {record.system} / {record.utterance} (repeat {record.repeat}) "
+                    f"to the cache {os.fspath(cache_path)}. The cache is intact: it keeps every run finished before this "
+                    f"one (a line cut short is skipped when read). Free space (or give another cache_dir) and run the "
+                    f"same comparison again: it resumes from there",
+                    os.fspath(cache_path),
+                ) from exc
+        bar.update(1)
+        bar.set_postfix_str(f"{record.system} / {record.utterance}" + ("" if record.ok else " FAILED"))
+
+    session = recording() if record_replay and executor is None and pool is None else contextlib.nullcontext()
+    clean = False
     try:
         session.__enter__()
-        for record in _execute(tasks, executor):
-            records[record.key] = record
-            if cache_path is not None:
-                _append(cache_path, record)
-            bar.update(1)
-            bar.set_postfix_str(f"{record.system} / {record.utterance}" + ("" if record.ok else " FAILED"))
+        try:
+            for record in _execute(tasks, executor, pool):
+                keep(record)
+        except KeyboardInterrupt:
+            if pool is not None:  # what finished is kept; nothing queued runs
+                for task, result, error in pool.finished():
+                    keep(_record_of(task, result, error))
+            raise
+        clean = True
     finally:
         session.__exit__(None, None, None)
         bar.close()
+        if pool is not None:
+            pool.close() if clean else pool.terminate()
         close_pool()
         if executor is None:
             clear_processor_cache()
-    ordered = [records[k] for *_, k in order if k in records]
+    # one row per (system, utterance, repeat), even where two share a run (same config, same audio)
+    ordered = [_as_row(records[k], system, utt) for system, utt, _, k in order if k in records]
     env.finish()
     _warn_if_busy(env, [records[k].trace for k in (t.key for t in tasks) if k in records], clock, compute, workers)
     results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
@@ -251,17 +278,18 @@ def run_task(task: _Task) -> RunRecord:
 
 
 def _worker_pool(workers, executor):
-    """A process pool of ``workers`` processes whose engines share the usable cores, and its closer."""
+    """``(executor, its closer, None)``, or for ``workers=N`` ``(None, no-op, a WorkerPool)`` of N
+    processes whose engines share the usable cores (:mod:`asr_lab.worker_pool`: a dead worker
+    costs one run, Ctrl-C stops at once, workers end with their parent)."""
     if not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers={workers!r} must be a whole number >= 0 (0: run in this process)")
     if workers == 0:
-        return executor, lambda: None
+        return executor, lambda: None, None
     if executor is not None:
         raise ValueError("give either workers=N (a process pool asr_lab sizes engine threads for) or executor=, not both")
-    from concurrent.futures import ProcessPoolExecutor
+    from asr_lab.worker_pool import WorkerPool
 
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(workers,))
-    return pool, pool.shutdown
+    return None, lambda: None, WorkerPool(workers, initializer=_init_worker, initargs=(workers,))
 
 
 def _init_worker(workers: int) -> None:
@@ -316,7 +344,11 @@ def step_for(processor: Any, chunk_sec: Optional[float] = None, config_chunk_sec
     return float(config_chunk_sec) if config_chunk_sec else 1.0
 
 
-def _execute(tasks: list[_Task], executor: Optional[Executor]):
+def _execute(tasks: list[_Task], executor: Optional[Executor], pool: Any = None):
+    if pool is not None:
+        for task, result, error in pool.run(run_task, tasks, key=lambda t: t.key):
+            yield _record_of(task, result, error)
+        return
     if executor is None:
         for task in tasks:
             yield run_task(task)
@@ -327,7 +359,27 @@ def _execute(tasks: list[_Task], executor: Optional[Executor]):
         try:
             yield future.result()
         except Exception as exc:  # the worker itself died (killed, unpicklable task...)
-            yield RunRecord(task.system, task.utterance_id, task.repeat, task.key, None, f"worker failed: {type(exc).__name__}: {exc}", _config_json(task.config))
+            yield _record_of(task, None, exc)
+
+
+def _record_of(task: _Task, result: Optional[RunRecord], error: Optional[BaseException]) -> RunRecord:
+    """The worker's record, or a failed one saying why the worker gave none."""
+    if error is None and result is not None:
+        return result
+    return RunRecord(task.system, task.utterance_id, task.repeat, task.key, None,
+                     f"worker failed: {type(error).__name__}: {error}", _config_json(task.config))
+
+
+def _as_row(record: RunRecord, system: str, utterance: str) -> RunRecord:
+    """``record`` under this system name and utterance id: a run shared by two names (the same
+    config, or identical audio) or cached under an old name is one row for each."""
+    if record.system == system and record.utterance == utterance:
+        return record
+    trace = record.trace
+    if trace is not None:
+        trace = Trace(emissions=trace.emissions, partials=trace.partials, steps=trace.steps,
+                      meta={**trace.meta, "system": system, "utterance": utterance}, error=trace.error)
+    return RunRecord(system, utterance, record.repeat, record.key, trace, record.error, record.config)
 
 
 def _named_configs(configs) -> dict[str, Any]:
