@@ -154,7 +154,7 @@ class EnginePool:
             if kind == "opened" and payload:
                 problem = payload
             elif kind == "event" and payload.get("type") == "trace":
-                trace = Trace.from_dict(payload["trace"])
+                trace = Trace.from_jsonl(payload["trace"])
             elif kind == "event" and payload.get("type") == "error":
                 problem = payload.get("message")
             elif kind == "ended":
@@ -324,7 +324,7 @@ def _worker_main(conn, loader, config, options: dict) -> None:
         try:
             trace = replay(proc, audio, clock="unaware", chunk_sec=options["chunk_sec"], warmup_sec=0,
                            separator=meta.get("separator"), meta={"backend": options["backend"], "route": "file"})
-            send("event", sid, {"type": "trace", "trace": trace.to_dict()})
+            send("event", sid, {"type": "trace", "trace": trace.to_jsonl()})
             if not callable(spawn):
                 with idle_lock:
                     if not idle:
