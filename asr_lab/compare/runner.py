@@ -115,7 +115,7 @@ def compare(
         configs = expand_configs(_named_configs(configs), policies, sweep)
     elif sweep:
         raise ValueError("sweep= crosses fields with policies=; give policies (e.g. {'local-agreement': None})")
-    from asr_lab.core.config import ASRConfig
+    from asr_lab.core.config import ASRConfig, ConfigError
     from asr_lab.replay.clocks import make_clock
 
     from asr_lab.environment import fingerprint
@@ -126,6 +126,9 @@ def compare(
     if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
         raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
     call_timeout_sec = check_timeout(call_timeout_sec)
+    from asr_lab.replay.replayer import check_warmup
+
+    warmup_sec = check_warmup(warmup_sec)  # before any run, not in each
     executor, close_pool, pool = _worker_pool(workers, executor)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be a whole number >= 1")
@@ -151,7 +154,10 @@ def compare(
             identity = json.dumps({"factory": name, "system": system, "defaults": repr(getattr(config, "__defaults__", None)),
                                    "provenance": run_provenance(target)}, sort_keys=True, default=str)
         else:
-            payload, own_step = _validated(config)
+            try:
+                payload, own_step = _validated(config)
+            except ConfigError as exc:
+                raise ConfigError(f"system {system!r}: {exc}") from None
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
         engine = _identity_hash(identity)
         if callable(payload):  # this very factory: a worker process gets a fresh copy of it with every task
@@ -407,10 +413,15 @@ def _validated(config) -> tuple[dict, float]:
     of runs; a backend whose engine is missing is left to fail per run, so the other
     systems still run."""
     from asr_lab.backends.registry import MissingDependencyError, get_loader
-    from asr_lab.core.config import ASRConfig, parse_config
+    from asr_lab.core.config import ASRConfig, ConfigError, config_from_json, parse_config
 
     if isinstance(config, (str, bytes)):
-        config = json.loads(config)
+        config = config_from_json(config)  # a ConfigError naming the JSON fault, or a non-object
+    if not isinstance(config, (ASRConfig, Mapping)):
+        raise ConfigError(
+            f"a config must be a dict, an ASRConfig, a JSON object text or a processor factory, not "
+            f"{type(config).__name__} ({config!r:.60}); e.g. {{\"backend\": \"pocketsphinx\"}}"
+        )
     payload = config.model_dump(exclude_unset=True) | {"backend": config.backend} if isinstance(config, ASRConfig) else dict(config)
     try:
         loader = get_loader(payload.get("backend", ASRConfig.model_fields["backend"].default))

@@ -48,7 +48,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from asr_lab.core.audio import as_chunk
-from asr_lab.core.protocols import SAMPLE_RATE, ASRBase
+from asr_lab.core.protocols import SAMPLE_RATE, ASRBase, checked_ts_words
 
 __all__ = ["HypothesisBuffer", "LocalAgreementN", "OnlineASRProcessor", "SerializedASR", "split_sentences"]
 
@@ -216,7 +216,7 @@ class OnlineASRProcessor:
         """
         prompt = self.prompt()
         result = self.asr.transcribe(self.audio_buffer, init_prompt=prompt)
-        words = self.asr.ts_words(result)
+        words = checked_ts_words(self.asr, result)
         if self.ghost_filter:
             words = self._drop_ghosts(words)
         self.transcript_buffer.insert(words, self.buffer_time_offset)

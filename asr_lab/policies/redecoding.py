@@ -27,7 +27,7 @@ from typing import Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
-from asr_lab.core.protocols import SAMPLE_RATE, ASRBase
+from asr_lab.core.protocols import SAMPLE_RATE, ASRBase, checked_ts_words
 from asr_lab.policies.local_agreement import PROMPT_CHARS, HypothesisBuffer
 
 __all__ = ["CommitRule", "RedecodingProcessor"]
@@ -86,7 +86,7 @@ class RedecodingProcessor:
 
     def process_iter(self) -> Optional[Tuple[float, float, str]]:
         result = self.asr.transcribe(self.audio_buffer, init_prompt=self.prompt())
-        words = self.asr.ts_words(result)
+        words = checked_ts_words(self.asr, result)
         ends = list(self.asr.segments_end_ts(result))
         self.hypotheses.insert(words, self.buffer_time_offset)
         tail, self.hypotheses.current = self.hypotheses.current, []
