@@ -242,7 +242,7 @@ def _failing_start(workers):
 
 
 def test_workers_that_cannot_start_fail_every_run_once_instead_of_looping():
-    from asr_lab.worker_pool import WorkerDied, WorkerPool
+    from asr_lab.compare.pool import WorkerDied, WorkerPool
 
     pool = WorkerPool(2, initializer=_failing_start, initargs=(2,))
     try:

@@ -288,7 +288,7 @@ def run_task(task: _Task) -> RunRecord:
 
 def _worker_pool(workers, executor):
     """``(executor, its closer, None)``, or for ``workers=N`` ``(None, no-op, a WorkerPool)`` of N
-    processes whose engines share the usable cores (:mod:`asr_lab.worker_pool`: a dead worker
+    processes whose engines share the usable cores (:mod:`asr_lab.compare.pool`: a dead worker
     costs one run, Ctrl-C stops at once, workers end with their parent)."""
     if not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers={workers!r} must be a whole number >= 0 (0: run in this process)")
@@ -296,7 +296,7 @@ def _worker_pool(workers, executor):
         return executor, lambda: None, None
     if executor is not None:
         raise ValueError("give either workers=N (a process pool asr_lab sizes engine threads for) or executor=, not both")
-    from asr_lab.worker_pool import WorkerPool
+    from asr_lab.compare.pool import WorkerPool
 
     return None, lambda: None, WorkerPool(workers, initializer=_init_worker, initargs=(workers,))
 
