@@ -86,6 +86,7 @@ def test_a_server_that_is_not_there_is_a_failed_run_naming_it():
     proc, _ = asr_lab.load_processor({"backend": "remote", "url": url, "protocol": "asr_lab", "connect_timeout_sec": 2})
     trace = asr_lab.replay(proc, audio(1.0), clock="wall")
     assert trace.emissions == [] and "cannot reach" in str(trace.error) and url in str(trace.error)
+    assert trace.error.type == RemoteError.__name__
 
 
 def test_a_server_error_is_a_failed_run_naming_it(server):
