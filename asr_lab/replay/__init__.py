@@ -1,5 +1,6 @@
 """Replaying audio into processors on a clock, and the traces it records."""
 
+from asr_lab.core.lazy import callable_package
 from asr_lab.replay.clocks import CLOCKS, Clock, UnawareClock, VirtualClock, WallClock, make_clock
 from asr_lab.replay.compute import COMPUTE
 from asr_lab.replay.live import LiveAudio
@@ -8,7 +9,6 @@ from asr_lab.replay.deadline import CallTimeoutError
 from asr_lab.replay.retime import RetimeError, retime, retime_results
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace, TraceFileError
 from asr_lab.replay.validate import InvalidOutputError
-
 from asr_lab.replay.profile import CostProfile, ProfileError, load_profile
 
 __all__ = [
@@ -37,10 +37,5 @@ __all__ = [
     "retime_results",
 ]
 
-# ``asr_lab.replay`` is this package and, in ``asr_lab``'s namespace, the replay function itself
-# (``asr_lab.replay(proc, audio)``); the package's names are attributes of the function too, so
-# ``asr_lab.replay.retime(trace, slowdown=2)`` works whichever of the two a user holds.
-for _name in __all__:
-    if _name != "replay":
-        setattr(replay, _name, globals()[_name])
-del _name
+# asr_lab.replay(...) is the replay function, asr_lab.replay.retime a module: both work
+callable_package(__name__, replay)
