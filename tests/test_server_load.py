@@ -141,6 +141,22 @@ def test_concurrent_loads_run_one_at_a_time_and_identical_ones_are_shared(live_s
         assert start >= end, f"two loads overlapped: {loads}"
 
 
+def test_live_audio_drops_while_the_engine_is_behind_real_time_and_counts_drops_as_skipped():
+    from asr_lab.replay import LiveAudio
+
+    live = LiveAudio(max_pending_sec=30, max_behind_sec=1.0)
+    assert live.push(np.zeros(1600, dtype=np.float32))
+    live.first_arrival -= 5.0  # as if the first chunk came 5 s ago and the engine has finished nothing
+    assert live.behind_sec() > 4.0
+    assert not live.push(np.zeros(1600, dtype=np.float32)) and live.dropped_chunks == 1
+    live.read()  # the engine takes what was queued (0.1 s) ...
+    live.read()  # ... and has finished it when it comes back
+    # still behind: stream time ~5.1 s, finished 0.1 s + dropped 0.1 s
+    assert live.behind_sec() > 4.0 and not live.push(np.zeros(1600, dtype=np.float32))
+    with pytest.raises(ValueError, match="max_behind_sec=0"):
+        LiveAudio(max_behind_sec=0)
+
+
 def _pcm(seconds: float) -> bytes:
     return np.zeros(int(seconds * SR), dtype="<i2").tobytes()
 
