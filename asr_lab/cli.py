@@ -508,17 +508,18 @@ def _executor(args):
 
 def _dataset(args) -> int:
     from asr_lab.data import build
+    from asr_lab.data.recipes import mini
     from asr_lab.data.synth import SynthesisError
 
     try:
-        _dataset_command(args, build)
+        _dataset_command(args, build, mini)
     except SynthesisError as exc:  # a missing TTS program or voice: a user error, not a bug
         print(f"asr-lab dataset: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _dataset_command(args, build) -> None:
+def _dataset_command(args, build, mini) -> None:
     if args.dataset_command == "build":
         if args.sentences:
             path = Path(args.sentences)
@@ -529,7 +530,7 @@ def _dataset_command(args, build) -> None:
             ds = build.build_utterances(lines, args.out_dir, voices, args.engine, align=not args.no_align, log=print)
             print(ds.info())
         else:
-            build.build_mini(args.out_dir, log=print)
+            mini.build_mini(args.out_dir, log=print)
     elif args.dataset_command == "info":
         print(build.dataset_info(args.source, as_json=args.json))
     else:

@@ -299,6 +299,11 @@ class PocketSphinxLAConfig(PocketSphinxModelConfig, PolicyConfig):
     """Configuration of ``pocketsphinx-la``: the model, LocalAgreement's fields, and the pause length."""
 
     backend: str = Field(default="pocketsphinx-la", description="Registered backend name.")
+    reference_mode: bool = Field(
+        default=True,
+        description="LocalAgreement and VAC as whisper_streaming runs them (their fixes were measured on Whisper, "
+        "not on pocketsphinx); False applies asr_lab's defaults, and a fix named explicitly applies either way.",
+    )
     pause_sec: float = Field(
         default=0.25, ge=0.0, le=5.0,
         description="A gap of at least this many seconds between words ends a segment (where the buffer may be trimmed).",
@@ -699,6 +704,10 @@ class PocketSphinxLoader:
     config_class = PocketSphinxConfig
     description = "CMU PocketSphinx, native streaming with partials and endpointing (bundled en-us model)"
 
+    def check(self, config: Union[PocketSphinxConfig, dict]) -> None:
+        """Before any run: the model files exist."""
+        resolve_model(parse_config(config, PocketSphinxConfig))
+
     def load(self, config: Union[PocketSphinxConfig, dict]) -> tuple[PocketSphinxProcessor, dict]:
         cfg = parse_config(config, PocketSphinxConfig)
         processor = PocketSphinxProcessor(cfg)
@@ -710,6 +719,14 @@ class PocketSphinxLALoader:
 
     config_class = PocketSphinxLAConfig
     description = "CMU PocketSphinx re-decoding the buffer under the LocalAgreement-2 policy"
+
+    def check(self, config: Union[PocketSphinxLAConfig, dict]) -> None:
+        """Before any run: the policy runs on pocketsphinx, and the model files exist."""
+        from asr_lab.policies.processor import check_policy
+
+        cfg = parse_config(config, PocketSphinxLAConfig)
+        check_policy(cfg, can_step=False)
+        resolve_model(cfg)
 
     def load(self, config: Union[PocketSphinxLAConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor

@@ -435,3 +435,14 @@ def _worker_main(conn, loader, config, options: dict) -> None:
     for live, stop, _ in list(streams.values()):
         stop.set()
         live.close()
+
+
+def retire_engine(loaded: Any, state: Any) -> None:
+    """Stop a replaced engine's worker processes once its last stream has ended.
+
+    ``loaded``: the server's record of a loaded engine (its ``pool``), ``state``: the server's
+    state (its current ``loaded``). Here, beside the pool, so that the WebSocket and the WebRTC
+    transports both reach it without importing each other.
+    """
+    if loaded is not None and loaded.pool is not None and loaded is not state.loaded and loaded.pool.streams == 0 and not loaded.pool.closed:
+        loaded.pool.shutdown()

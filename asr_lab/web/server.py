@@ -85,7 +85,7 @@ from asr_lab.backends.registry import MissingDependencyError, UnknownBackendErro
 from asr_lab.core.config import ASRConfig, ConfigError, parse_config
 from asr_lab.replay import LiveAudio
 from asr_lab.web.access import AccessGuard, AccessPolicy
-from asr_lab.web.engines import EnginePool, EngineProcessError, Shedder, run_stream
+from asr_lab.web.engines import EnginePool, EngineProcessError, Shedder, retire_engine as _retire, run_stream
 from asr_lab.web.protocols import IGNORE, STOP, StreamProtocol
 from asr_lab.web.protocols.asr_lab import FORMATS, AsrLabProtocol
 from asr_lab.web.protocols.deepgram import DeepgramProtocol
@@ -566,12 +566,6 @@ def _utf8(body: bytes) -> str:
             f"the body is not UTF-8 text: byte 0x{body[exc.start]:02x} at offset {exc.start} cannot be decoded "
             f"({exc.reason}); send the JSON encoded as UTF-8"
         ) from None
-
-
-def _retire(loaded: Optional[_Loaded], state: _State) -> None:
-    """Stop a replaced engine's worker processes once its last stream has ended."""
-    if loaded is not None and loaded.pool is not None and loaded is not state.loaded and loaded.pool.streams == 0 and not loaded.pool.closed:
-        loaded.pool.shutdown()
 
 
 def _field_errors(message: str) -> list[dict]:
