@@ -1,0 +1,1 @@
+"""Dataset recipes: one module per corpus, each building a manifest from sources already on the machine."""
