@@ -347,6 +347,14 @@ class Dataset:
                 )
             self._by_id[utt.id] = k
 
+    def check(self, *, where: str | None = None) -> Dataset:
+        """Fail loudly (:class:`~asr_lab.data.word_check.WordTimeError`) when any utterance's word times run
+        backwards or past its audio; returns the dataset. Every manifest read is checked."""
+        from asr_lab.data.word_check import check_word_times
+
+        check_word_times(self.utterances, where=where or f"dataset {self.name!r}")
+        return self
+
     # -- container protocol ---------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -602,7 +610,10 @@ def load_dataset(
       first of text, sentence, transcription, transcript, normalized_text; ``id_column``
       defaults to ``id`` when present, else ``<name>-<row>``. Audio stays in the HF
       dataset and is decoded when :meth:`Utterance.load_audio` is called;
-    * a :class:`Dataset` (returned as is).
+    * a :class:`Dataset` (returned as is);
+    * a recipe's name: ``"asterisk"``, ``"asterisk-long"``, ``"asterisk-short"`` (Debian's
+      Asterisk prompts, built on first use into ``~/.cache/asr_lab/datasets/asterisk``; see
+      :mod:`asr_lab.data.recipes.asterisk`). A folder of that name in the working directory wins.
 
     ``check_audio`` checks that every audio file exists (cheap, and it fails early with
     the path instead of in the middle of a comparison); ``compute_durations`` reads file
@@ -621,6 +632,10 @@ def load_dataset(
             split=split,
             compute_durations=compute_durations,
         )
+    if isinstance(source, str) and source in _named_sets() and not os.path.exists(source):
+        from asr_lab.data.recipes.asterisk import load_asterisk
+
+        return load_asterisk(source)
     if not isinstance(source, (str, os.PathLike)):
         raise DatasetError(
             f"cannot load a dataset from {type(source).__name__} ({source!r:.60}); give a folder with "
@@ -632,7 +647,8 @@ def load_dataset(
         raise DatasetFileNotFoundError(
             f"dataset source {os.fspath(source)!r} does not exist (absolute: {path.resolve()}); give a folder with "
             f"{MANIFEST_NAME}, a manifest .jsonl, a LibriSpeech folder or a Common Voice .tsv — the bundled "
-            f"set is 'datasets/mini' (rebuild it with `python -m asr_lab.data.build datasets/mini`)"
+            f"set is 'datasets/mini' (rebuild it with `python -m asr_lab.data.build datasets/mini`); named sets: "
+            f"{', '.join(_named_sets())}"
         )
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
@@ -664,6 +680,12 @@ def load_dataset(
         f".jsonl, a Common Voice .tsv, or a folder (manifest.jsonl inside, or LibriSpeech layout). To use a single "
         f"audio file, build Dataset([Utterance(id='x', audio=path, text='...')])"
     )
+
+
+def _named_sets() -> tuple[str, ...]:
+    from asr_lab.data.recipes.asterisk import ASTERISK_NAMES
+
+    return ASTERISK_NAMES
 
 
 def read_manifest(path: PathLike, *, name: str | None = None, check_audio: bool = True) -> Dataset:
@@ -718,7 +740,9 @@ def read_manifest(path: PathLike, *, name: str | None = None, check_audio: bool 
                     f"check_audio=False"
                 )
             utterances.append(utt)
-    return Dataset(utterances, name=name or (root.name if path.name == MANIFEST_NAME else path.stem), root=root)
+    dataset = Dataset(utterances, name=name or (root.name if path.name == MANIFEST_NAME else path.stem), root=root)
+    dataset.check(where=os.fspath(path))
+    return dataset
 
 
 def _file_duration(path: PathLike) -> float | None:

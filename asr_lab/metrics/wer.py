@@ -141,18 +141,25 @@ ENGLISH_NORMALIZER = TextNormalizer()
 """The default normaliser of every metric: NFKC, lower-case, punctuation to spaces (keeping
 intra-word apostrophes and digit-internal ``.``/``,``), whitespace collapsed."""
 
-Normalize = Callable[[str], str] | None
+Normalize = Callable[[str], str] | str | None
 """What ``normalize=`` accepts: a callable ``str -> str`` (e.g. a :class:`TextNormalizer`),
-or ``None`` to compare the texts as they are, only split on whitespace."""
+a normaliser's name (``"whisper-english"``, ``"whisper-basic"``, ``"basic"``, ``"none"``;
+:mod:`asr_lab.metrics.normalizers`), or ``None`` to compare the texts as they are, only
+split on whitespace."""
 
 
 def normalize_text(text: str, normalize: Normalize = ENGLISH_NORMALIZER) -> str:
     """Apply ``normalize`` to ``text`` and collapse whitespace; checks both arguments.
 
-    ``normalize=None`` only collapses whitespace. Raises a clear error if ``normalize`` is not
+    ``normalize=None`` (or ``"none"``) only collapses whitespace; a name from
+    :data:`asr_lab.metrics.normalizers.NORMALIZER_NAMES` picks that normaliser. Raises a clear error if ``normalize`` is not
     callable or does not return a ``str``.
     """
     text = _check_text(text, "text")
+    if isinstance(normalize, str):  # a name: "whisper-english", "whisper-basic", "basic", "none"
+        from asr_lab.metrics.normalizers import get_normalizer
+
+        normalize = get_normalizer(normalize)
     if normalize is None:
         return " ".join(text.split())
     if not callable(normalize):

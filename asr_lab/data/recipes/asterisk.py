@@ -183,6 +183,33 @@ def _read_shipped(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")).get("clips", {})
 
 
+def _read_partial(path: Path) -> dict:
+    found = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by the interruption
+                continue
+            found[record.pop("name")] = record
+    return found
+
+
+def _align_clip(prompt: Prompt) -> tuple[Prompt, list | None, str]:
+    return (prompt, *_align(decode_g722(prompt.path), prompt.text))
+
+
+def _align_all(prompts: list[Prompt], jobs: int):
+    """``(prompt, words, how)`` for each prompt, in order, aligned by ``jobs`` processes."""
+    if jobs == 1 or len(prompts) < 2:
+        yield from map(_align_clip, prompts)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs) as pool:
+        yield from pool.map(_align_clip, prompts)
+
+
 def _align(audio: np.ndarray, text: str) -> tuple[list | None, str]:
     from asr_lab.data.dtw_align import align_by_synthesis
     from asr_lab.data.synth import SynthesisError
@@ -199,6 +226,7 @@ def prepare_asterisk(
     *,
     realign: bool = False,
     alignments: str | os.PathLike | None = None,
+    jobs: int = 1,
     transcript: Path = TRANSCRIPT,
     sounds: Path = SOUNDS,
     log: Log = print,
@@ -208,12 +236,18 @@ def prepare_asterisk(
     Returns the ``asterisk`` set; ``asterisk-long`` is in ``out_dir/long``. ``alignments``
     is the word-timing file to reuse (default the shipped one); ``realign=True`` ignores it
     and aligns every clip again (minutes), then writes the new timings into
-    ``out_dir/alignments.json`` (copy it to ``datasets/asterisk/`` to ship it).
+    ``out_dir/alignments.json`` (copy it to ``datasets/asterisk/`` to ship it). ``jobs``
+    processes align in parallel; each aligned clip is appended to
+    ``alignments.partial.jsonl`` at once, so an interrupted build resumes where it stopped.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise DatasetError(f"jobs must be a whole number of processes >= 1, got {jobs!r}; e.g. jobs=2")
     out = Path(out_dir) if out_dir is not None else default_cache_dir()
     prompts = asterisk_prompts(transcript, sounds)
+    shipped_file = Path(alignments) if alignments else SHIPPED / "alignments.json"
     sources = {
         "recipe_version": RECIPE_VERSION,
+        "alignments_sha256": _sha256(shipped_file) if shipped_file.is_file() else None,
         "packages": _package_versions(),
         "transcript_sha256": _sha256(transcript),
         "clips": {p.name: _sha256(p.path) for p in prompts},
@@ -229,37 +263,47 @@ def prepare_asterisk(
     _say(log, f"asterisk: building {len(prompts)} clips from {sounds} into {out}")
     from asr_lab.data.build import _save_flac_atomic
 
-    shipped = {} if realign else _read_shipped(Path(alignments) if alignments else SHIPPED / "alignments.json")
+    partial = out / "alignments.partial.jsonl"  # clips aligned by an interrupted build: kept, not redone
+    earlier = {**_read_shipped(out / "alignments.json"), **_read_shipped(shipped_file)} if not realign else {}
+    earlier.update(_read_partial(partial))
+    todo = []
+    for prompt in prompts:
+        entry = earlier.get(prompt.name)
+        if entry is None or entry.get("g722_sha256") != sources["clips"][prompt.name] or entry.get("text") != prompt.text:
+            todo.append(prompt)
+    if todo:
+        _say(log, f"asterisk: aligning {len(todo)} clips with the synthesis aligner ({jobs} process(es); "
+                  f"progress kept in {partial.name})")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    with open(partial, "a", encoding="utf-8") as progress:
+        for k, (prompt, words, how) in enumerate(_align_all(todo, jobs), start=1):
+            entry = {"g722_sha256": sources["clips"][prompt.name], "text": prompt.text, "timings": how, "words": words}
+            earlier[prompt.name] = entry
+            progress.write(json.dumps({"name": prompt.name, **entry}) + "\n")
+            progress.flush()
+            if k == 1 or k % 25 == 0 or k == len(todo):
+                _say(log, f"  aligned {k}/{len(todo)} ({prompt.name})")
     timings: dict[str, dict] = {}
     utterances = []
-    realigned = 0
-    for k, prompt in enumerate(prompts):
+    for prompt in prompts:
         sha = sources["clips"][prompt.name]
         audio = decode_g722(prompt.path)
         path = out / "audio" / f"{prompt.id}.flac"
         _save_flac_atomic(path, audio)
-        entry = shipped.get(prompt.name)
-        if entry is None or entry.get("g722_sha256") != sha or entry.get("text") != prompt.text:
-            words, how = _align(audio, prompt.text)
-            realigned += 1
-            if realigned == 1 or realigned % 25 == 0:
-                _say(log, f"  aligning {prompt.name} ({k + 1}/{len(prompts)}; {realigned} aligned so far)")
-        else:
-            words, how = entry["words"], entry["timings"]
-        timings[prompt.name] = {"g722_sha256": sha, "text": prompt.text, "timings": how, "words": words}
+        entry = timings[prompt.name] = earlier[prompt.name]
         meta = {"kind": "utterance", "source": "asterisk", "name": prompt.name, "speaker": "allison-smith",
-                "licence": LICENCE, "timings": how, "g722_sha256": sha}  # fmt: skip
-        utterances.append(
-            Utterance(id=prompt.id, audio=str(path), text=prompt.text, duration=len(audio) / 16000, words=words, meta=meta)
-        )
+                "licence": LICENCE, "timings": entry["timings"], "g722_sha256": sha}  # fmt: skip
+        utterances.append(Utterance(id=prompt.id, audio=str(path), text=prompt.text, duration=len(audio) / 16000,
+                                    words=entry["words"], meta=meta))  # fmt: skip
     dataset = Dataset(utterances, name="asterisk", root=out)
     dataset.to_manifest(manifest)
     _write_long_forms(dataset, out / "long", log)
     (out / "alignments.json").write_text(_alignments_json(timings), encoding="utf-8")
     state_file.write_text(json.dumps(sources, indent=1) + "\n", encoding="utf-8")
+    partial.unlink(missing_ok=True)
     timed = sum(u.words is not None for u in utterances)
     _say(log, f"asterisk: {len(utterances)} clips, {dataset.total_duration:.0f} s, {timed} with word timings "
-              f"({realigned} aligned now, {len(utterances) - realigned} from {'the shipped timings' if shipped else 'nothing'})")  # fmt: skip
+              f"({len(todo)} aligned now, {len(utterances) - len(todo)} reused from the shipped or earlier timings)")  # fmt: skip
     return read_manifest(manifest, name="asterisk")
 
 
@@ -269,6 +313,8 @@ def _changes(previous: dict, now: dict) -> str:
         said.append(f"recipe version {previous.get('recipe_version')} -> {now['recipe_version']}")
     if previous.get("packages") != now["packages"]:
         said.append(f"package versions {previous.get('packages')} -> {now['packages']}")
+    if previous.get("alignments_sha256") != now["alignments_sha256"]:
+        said.append("the shipped word timings changed")
     if previous.get("transcript_sha256") != now["transcript_sha256"]:
         said.append("the transcript changed")
     old, new = previous.get("clips", {}), now["clips"]
