@@ -2,7 +2,9 @@
 
 It wires a :class:`~asr_lab.replay.Trace` to the pure metric functions: WER and CER of
 the committed transcript (:mod:`.wer`), word latencies against the reference timings and
-the engine's own (:mod:`.latency`), and stability of the displayed text (:mod:`.stability`).
+the engine's own (:mod:`.latency`), stability of the displayed text (:mod:`.stability`), and
+what a viewer sees when (first visible text, finalization, lag behind the source:
+:mod:`.responsiveness`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Optional
 from asr_lab.metrics.latency import LatencyReport, latency_report
 from asr_lab.metrics.simultaneous import simuleval_metrics
 from asr_lab.metrics.stability import StabilityReport, display_snapshots, stability_report
+from asr_lab.metrics.responsiveness import Responsiveness, responsiveness
 from asr_lab.metrics.normalizers import DEFAULT_NORMALIZER, NamedNormalizer, get_normalizer, normalizer_name
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER, ErrorCounts, Normalize, cer, wer
 from asr_lab.replay.trace import as_trace
@@ -33,6 +36,7 @@ class Scores:
     simultaneous: dict = field(default_factory=dict)
     normalizer: str = DEFAULT_NORMALIZER
     wer_raw: Optional[ErrorCounts] = None
+    responsiveness: Optional[Responsiveness] = None
 
     def to_dict(self) -> dict:
         """One flat row: ``wer``, S/D/I/hits, ``cer``, ``latency_*``, ``rtf``, stability columns,
@@ -66,6 +70,8 @@ class Scores:
             }
         )
         row.update(self.simultaneous)
+        if self.responsiveness is not None:
+            row.update(self.responsiveness.to_dict())
         return row
 
 
@@ -125,6 +131,7 @@ def score(
         simultaneous=simuleval_metrics(trace, text) if trace.duration > 0 else {},
         normalizer=name,
         wer_raw=wer(reference=text, hypothesis=hypothesis, normalize=None),
+        responsiveness=responsiveness(trace, {"text": text, "words": words}),
     )
 
 
