@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 
 import asr_lab
-from asr_lab.data.dataset import Dataset, DatasetError, Utterance
+from asr_lab.data.dataset import Dataset, DatasetError, Utterance, WordTimeError
 from asr_lab.data.recipes import asterisk
-from asr_lab.data.word_check import WordTimeError, check_word_times
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="apt-get install flite")
@@ -43,8 +42,8 @@ def _monotonic_inside(words, duration):
 @pytest.mark.parametrize("voice", ["slt", "kal16"])
 def test_flite_words_keep_counting_across_sentences(voice):
     """Each sentence flite splits off is placed where its audio lies: the reference is that sentence spoken alone."""
-    from asr_lab.data.dtw_align import flite_words
     from asr_lab.data.synth import synthesize
+    from asr_lab.data.synthesis_alignment import flite_words
 
     first, second = "It was the best of times.", "It was the worst of times."
     audio, words = flite_words(f"{first} {second}", voice)
@@ -58,7 +57,7 @@ def test_flite_words_keep_counting_across_sentences(voice):
 
 @needs_flite
 def test_flite_words_share_a_token_spoken_as_a_unit():
-    from asr_lab.data.dtw_align import flite_words
+    from asr_lab.data.synthesis_alignment import flite_words
 
     audio, words = flite_words("a 28.8 kilobit modem", "slt")
     assert [w[2] for w in words] == ["a", "28", "8", "kilobit", "modem"]
@@ -70,7 +69,7 @@ def test_flite_words_share_a_token_spoken_as_a_unit():
 @pytest.mark.slow
 def test_aligner_on_a_73_second_multi_sentence_recording():
     """demo-instruct: 73 s, 10 sentences, real voice. Monotonic, inside the audio, and equal to the shipped timings."""
-    from asr_lab.data.dtw_align import align_by_synthesis
+    from asr_lab.data.synthesis_alignment import align_by_synthesis
 
     prompt = next(p for p in asterisk.asterisk_prompts() if p.name == "demo-instruct")
     audio = asterisk.decode_g722(prompt.path)
@@ -89,15 +88,16 @@ def test_aligner_on_a_73_second_multi_sentence_recording():
 def test_word_time_check_names_the_utterance_word_and_times(tmp_path):
     bad = Utterance(id="u1", audio=None, text="a b c", duration=2.0, words=[(0.1, 0.5, "a"), (0.2, 0.6, "b"), (0.7, 2.5, "c")])
     with pytest.raises(WordTimeError) as err:
-        check_word_times([bad])
+        Dataset([bad], name="bad").check()
     message = str(err.value)
+    assert message.startswith("dataset 'bad': 2 word time problem(s)")
     assert "'u1'" in message and "'b'" in message and "0.200-0.600" in message and "not monotonic" in message
     assert "'c'" in message and "ends after the audio (2.000 s)" in message
     Dataset([bad], name="bad").to_manifest(tmp_path / "manifest.jsonl")
     with pytest.raises(DatasetError, match="u1"):
         asr_lab.load_dataset(tmp_path)
     good = Utterance(id="u2", audio=None, text="a b", duration=1.0, words=[(0.1, 0.5, "a"), (0.5, 0.9, "b")])
-    check_word_times([good])
+    assert Dataset([good]).check().ids == ["u2"]
 
 
 @pytest.mark.parametrize("folder", ["datasets/librivox", "datasets/mini"])

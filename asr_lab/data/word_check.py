@@ -5,25 +5,18 @@ reference whose times run backwards (an aligner that restarted its clock at a se
 or past the end of the recording gives wrong latencies without any error. This check
 fails loudly instead, naming the utterance, the word and its times.
 
-A word passes when ``0 <= start <= end``, ``end <= duration + tolerance`` and
+:meth:`asr_lab.data.Dataset.check` runs it (every manifest read does) and raises
+:class:`asr_lab.data.dataset.WordTimeError`. A word passes when ``0 <= start <= end``, ``end <= duration + tolerance`` and
 ``start >= previous end - tolerance`` (words may touch; ``tolerance`` absorbs the
 millisecond rounding of stored times).
 """
 
 from __future__ import annotations
 
-from typing import Iterable
-
-from asr_lab.data.dataset import DatasetError
-
-__all__ = ["TOLERANCE_SEC", "WordTimeError", "check_word_times", "word_time_problems"]
+__all__ = ["TOLERANCE_SEC", "describe_problems", "word_time_problems"]
 
 TOLERANCE_SEC = 0.002
 """Slack for stored times rounded to the millisecond (and medians across voices)."""
-
-
-class WordTimeError(DatasetError):
-    """Reference word times out of order or outside the audio."""
 
 
 def word_time_problems(utterance, tolerance: float = TOLERANCE_SEC) -> list[str]:
@@ -48,13 +41,11 @@ def word_time_problems(utterance, tolerance: float = TOLERANCE_SEC) -> list[str]
     return problems
 
 
-def check_word_times(utterances: Iterable, *, where: str = "dataset", tolerance: float = TOLERANCE_SEC) -> None:
-    """Raise :class:`WordTimeError` listing every utterance whose word times are out of order or outside the audio."""
-    problems = [p for u in utterances for p in word_time_problems(u, tolerance)]
-    if problems:
-        shown = "\n  ".join(problems[:10])
-        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise WordTimeError(
-            f"{where}: {len(problems)} word time problem(s):\n  {shown}{more}\nRe-align the words (e.g. "
-            f"`asr-lab dataset align`, or the dataset's recipe with realign) or drop the timings (words=None)"
-        )
+def describe_problems(problems: list[str], where: str) -> str:
+    """The message of a failed check: how many problems, the first ten, and what to do."""
+    shown = "\n  ".join(problems[:10])
+    more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+    return (
+        f"{where}: {len(problems)} word time problem(s):\n  {shown}{more}\nRe-align the words (e.g. "
+        f"`asr-lab dataset align`, or the dataset's recipe with realign) or drop the timings (words=None)"
+    )

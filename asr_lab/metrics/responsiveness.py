@@ -28,11 +28,11 @@ Definitions (``D`` = audio duration; a step ``k`` returns at ``returned_at[k]``)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from asr_lab.metrics.align import Summary, summarize
+from asr_lab.metrics.word_alignment import Summary, summarize
 
 __all__ = ["Responsiveness", "responsiveness"]
 
@@ -41,13 +41,13 @@ __all__ = ["Responsiveness", "responsiveness"]
 class Responsiveness:
     """The display timings of one stream (seconds; ``None`` when not computable). Formulas: module doc."""
 
-    first_visible_at: Optional[float]
-    first_committed_at: Optional[float]
-    first_visible_latency: Optional[float]
-    first_committed_latency: Optional[float]
-    finalization_sec: Optional[float]
+    first_visible_at: float | None
+    first_committed_at: float | None
+    first_visible_latency: float | None
+    first_committed_latency: float | None
+    finalization_sec: float | None
     source_lag: Summary
-    source_lag_slope: Optional[float]
+    source_lag_slope: float | None
 
     def to_dict(self) -> dict[str, Any]:
         """One flat row: the scalars, and ``source_lag_mean``, ``source_lag_p50``, ``source_lag_p90``, ``source_lag_max``..."""
@@ -63,7 +63,7 @@ class Responsiveness:
         return row
 
 
-def _first_reference_end(reference: Any) -> Optional[float]:
+def _first_reference_end(reference: Any) -> float | None:
     words = reference.get("words") if isinstance(reference, dict) else getattr(reference, "words", None)
     if not words:
         return None
@@ -82,7 +82,7 @@ def responsiveness(trace: Any, reference: Any = None) -> Responsiveness:
     first_visible = min([t for t in [first_committed, *partial_times] if t is not None], default=None)
     ref_end = None if reference is None else _first_reference_end(reference)
 
-    def after_first_word(t: Optional[float]) -> Optional[float]:
+    def after_first_word(t: float | None) -> float | None:
         return None if t is None or ref_end is None else t - ref_end
 
     steps = list(trace.steps)

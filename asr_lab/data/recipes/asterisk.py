@@ -8,7 +8,7 @@ recorded for Digium (CC-BY-SA-3.0). Lines whose text is only a tone (``[beep]``)
 silence (``(silence)``) are left out, and annotations in brackets are dropped from the
 text (``letters/at: at [@]`` → ``at``): 553 speech clips remain.
 
-:func:`prepare_asterisk` is a recipe in the lhotse manner:
+:func:`prepare` (also :func:`prepare_asterisk`) is a recipe in the lhotse manner:
 
 * it reads the installed packages only and never downloads; a missing package raises
   :class:`AsteriskNotInstalledError` naming the ``apt-get install`` command;
@@ -16,14 +16,14 @@ text (``letters/at: at [@]`` → ``at``): 553 speech clips remain.
   ``sources.json``; run again, it does nothing when they and the recipe's version are
   unchanged, and says which files changed when the package did (then rebuilds);
 * audio is decoded with ffmpeg (``ffmpeg -f g722 -i X.g722 -ar 16000``) to 16-bit FLAC;
-* word timings come from :mod:`asr_lab.data.dtw_align` (flite renderings aligned by DTW;
+* word timings come from :mod:`asr_lab.data.synthesis_alignment` (flite renderings aligned by DTW;
   no engine the lab scores). Aligning all clips takes minutes, so the timings are shipped
   in ``datasets/asterisk/alignments.json`` keyed by clip name and the SHA-256 of its
   ``.g722`` file; a clip whose file differs, or ``realign=True``, is aligned afresh. A clip
   flite cannot time word by word (a number it reads differently in context) keeps its
   text and gets ``words=None`` with the reason in ``meta["timings"]``.
 
-It writes three named sets that :func:`load_asterisk` (and so
+It writes three named sets that :func:`load_named` (and so
 ``asr_lab.load_dataset("asterisk")`` / ``asr-lab compare --dataset asterisk``) returns:
 
 ``asterisk``
@@ -45,9 +45,10 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -55,11 +56,15 @@ from asr_lab.data.dataset import Dataset, DatasetError, Utterance, read_manifest
 
 __all__ = [
     "ASTERISK_NAMES",
+    "DEFAULT_DIR",
+    "NAME",
     "AsteriskNotInstalledError",
     "Prompt",
     "asterisk_prompts",
     "default_cache_dir",
     "load_asterisk",
+    "load_named",
+    "prepare",
     "prepare_asterisk",
 ]
 
@@ -71,8 +76,9 @@ PACKAGES = ("asterisk-core-sounds-en", "asterisk-core-sounds-en-g722")
 APT_COMMAND = "apt-get install -y " + " ".join(PACKAGES)
 SHIPPED = Path(__file__).resolve().parents[3] / "datasets" / "asterisk"
 """The repository's folder with the precomputed word timings (``alignments.json``)."""
+NAME = "asterisk"
 ASTERISK_NAMES = ("asterisk", "asterisk-long", "asterisk-short")
-"""Dataset names :func:`load_asterisk` knows."""
+"""Dataset names :func:`load_named` knows (``load_dataset`` takes each)."""
 
 RECIPE_VERSION = 1  # bump when the output of the recipe changes for the same sources
 LONG_MIN_SEC, LONG_MAX_SEC = 180.0, 300.0
@@ -109,6 +115,10 @@ def default_cache_dir() -> Path:
     if base:
         return Path(base) / "datasets" / "asterisk"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asr_lab" / "datasets" / "asterisk"
+
+
+DEFAULT_DIR = str(default_cache_dir())
+"""Where :func:`prepare` builds by default (``$ASR_LAB_CACHE`` or the user's cache folder, when imported)."""
 
 
 def _check_installed(transcript: Path, sounds: Path) -> None:
@@ -211,8 +221,8 @@ def _align_all(prompts: list[Prompt], jobs: int):
 
 
 def _align(audio: np.ndarray, text: str) -> tuple[list | None, str]:
-    from asr_lab.data.dtw_align import align_by_synthesis
     from asr_lab.data.synth import SynthesisError
+    from asr_lab.data.synthesis_alignment import align_by_synthesis
 
     try:
         alignment = align_by_synthesis(audio, text)
@@ -221,7 +231,7 @@ def _align(audio: np.ndarray, text: str) -> tuple[list | None, str]:
     return [list(w) for w in alignment.words], _ALIGNER
 
 
-def prepare_asterisk(
+def prepare(
     out_dir: str | os.PathLike | None = None,
     *,
     realign: bool = False,
@@ -307,6 +317,10 @@ def prepare_asterisk(
     return read_manifest(manifest, name="asterisk")
 
 
+prepare_asterisk = prepare
+"""The recipe's prepare step under a name that says which corpus."""
+
+
 def _changes(previous: dict, now: dict) -> str:
     said = []
     if previous.get("recipe_version") != now["recipe_version"]:
@@ -360,14 +374,16 @@ def _write_long_forms(dataset: Dataset, folder: Path, log: Log) -> Dataset:
     return long
 
 
-def load_asterisk(name: str = "asterisk", out_dir: str | os.PathLike | None = None, *, log: Log = print) -> Dataset:
+def load_named(name: str = "asterisk", out_dir: str | os.PathLike | None = None, *, log: Log = print) -> Dataset:
     """One of :data:`ASTERISK_NAMES`, built on first use into ``out_dir`` (default :func:`default_cache_dir`)."""
     if name not in ASTERISK_NAMES:
         raise DatasetError(f"unknown Asterisk set {name!r}; allowed: {', '.join(ASTERISK_NAMES)}")
-    full = prepare_asterisk(out_dir, log=log)
+    full = prepare(out_dir, log=log)
     if name == "asterisk":
         return full
     if name == "asterisk-long":
         return read_manifest(Path(full.root) / "long" / "manifest.jsonl", name="asterisk-long")
-    short = Dataset(list(full)[::SHORT_EVERY], name="asterisk-short", root=full.root)
-    return short
+    return Dataset(list(full)[::SHORT_EVERY], name="asterisk-short", root=full.root)
+
+
+load_asterisk = load_named
