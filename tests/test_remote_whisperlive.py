@@ -9,7 +9,6 @@ without error and what the server committed is the start of the reference's word
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
