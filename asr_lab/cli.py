@@ -111,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--max-connections", type=int, default=16, help="concurrent streams; more are refused with close code 1013 (default: 16)")
     v.add_argument(
-        "--max-pending-sec", type=float, default=30.0,
-        help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
+        "--max-pending-sec", type=float, default=10.0,
+        help="seconds of audio a stream may queue for its engine before new chunks are dropped, counted and reported "
+             "to the client (an 'overload' event; new streams are refused meanwhile). This bounds the lag (default: 10)",
     )
     v.add_argument("--token", nargs="?", const="auto", default=None,
                    help="require this token on every request (no value: a random one, printed in the URL)")
@@ -309,8 +310,16 @@ def engine_config(args: argparse.Namespace) -> dict:
         path = Path(args.config)
         if not path.exists():
             raise FileNotFoundError(f"--config file not found: {args.config}")
+        raw = path.read_bytes()
         try:
-            config = json.loads(path.read_text())
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"--config {args.config} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                f"cannot be decoded; save the file as UTF-8 JSON"
+            ) from None
+        try:
+            config = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"--config {args.config} is not valid JSON: {exc}") from None
         if not isinstance(config, dict):
@@ -495,17 +504,18 @@ def _executor(args):
 
 def _dataset(args) -> int:
     from asr_lab.data import build
+    from asr_lab.data.recipes import mini
     from asr_lab.data.synth import SynthesisError
 
     try:
-        _dataset_command(args, build)
+        _dataset_command(args, build, mini)
     except SynthesisError as exc:  # a missing TTS program or voice: a user error, not a bug
         print(f"asr-lab dataset: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _dataset_command(args, build) -> None:
+def _dataset_command(args, build, mini) -> None:
     if args.dataset_command == "build":
         if args.sentences:
             path = Path(args.sentences)
@@ -516,7 +526,7 @@ def _dataset_command(args, build) -> None:
             ds = build.build_utterances(lines, args.out_dir, voices, args.engine, align=not args.no_align, log=print)
             print(ds.info())
         else:
-            build.build_mini(args.out_dir, log=print)
+            mini.build_mini(args.out_dir, log=print)
     elif args.dataset_command == "info":
         print(build.dataset_info(args.source, as_json=args.json))
     else:

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Optional
 
 __all__ = ["run_provenance", "code_fingerprint", "model_files_fingerprint"]
 
-_MACHINERY = ("core", "backends", "policies", "streaming", "replay", "testing")
+_MACHINERY = ("core", "backends", "policies", "replay", "testing")
 # engines behind the built-in backends, beyond the module each requires
 _COMPANIONS = {
     "faster_whisper": ("ctranslate2", "tokenizers", "onnxruntime"),

@@ -213,7 +213,7 @@ def test_kill_9_of_the_cli_ends_its_workers(tmp_path):
 def test_a_full_disk_names_the_cache_file_and_a_rerun_resumes(tmp_path, monkeypatch):
     import importlib
 
-    compare_module = importlib.import_module("asr_lab.compare")
+    compare_module = importlib.import_module("asr_lab.compare.runner")  # where compare() finds _append
     real, calls = compare_module._append, []
 
     def filling(path, record):

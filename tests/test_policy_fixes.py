@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from asr_lab import OnlineASRProcessor, replay
 from asr_lab.core.config import ASRConfig
 from asr_lab.replay.clocks import VirtualClock
-from asr_lab.streaming.policy_config import StreamingPolicyConfig, policy_metadata, policy_settings
-from asr_lab.streaming.vac import VACOnlineASRProcessor, VoiceActivityDetector, streaming_processor
+from asr_lab.policies.config import StreamingPolicyConfig, policy_metadata, policy_settings
+from asr_lab.policies.vac import VACOnlineASRProcessor, VoiceActivityDetector, streaming_processor
 from asr_lab.testing import (
     GhostWordASR,
     HallucinatingTailASR,
@@ -263,7 +263,7 @@ def test_vac_keeps_up_when_each_call_costs_more_than_a_chunk():
 def test_compare_steps_a_vac_config_by_its_vad_step_as_the_reference_driver_does():
     pytest.importorskip("pocketsphinx")
     pytest.importorskip("faster_whisper")
-    from asr_lab.compare import _validated
+    from asr_lab.compare.runner import _validated
 
     assert _validated({"backend": "pocketsphinx", "min_chunk_size": 0.5})[1] == 0.5
     assert _validated({"backend": "pocketsphinx-la", "min_chunk_size": 0.5, "vac": True, "vac_chunk_size": 0.08})[1] == 0.08

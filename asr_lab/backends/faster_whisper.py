@@ -1,7 +1,7 @@
 """faster-whisper (Whisper on CTranslate2) as an :class:`~asr_lab.ASRBase`, streamed by LocalAgreement-2.
 
 The backend the Whisper-Streaming paper measured. ``FasterWhisperASR`` re-transcribes the
-buffer it is given with word timestamps; :func:`~asr_lab.streaming.vac.streaming_processor`
+buffer it is given with word timestamps; :func:`~asr_lab.policies.vac.streaming_processor`
 wraps it in :class:`~asr_lab.OnlineASRProcessor` (or the voice-activity-controlled variant
 when ``vac=True``).
 
@@ -210,7 +210,7 @@ class FasterWhisperLoader:
 
     def load(self, config: Union[FasterWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
-        from asr_lab.streaming.policy_config import policy_metadata
+        from asr_lab.policies.config import policy_metadata
 
         cfg = parse_config(config, FasterWhisperConfig)
         asr = FasterWhisperASR.from_config(cfg)

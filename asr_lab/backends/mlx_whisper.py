@@ -1,7 +1,7 @@
 """mlx-whisper (Whisper on Apple MLX; CPU on Linux) as an :class:`~asr_lab.ASRBase`, streamed by LocalAgreement-2.
 
 ``MLXWhisperASR`` re-transcribes the buffer it is given with word timestamps;
-:func:`~asr_lab.streaming.vac.streaming_processor` wraps it in
+:func:`~asr_lab.policies.vac.streaming_processor` wraps it in
 :class:`~asr_lab.OnlineASRProcessor` (or the voice-activity-controlled variant when
 ``vac=True``).
 
@@ -228,7 +228,7 @@ class MLXWhisperLoader:
 
     def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
-        from asr_lab.streaming.policy_config import policy_metadata
+        from asr_lab.policies.config import policy_metadata
 
         cfg = parse_config(config, MLXWhisperConfig)
         asr = MLXWhisperASR.from_config(cfg)

@@ -299,6 +299,11 @@ class PocketSphinxLAConfig(PocketSphinxModelConfig, PolicyConfig):
     """Configuration of ``pocketsphinx-la``: the model, LocalAgreement's fields, and the pause length."""
 
     backend: str = Field(default="pocketsphinx-la", description="Registered backend name.")
+    reference_mode: bool = Field(
+        default=True,
+        description="LocalAgreement and VAC as whisper_streaming runs them (their fixes were measured on Whisper, "
+        "not on pocketsphinx); False applies asr_lab's defaults, and a fix named explicitly applies either way.",
+    )
     pause_sec: float = Field(
         default=0.25, ge=0.0, le=5.0,
         description="A gap of at least this many seconds between words ends a segment (where the buffer may be trimmed).",

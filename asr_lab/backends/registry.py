@@ -35,6 +35,7 @@ __all__ = [
     "MissingDependencyError",
     "UnknownBackendError",
     "available_backends",
+    "call_loader",
     "get_loader",
     "load_plugin",
     "load_processor",
@@ -284,19 +285,47 @@ def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any)
     loader = get_loader(backend)
     config_class = getattr(loader, "config_class", None) or ASRConfig
     cfg = parse_config(data, config_class)
-    processor, meta = loader.load(cfg)
-    missing = [m for m in ("init", "insert_audio_chunk", "process_iter", "finish") if not callable(getattr(processor, m, None))]
-    if missing:
-        raise TypeError(
-            f"backend {backend!r} returned {type(processor).__name__}, which lacks {', '.join(missing)}: "
-            f"a loader must return an ASRProcessor (see asr_lab.ASRProcessor)"
-        )
-    if not isinstance(meta, dict):
-        raise TypeError(f"backend {backend!r} returned metadata of type {type(meta).__name__}; a loader returns (processor, dict)")
+    processor, meta = call_loader(loader, cfg, backend)
     meta = dict(meta)
     meta.setdefault("separator", getattr(getattr(processor, "asr", None), "sep", " "))
     meta.setdefault("backend", backend)
     meta.setdefault("config", cfg.model_dump())
+    return processor, meta
+
+
+_PROCESSOR_METHODS = ("init", "insert_audio_chunk", "process_iter", "finish")
+
+
+def call_loader(loader: Any, config: ASRConfig, backend: Optional[str] = None) -> tuple[ASRProcessor, dict]:
+    """``loader.load(config)``, checked: it must return ``(processor, metadata)`` with an
+    ASRProcessor and a dict. A TypeError names the backend, what came back and the fix
+    (the seed's loaders return a pair; one that returns the bare processor is a common slip)."""
+    name = f"backend {backend!r}" if backend else f"loader {type(loader).__name__}"
+    result = loader.load(config)
+
+    def lacks(obj: Any) -> list[str]:
+        return [m for m in _PROCESSOR_METHODS if not callable(getattr(obj, m, None))]
+
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        if not lacks(result):
+            raise TypeError(
+                f"{name}: {type(loader).__name__}.load() returned a bare {type(result).__name__}, not "
+                f"(processor, metadata); return the processor with a metadata dict, e.g. "
+                f'`return processor, {{"separator": " "}}`'
+            )
+        raise TypeError(
+            f"{name}: {type(loader).__name__}.load() returned {type(result).__name__} ({result!r:.60}), not "
+            f"(processor, metadata); a loader returns an ASRProcessor and a dict, e.g. `return processor, {{\"separator\": \" \"}}`"
+        )
+    processor, meta = result
+    missing = lacks(processor)
+    if missing:
+        raise TypeError(
+            f"{name} returned {type(processor).__name__}, which lacks {', '.join(missing)}: "
+            f"a loader must return an ASRProcessor (see asr_lab.ASRProcessor)"
+        )
+    if not isinstance(meta, dict):
+        raise TypeError(f"{name} returned metadata of type {type(meta).__name__}; a loader returns (processor, dict)")
     return processor, meta
 
 

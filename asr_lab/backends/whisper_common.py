@@ -27,7 +27,6 @@ from pydantic import Field, field_validator
 
 from asr_lab.core.config import ConfigError
 from asr_lab.policies.config import PolicyConfig
-from asr_lab.streaming.policy_config import StreamingPolicyConfig
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -70,11 +69,11 @@ class OpenAIResultWords:
         return [float(segment["end"]) for segment in result]
 
 
-class WhisperConfig(PolicyConfig, StreamingPolicyConfig):
+class WhisperConfig(PolicyConfig):
     """Decoding fields shared by the Whisper backends (each backend's config adds its own), and the policy fields.
 
-    LocalAgreement's named fixes and the VAC knobs come from
-    :class:`~asr_lab.streaming.policy_config.StreamingPolicyConfig`.
+    The policy's choice, LocalAgreement's named fixes and the VAC knobs come from
+    :class:`~asr_lab.policies.config.PolicyConfig`.
     """
 
     model: Optional[str] = Field(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from asr_lab.metrics.align import _check_text, _show
+from asr_lab.metrics.word_alignment import _check_text, _show
 
 __all__ = [
     "ENGLISH_NORMALIZER",

@@ -3,7 +3,7 @@
 Loaders call :func:`policy_processor` with their engine; the engine never learns which
 policy drives it. ``local-agreement`` with ``agreement_n=2`` is the reference
 :class:`~asr_lab.OnlineASRProcessor` itself (through
-:func:`asr_lab.streaming.vac.streaming_processor`, so VAC works as before); the other
+:func:`asr_lab.policies.vac.streaming_processor`, so VAC works as before); the other
 re-decoding policies run on :class:`~asr_lab.policies.redecoding.RedecodingProcessor`;
 ``alignatt`` needs an engine with a steppable decoder. Inside a
 :func:`asr_lab.policies.record_replay` block (``compare()`` opens one) the engine is wrapped
@@ -78,7 +78,7 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
     recorder = RecordingASR(asr, store, engine_key(config)) if store is not None else None
     engine = recorder or asr
     if policy == "local-agreement" and getattr(config, "agreement_n", 2) == 2:
-        from asr_lab.streaming.vac import streaming_processor
+        from asr_lab.policies.vac import streaming_processor
 
         processor = streaming_processor(engine, config)
     else:
@@ -94,7 +94,7 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
         }[policy]()
         processor = RedecodingProcessor(engine, rule, trim_sec=config.buffer_trimming_sec, min_chunk_sec=config.min_chunk_size)
         if config.vac:
-            from asr_lab.streaming.vac import vac_processor
+            from asr_lab.policies.vac import vac_processor
 
             processor = vac_processor(processor, config)
     if recorder is not None:

@@ -43,6 +43,8 @@ from typing import Any, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
+from asr_lab.core.protocols import checked_ts_words
+
 __all__ = ["HypothesisStore", "RecordedAnswer", "RecordingASR", "active_store", "recording"]
 
 Word = Tuple[float, float, str]
@@ -176,7 +178,7 @@ class RecordingASR:
             return answer
         started = time.perf_counter()
         result = self.asr.transcribe(samples, init_prompt=init_prompt)
-        words = [(float(a), float(b), str(w)) for a, b, w in self.asr.ts_words(result)]
+        words = [(float(a), float(b), str(w)) for a, b, w in checked_ts_words(self.asr, result)]
         ends = list(self.asr.segments_end_ts(result))
         answer = RecordedAnswer(words, ends, time.perf_counter() - started)
         self.store.live += 1

@@ -1,5 +1,6 @@
 """Replaying audio into processors on a clock, and the traces it records."""
 
+from asr_lab.core.lazy import callable_package
 from asr_lab.replay.clocks import CLOCKS, Clock, UnawareClock, VirtualClock, WallClock, make_clock
 from asr_lab.replay.compute import COMPUTE
 from asr_lab.replay.live import LiveAudio
@@ -31,3 +32,6 @@ __all__ = [
     "retime",
     "retime_results",
 ]
+
+# asr_lab.replay(...) is the replay function, asr_lab.replay.retime a module: both work
+callable_package(__name__, replay)

@@ -30,6 +30,7 @@ answer or a hung call ends the loop the same way, as the trace's error.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -52,6 +53,20 @@ __all__ = ["replay"]
 LIVE_POLL_SEC = 0.1
 CPU_SHARE_WARN = 0.25
 """A CPU-accounted run warns when its CPU time is below this fraction of the CPU share the load leaves it."""
+
+
+MAX_WARMUP_SEC = 60.0  # warm-up wakes the engine; more is a mistake (1e9 s asked for 64 TB of zeros)
+
+
+def check_warmup(warmup_sec: Any) -> float:
+    """``warmup_sec`` as seconds in [0, MAX_WARMUP_SEC], or a ValueError naming the value."""
+    if (isinstance(warmup_sec, bool) or not isinstance(warmup_sec, (int, float))
+            or not math.isfinite(warmup_sec) or not 0 <= warmup_sec <= MAX_WARMUP_SEC):
+        raise ValueError(
+            f"warmup_sec={warmup_sec!r} must be seconds from 0 to {MAX_WARMUP_SEC:g} (the audio run through the "
+            f"engine before the clock starts); e.g. warmup_sec=1.0, or 0 for none"
+        )
+    return float(warmup_sec)
 
 
 def replay(
@@ -102,6 +117,7 @@ def replay(
         raise ValueError(f"chunk_sec={chunk_sec!r} must be a positive number of seconds up to 60, e.g. 1.0")
     if not (isinstance(start_at, (int, float)) and start_at >= 0):
         raise ValueError(f"start_at={start_at!r} must be a non-negative number of seconds")
+    warmup_sec = check_warmup(warmup_sec)
     call_timeout_sec = check_timeout(call_timeout_sec)
     for method in ("init", "insert_audio_chunk", "process_iter", "finish"):
         if not callable(getattr(processor, method, None)):

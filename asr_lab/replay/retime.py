@@ -118,8 +118,6 @@ def retime_results(results, slowdown: float, *, compute: Optional[str] = None):
     """
     from dataclasses import replace
 
-    from asr_lab.compare import Results
-
     records = []
     for r in results.records:
         if r.trace is None or not r.ok:
@@ -129,5 +127,6 @@ def retime_results(results, slowdown: float, *, compute: Optional[str] = None):
             records.append(replace(r, trace=retime(r.trace, slowdown, compute=compute)))
         except RetimeError as exc:
             records.append(replace(r, trace=None, error=f"RetimeError: {exc}"))
-    return Results(records, results.references, normalize=results.normalize,
+    # the same class as the input (replay sits below compare, so it does not import Results)
+    return type(results)(records, results.references, normalize=results.normalize,
                    environment=getattr(results, "environment", None))

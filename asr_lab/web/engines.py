@@ -38,9 +38,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from asr_lab.backends.registry import call_loader
 from asr_lab.replay import LiveAudio, replay
 
-__all__ = ["EnginePool", "EngineProcessError", "run_stream"]
+__all__ = ["EnginePool", "EngineProcessError", "Shedder", "run_stream"]
 
 NORMAL, INTERNAL_ERROR = 1000, 1011
 _POOLS: "weakref.WeakSet[EnginePool]" = weakref.WeakSet()
@@ -59,6 +60,42 @@ class EngineProcessError(RuntimeError):
     def __init__(self, message: str, config_error: bool = False) -> None:
         super().__init__(message)
         self.config_error = config_error
+
+
+class Shedder:
+    """Feeds a stream's :class:`LiveAudio` and makes its load shedding visible.
+
+    When the engine falls behind real time, the audio waiting for it grows; beyond
+    ``live.max_pending_sec`` new chunks are dropped (by LiveAudio, counted), which bounds a
+    stream's lag instead of letting it grow without end. Each drop is also *reported*: an
+    ``overload`` event goes to the client at the first drop and again whenever another
+    ``report_every_sec`` of audio has been dropped (so a stream that keeps shedding gets one
+    message per second of lost audio, not one per chunk), with the totals, the reason and
+    the limit. The server also refuses new streams while one is shedding (see
+    :mod:`asr_lab.web.server`)."""
+
+    def __init__(self, live: LiveAudio, post: Callable[[dict], None], report_every_sec: float = 1.0) -> None:
+        self.live, self.post, self.report_every_sec = live, post, report_every_sec
+        self._reported_sec: Optional[float] = None
+
+    def push(self, samples: np.ndarray) -> bool:
+        accepted = self.live.push(samples)
+        if not accepted and not self.live.closed:
+            dropped = self.live.dropped_sec
+            if self._reported_sec is None or dropped - self._reported_sec >= self.report_every_sec:
+                self._reported_sec = dropped
+                self.post(overload_event(self.live))
+        return accepted
+
+
+def overload_event(live: LiveAudio) -> dict:
+    """The ``overload`` event: audio dropped because the engine is behind, with the totals so far."""
+    limit = live.max_pending_sec
+    return {"type": "overload", "code": "engine_behind", "dropped_chunks": live.dropped_chunks,
+            "dropped_sec": round(live.dropped_sec, 3), "max_pending_sec": limit,
+            "message": (f"the engine is more than {limit:g} s behind real time (machine or server overloaded): "
+                        f"{live.dropped_chunks} chunks ({live.dropped_sec:.1f} s of audio) dropped so far; "
+                        f"the transcript has gaps there. Send fewer streams, or use a faster engine")}
 
 
 def run_stream(processor: Any, live: LiveAudio, stop: threading.Event, post: Callable[[dict], None], *,
@@ -82,7 +119,8 @@ def run_stream(processor: Any, live: LiveAudio, stop: threading.Event, post: Cal
         post({"type": "error", "code": "processor_failed", "message": str(trace.error), "close": INTERNAL_ERROR})
     elif not stop.is_set():
         post({"type": "done", "text": trace.text, "segments": len(trace.emissions), "audio_sec": round(trace.duration, 3),
-              "rtf": round(trace.rtf, 4), "dropped_chunks": trace.meta.get("dropped_chunks", 0), "close": NORMAL})
+              "rtf": round(trace.rtf, 4), "dropped_chunks": trace.meta.get("dropped_chunks", 0),
+              "dropped_sec": round(live.dropped_sec, 3), "close": NORMAL})
     return trace
 
 
@@ -290,7 +328,7 @@ def _worker_main(conn, loader, config, options: dict) -> None:
                 pass  # the server is gone; the main loop ends on its own
 
     try:
-        template, meta = loader.load(config)
+        template, meta = call_loader(loader, config, options.get("backend"))
     except BaseException as exc:  # noqa: BLE001 -- reported to the server, which answers the request
         from asr_lab.core.config import ConfigError
 
@@ -302,7 +340,7 @@ def _worker_main(conn, loader, config, options: dict) -> None:
     spawn = getattr(template, "spawn", None)
     idle = [] if callable(spawn) else [template]
     idle_lock = threading.Lock()
-    streams: dict[int, tuple[LiveAudio, threading.Event]] = {}
+    streams: dict[int, tuple[LiveAudio, threading.Event, Shedder]] = {}
 
     def processor():
         if callable(spawn):
@@ -310,7 +348,7 @@ def _worker_main(conn, loader, config, options: dict) -> None:
         with idle_lock:
             if idle:
                 return idle.pop()
-        return loader.load(config)[0]
+        return call_loader(loader, config, options.get("backend"))[0]
 
     def serve_file(sid: int, audio: np.ndarray) -> None:
         """A whole recording on the unaware clock (the OpenAI-style REST route)."""
@@ -373,19 +411,30 @@ def _worker_main(conn, loader, config, options: dict) -> None:
         if kind == "open":
             live, stop = LiveAudio(max_pending_sec=options["max_pending_sec"]), threading.Event()
             live.recording = None  # the server keeps no recording; memory stays bounded
-            streams[sid] = (live, stop)
+            streams[sid] = (live, stop, Shedder(live, lambda event, sid=sid: send("event", sid, event)))
             threading.Thread(target=serve, args=(sid, live, stop), daemon=True, name=f"asr_lab-stream-{sid}").start()
             continue
         stream = streams.get(sid)
         if stream is None:
             continue
         if kind == "audio":
-            stream[0].push(np.frombuffer(message[2], dtype=np.float32))
+            stream[2].push(np.frombuffer(message[2], dtype=np.float32))
         elif kind == "close":
             stream[0].close()
         elif kind == "stop":
             stream[1].set()
             stream[0].close()
-    for live, stop in list(streams.values()):
+    for live, stop, _ in list(streams.values()):
         stop.set()
         live.close()
+
+
+def retire_engine(loaded: Any, state: Any) -> None:
+    """Stop a replaced engine's worker processes once its last stream has ended.
+
+    ``loaded``: the server's record of a loaded engine (its ``pool``), ``state``: the server's
+    state (its current ``loaded``). Here, beside the pool, so that the WebSocket and the WebRTC
+    transports both reach it without importing each other.
+    """
+    if loaded is not None and loaded.pool is not None and loaded is not state.loaded and loaded.pool.streams == 0 and not loaded.pool.closed:
+        loaded.pool.shutdown()

@@ -10,6 +10,10 @@ Endpoints
     engine's package is missing (with the pip command); 500 when loading fails. Any request:
     403 for a foreign Host or Origin, 401 without the token (when one is set), 415 for a
     body that is not JSON, 413 for a body over ``max_body_bytes``.
+    Loads run one at a time, and a request for the configuration already loaded shares it
+    (``"reused": true``): concurrent requests never start more than one load, so at most
+    ``engine_processes`` new engine processes start at once (plus those of the replaced
+    model while its last streams finish).
 ``GET /backends``, ``GET /health``
     What can be loaded; whether a model is loaded and how many streams are open.
 ``WS /asr`` (and ``WS /asr_lab``)
@@ -24,8 +28,13 @@ Endpoints
     frames of little-endian mono PCM, then ``{"type": "stop"}`` (or just closes). The server
     answers ``ready``, then ``segment`` events (``start``, ``end``, ``text``, ``emitted_at``,
     ``lag``) as text is committed, ``partial`` events when the processor has ``partial()``,
-    ``done`` with a summary, or ``error`` (``code``, ``message``) before closing with a
-    WebSocket close code. The socket is an audio source arriving in real time, driven by
+    ``done`` with a summary (``dropped_chunks``, ``dropped_sec``), or ``error`` (``code``,
+    ``message``) before closing with a WebSocket close code. Load shedding: when the engine
+    falls more than ``max_pending_sec`` behind real time, new audio is dropped, and the
+    client gets ``overload`` events (``dropped_chunks``, ``dropped_sec``, ``message``) at the
+    first drop and per further second dropped; while any stream is shedding (dropped within
+    ``overload_hold_sec``), new streams are refused with ``error`` ``overloaded`` and close
+    code 1013 (try again later). So a busy server bounds its lag and says so. The socket is an audio source arriving in real time, driven by
     the same replay loop as everything else (:func:`asr_lab.replay` on the wall clock).
 ``WS /v1/listen``
     Deepgram's live transcription protocol (:mod:`asr_lab.web.protocols.deepgram`).
@@ -64,17 +73,18 @@ from importlib import resources
 from typing import Any, Optional
 
 try:
-    from fastapi import Body, FastAPI, WebSocket
+    from fastapi import FastAPI, Request, WebSocket
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect, WebSocketState
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(f"the asr_lab server needs FastAPI ({exc.name} is missing): pip install 'asr-lab[server]'") from exc
 
-from asr_lab.backends.registry import MissingDependencyError, UnknownBackendError, available_backends, get_loader
+from asr_lab.backends.registry import MissingDependencyError, UnknownBackendError, available_backends, call_loader, get_loader
 from asr_lab.core.config import ASRConfig, ConfigError, parse_config
 from asr_lab.replay import LiveAudio
 from asr_lab.web.access import AccessGuard, AccessPolicy
-from asr_lab.web.engines import EnginePool, EngineProcessError, run_stream
+from asr_lab.web.engines import EnginePool, EngineProcessError, Shedder, retire_engine as _retire, run_stream
 from asr_lab.web.protocols import IGNORE, STOP, StreamProtocol
 from asr_lab.web.protocols.asr_lab import FORMATS, AsrLabProtocol
 from asr_lab.web.protocols.deepgram import DeepgramProtocol
@@ -108,7 +118,8 @@ class ServerSettings:
 
     max_message_bytes: int = 1 << 20  # 1 MiB: ~32 s of int16 audio in one frame
     max_connections: int = 16
-    max_pending_sec: float = 30.0  # audio waiting for the engine before new chunks are dropped
+    max_pending_sec: float = 10.0  # audio waiting for the engine before new chunks are dropped (bounds the lag; reported)
+    overload_hold_sec: float = 5.0  # new streams are refused until this long after an open stream last dropped audio
     start_timeout_sec: float = 10.0  # time allowed for the first (start) message
     idle_timeout_sec: float = 30.0  # a started stream that sends nothing for this long is closed
     chunk_sec: Optional[float] = None  # replay step; default: the engine's min chunk
@@ -138,7 +149,7 @@ class _Loaded:
         # one at a time: model loading is not generally safe to run concurrently
         with self.lock:
             spawn = getattr(self.template, "spawn", None)
-            return spawn() if callable(spawn) else self.loader.load(self.config)[0]
+            return spawn() if callable(spawn) else call_loader(self.loader, self.config, self.backend)[0]
 
 
 @dataclass
@@ -146,7 +157,9 @@ class _State:
     settings: ServerSettings
     loaded: Optional[_Loaded] = None
     connections: int = 0
+    streams: set = field(default_factory=set)  # the open _Stream objects (for load shedding)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    load_lock: threading.Lock = field(default_factory=threading.Lock)  # one model load at a time
 
 
 def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None):
@@ -179,7 +192,9 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
 
     def load(body: Any) -> tuple[int, dict]:
         try:
-            data = json.loads(body) if isinstance(body, (str, bytes)) else body
+            if isinstance(body, bytes):
+                body = _utf8(body)
+            data = json.loads(body) if isinstance(body, str) else body
             if not isinstance(data, dict):
                 raise ConfigError(f'the body must be a JSON object such as {{"backend": "pocketsphinx"}}, not {data!r:.60}')
             backend = parse_config({"backend": data.get("backend", ASRConfig.model_fields["backend"].default)}).backend
@@ -189,8 +204,21 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
             return 404, {"error": "unknown_backend", "message": str(exc), "known": [b.name for b in available_backends()]}
         except MissingDependencyError as exc:
             return 424, {"error": "missing_dependency", "message": str(exc)}
-        except (ConfigError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:
+            return 422, {"error": "invalid_config", "fields": [],
+                         "message": f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                                    f'send a JSON object such as {{"backend": "pocketsphinx"}}'}
+        except ConfigError as exc:
             return 422, {"error": "invalid_config", "message": str(exc), "fields": _field_errors(str(exc))}
+        # Loads run one at a time (each may start engine processes and load a model: six at
+        # once multiplied memory), and a request for the configuration already loaded shares it.
+        with state.load_lock:
+            current = state.loaded
+            if current is not None and current.backend == backend and current.config == cfg:
+                return 200, _loaded_answer(current, reused=True)
+            return _load_now(backend, loader, cfg)
+
+    def _load_now(backend: str, loader: Any, cfg: ASRConfig) -> tuple[int, dict]:
         t0 = time.perf_counter()
         pool = None
         try:
@@ -199,7 +227,7 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
                                   chunk_sec=state.settings.chunk_sec, backend=backend)
                 template, meta = None, pool.meta
             else:
-                template, meta = loader.load(cfg)
+                template, meta = call_loader(loader, cfg, backend)
         except EngineProcessError as exc:
             if exc.config_error:
                 return 422, {"error": "invalid_config", "message": str(exc), "fields": _fields_named(str(exc), cfg)}
@@ -212,8 +240,7 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
         with state.lock:
             old, state.loaded = state.loaded, loaded
         _retire(old, state)
-        return 200, {"status": "loaded", "backend": backend, "separator": meta.get("separator", " "),
-                     "load_sec": round(loaded.load_sec, 3), "config": cfg.model_dump()}
+        return 200, _loaded_answer(loaded, reused=False)
 
     if config is not None:
         status, body = load(config.model_dump() if isinstance(config, ASRConfig) else config)
@@ -221,8 +248,8 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
             raise ConfigError(f"cannot load the server's initial model: {body['message']}")
 
     @app.post("/load_model")
-    def load_model(body: Any = Body(...)):
-        status, payload = load(body)
+    async def load_model(request: Request):
+        status, payload = await run_in_threadpool(load, await request.body())
         return JSONResponse(payload, status_code=status)
 
     @app.get("/backends")
@@ -275,7 +302,8 @@ class _Stream:
         self.stop = threading.Event()
         self.live = LiveAudio(max_pending_sec=self.settings.max_pending_sec)
         self.live.recording = None  # the server saves no sessions: a long stream must not grow memory
-        self.push = self.live.push
+        self.push = Shedder(self.live, lambda event: self.events.put_nowait(event)).push
+        self.last_overload: Optional[float] = None  # monotonic time of the last overload event relayed
 
     # -- what protocols use during their handshake ---------------------------------------------
     async def receive(self, timeout: float) -> Optional[dict]:
@@ -302,10 +330,17 @@ class _Stream:
         await ws.accept()
         with self.state.lock:
             full = self.state.connections >= self.settings.max_connections
-            if not full:
+            shedding = sum(1 for st in self.state.streams if st.shedding())
+            if not full and not shedding:
                 self.state.connections += 1
+                self.state.streams.add(self)
         if full:
             await self._fail(CloseCode.TRY_AGAIN_LATER, "too_many_streams", f"the server already serves {self.settings.max_connections} streams; try again later")
+            return
+        if shedding:
+            await self._fail(CloseCode.TRY_AGAIN_LATER, "overloaded",
+                             f"the server is overloaded: {shedding} of its {self.state.connections} streams are dropping audio "
+                             f"because the engine cannot keep up in real time; try again when they end")
             return
         try:
             await self._serve()
@@ -316,6 +351,7 @@ class _Stream:
             self.live.close()
             with self.state.lock:
                 self.state.connections -= 1
+                self.state.streams.discard(self)
             loaded = getattr(self, "loaded", None)
             if loaded is not None and loaded is not self.state.loaded:
                 _retire(loaded, self.state)
@@ -478,10 +514,17 @@ class _Stream:
         run_stream(processor, self.live, self.stop, lambda event: loop.call_soon_threadsafe(self.events.put_nowait, event),
                    chunk_sec=self.settings.chunk_sec, separator=loaded.meta.get("separator"), backend=loaded.backend)
 
+    def shedding(self) -> bool:
+        """Whether this stream dropped audio (engine behind real time) within ``overload_hold_sec``."""
+        last = self.last_overload
+        return last is not None and time.monotonic() - last < self.settings.overload_hold_sec
+
     async def _send_events(self) -> None:
         close_code = None
         while (event := await self.events.get()) is not None:
             code = event.pop("close", None)
+            if event.get("type") == "overload":
+                self.last_overload = time.monotonic()
             if not self._connected():
                 continue
             try:
@@ -506,10 +549,20 @@ class _Stream:
         await self.ws.close(code=code)
 
 
-def _retire(loaded: Optional[_Loaded], state: _State) -> None:
-    """Stop a replaced engine's worker processes once its last stream has ended."""
-    if loaded is not None and loaded.pool is not None and loaded is not state.loaded and loaded.pool.streams == 0 and not loaded.pool.closed:
-        loaded.pool.shutdown()
+def _loaded_answer(loaded: _Loaded, reused: bool) -> dict:
+    """The 200 answer of ``/load_model``; ``reused``: the configuration was already loaded, and is shared."""
+    return {"status": "loaded", "backend": loaded.backend, "separator": loaded.meta.get("separator", " "),
+            "load_sec": round(loaded.load_sec, 3), "config": loaded.config.model_dump(), "reused": reused}
+
+
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the body is not UTF-8 text: byte 0x{body[exc.start]:02x} at offset {exc.start} cannot be decoded "
+            f"({exc.reason}); send the JSON encoded as UTF-8"
+        ) from None
 
 
 def _field_errors(message: str) -> list[dict]:

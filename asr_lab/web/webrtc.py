@@ -39,7 +39,7 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE
 from asr_lab.replay import LiveAudio
-from asr_lab.web.engines import run_stream
+from asr_lab.web.engines import retire_engine, run_stream
 
 __all__ = ["add_webrtc_routes", "STOP_GRACE_SEC"]
 
@@ -353,7 +353,5 @@ class _Peer:
         await self.pc.close()
         with self.state.lock:
             self.state.connections -= 1
-        from asr_lab.web.server import _retire
-
-        _retire(self.loaded, self.state)
+        retire_engine(self.loaded, self.state)
         self.on_closed()

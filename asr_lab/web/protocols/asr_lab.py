@@ -78,9 +78,9 @@ def parse_start(message: dict) -> tuple[Optional[np.dtype], Optional[str]]:
     if not isinstance(start, dict) or start.get("type") != "start":
         return None, f'the first message must have "type": "start", got {text[:80]!r}'
     fmt = start.get("format", "int16")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:  # a list or dict is not hashable: name it, do not crash
         return None, f"format={fmt!r} is not supported; use 'int16' or 'float32' (little-endian mono PCM)"
     rate = start.get("sample_rate", SAMPLE_RATE)
-    if rate != SAMPLE_RATE:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate != SAMPLE_RATE:
         return None, f"sample_rate={rate!r} is not supported; resample to {SAMPLE_RATE} Hz before sending"
     return FORMATS[fmt], None
