@@ -208,6 +208,14 @@ class FasterWhisperLoader:
     config_class = FasterWhisperConfig
     description = "Whisper on CTranslate2 (faster-whisper) under the LocalAgreement-2 policy"
 
+    def check(self, config: Union[FasterWhisperConfig, dict]) -> None:
+        """Before any run: the policy runs on CTranslate2, and the model resolves to a local folder."""
+        from asr_lab.policies.processor import check_policy
+
+        cfg = parse_config(config, FasterWhisperConfig)
+        check_policy(cfg, can_step=False)
+        resolve_model(cfg)
+
     def load(self, config: Union[FasterWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
         from asr_lab.policies.config import policy_metadata

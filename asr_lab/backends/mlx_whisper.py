@@ -226,6 +226,12 @@ class MLXWhisperLoader:
     config_class = MLXWhisperConfig
     description = "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy"
 
+    def check(self, config: Union[MLXWhisperConfig, dict]) -> None:
+        """Before any run: the policy runs on this engine (the model is resolved, and converted once, by the run)."""
+        from asr_lab.policies.processor import check_policy
+
+        check_policy(parse_config(config, MLXWhisperConfig), can_step=False)
+
     def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
         from asr_lab.policies.config import policy_metadata

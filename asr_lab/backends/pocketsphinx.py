@@ -704,6 +704,10 @@ class PocketSphinxLoader:
     config_class = PocketSphinxConfig
     description = "CMU PocketSphinx, native streaming with partials and endpointing (bundled en-us model)"
 
+    def check(self, config: Union[PocketSphinxConfig, dict]) -> None:
+        """Before any run: the model files exist."""
+        resolve_model(parse_config(config, PocketSphinxConfig))
+
     def load(self, config: Union[PocketSphinxConfig, dict]) -> tuple[PocketSphinxProcessor, dict]:
         cfg = parse_config(config, PocketSphinxConfig)
         processor = PocketSphinxProcessor(cfg)
@@ -715,6 +719,14 @@ class PocketSphinxLALoader:
 
     config_class = PocketSphinxLAConfig
     description = "CMU PocketSphinx re-decoding the buffer under the LocalAgreement-2 policy"
+
+    def check(self, config: Union[PocketSphinxLAConfig, dict]) -> None:
+        """Before any run: the policy runs on pocketsphinx, and the model files exist."""
+        from asr_lab.policies.processor import check_policy
+
+        cfg = parse_config(config, PocketSphinxLAConfig)
+        check_policy(cfg, can_step=False)
+        resolve_model(cfg)
 
     def load(self, config: Union[PocketSphinxLAConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor

@@ -36,6 +36,7 @@ __all__ = [
     "UnknownBackendError",
     "available_backends",
     "call_loader",
+    "check_config",
     "get_loader",
     "load_plugin",
     "load_processor",
@@ -268,6 +269,34 @@ def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any)
     declare a ``config_class`` with extra fields, which then validates the input. The
     metadata always holds ``"separator"``, ``"backend"`` and ``"config"`` (a plain dict).
     """
+    backend, loader, cfg = _parse(config, overrides)
+    processor, meta = call_loader(loader, cfg, backend)
+    meta = dict(meta)
+    meta.setdefault("separator", getattr(getattr(processor, "asr", None), "sep", " "))
+    meta.setdefault("backend", backend)
+    meta.setdefault("config", cfg.model_dump())
+    return processor, meta
+
+
+def check_config(config: Union[ASRConfig, dict, str, bytes], **overrides: Any) -> ASRConfig:
+    """Can a run of ``config`` start? Checked without loading a model, so that a comparison
+    says it once, before any run, instead of once per utterance.
+
+    The backend must be known and installed, the config valid for its config class, and the
+    loader's own ``check(config)`` — when it has one: model files resolvable, the policy
+    runnable on that engine — must pass. Returns the parsed config; raises the error a
+    run would raise (:class:`UnknownBackendError`, :class:`MissingDependencyError`,
+    :class:`~asr_lab.ConfigError`, :class:`~asr_lab.backends.models.ModelNotFoundError`...).
+    """
+    _, loader, cfg = _parse(config, overrides)
+    check = getattr(loader, "check", None)
+    if callable(check):
+        check(cfg)
+    return cfg
+
+
+def _parse(config: Any, overrides: dict) -> tuple[str, ModelLoader, ASRConfig]:
+    """``(backend, loader, config parsed by the loader's config class)``."""
     if isinstance(config, (str, bytes)):
         config = config_from_json(config)
     if isinstance(config, ASRConfig):
@@ -284,13 +313,7 @@ def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any)
     backend = parse_config({"backend": data.get("backend", ASRConfig.model_fields["backend"].default)}).backend
     loader = get_loader(backend)
     config_class = getattr(loader, "config_class", None) or ASRConfig
-    cfg = parse_config(data, config_class)
-    processor, meta = call_loader(loader, cfg, backend)
-    meta = dict(meta)
-    meta.setdefault("separator", getattr(getattr(processor, "asr", None), "sep", " "))
-    meta.setdefault("backend", backend)
-    meta.setdefault("config", cfg.model_dump())
-    return processor, meta
+    return backend, loader, parse_config(data, config_class)
 
 
 _PROCESSOR_METHODS = ("init", "insert_audio_chunk", "process_iter", "finish")
