@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(run=_replay)
 
     m = sub.add_parser("compare", help="replay a dataset through several engines and score them")
-    m.add_argument("--dataset", required=True, help="dataset folder or manifest (e.g. datasets/mini)")
+    m.add_argument("--dataset", required=True,
+                   help="dataset folder or manifest (e.g. datasets/mini), or a named set: librivox, mini, asterisk, "
+                        "asterisk-long, asterisk-short (the asterisk sets are built on first use: `asr-lab dataset asterisk`)")
     m.add_argument("--backend", action="append", default=[],
                    help="a backend to compare, with its defaults (repeatable); MODULE:LOADER for a loader of your own")
     _add_plugin_option(m)
@@ -132,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     v.set_defaults(run=_serve)
 
     d = sub.add_parser("dataset", help="build, describe and align datasets")
-    dsub = d.add_subparsers(dest="dataset_command", required=True, metavar="build|info|align")
+    dsub = d.add_subparsers(dest="dataset_command", required=True, metavar="build|info|align|asterisk")
     db = dsub.add_parser("build", help="build the mini set, or a dataset from a sentence file (flite/espeak-ng + alignment)")
     db.add_argument("out_dir", nargs="?", default="datasets/mini")
     db.add_argument("--sentences", help="text file, one sentence per line (default: the mini set's sentences)")
@@ -146,6 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     da.add_argument("source")
     da.add_argument("--out", required=True, help="manifest file or folder to write")
     da.add_argument("--overwrite", action="store_true", help="re-align utterances that already have words")
+    dt = dsub.add_parser("asterisk", help="build the Asterisk prompt sets from the installed Debian packages (idempotent)")
+    dt.add_argument("--out", default=None, help="folder to build in (default: ~/.cache/asr_lab/datasets/asterisk)")
+    dt.add_argument("--realign", action="store_true", help="align every clip again instead of using the shipped timings")
+    dt.add_argument("--jobs", type=_whole(1), default=1, help="processes aligning in parallel (with --realign)")
     d.set_defaults(run=_dataset)
 
     sc = sub.add_parser("score", help="re-score saved traces (JSONL) against a reference, with compare's metrics")
@@ -507,9 +513,11 @@ def _dataset(args) -> int:
     from asr_lab.data.recipes import mini
     from asr_lab.data.synth import SynthesisError
 
+    from asr_lab.data.dataset import DatasetError
+
     try:
         _dataset_command(args, build, mini)
-    except SynthesisError as exc:  # a missing TTS program or voice: a user error, not a bug
+    except (SynthesisError, DatasetError) as exc:  # a missing program, voice or package: a user error, not a bug
         print(f"asr-lab dataset: error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -529,6 +537,10 @@ def _dataset_command(args, build, mini) -> None:
             mini.build_mini(args.out_dir, log=print)
     elif args.dataset_command == "info":
         print(build.dataset_info(args.source, as_json=args.json))
+    elif args.dataset_command == "asterisk":
+        from asr_lab.data.recipes.asterisk import prepare_asterisk
+
+        print(prepare_asterisk(args.out, realign=args.realign, jobs=args.jobs, log=print).info())
     else:
         build.align_dataset(args.source, args.out, overwrite=args.overwrite, log=print)
 
