@@ -113,9 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--max-connections", type=int, default=16, help="concurrent streams; more are refused with close code 1013 (default: 16)")
     v.add_argument(
-        "--max-pending-sec", type=float, default=10.0,
-        help="seconds of audio a stream may queue for its engine before new chunks are dropped, counted and reported "
-             "to the client (an 'overload' event; new streams are refused meanwhile). This bounds the lag (default: 10)",
+        "--max-pending-sec", type=float, default=30.0,
+        help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
+    )
+    v.add_argument(
+        "--max-lag-sec", type=float, default=10.0,
+        help="an engine this many seconds behind real time has new chunks dropped, counted and reported to the client "
+             "(an 'overload' event; new streams are refused meanwhile): this bounds the lag (default: 10)",
     )
     v.add_argument("--token", nargs="?", const="auto", default=None,
                    help="require this token on every request (no value: a random one, printed in the URL)")
@@ -548,6 +552,8 @@ def _dataset_command(args, build, mini) -> None:
 def _serve(args) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not a TCP port; give a number from 1 to 65535, e.g. --port 8000")
+    if not args.max_lag_sec > 0:
+        raise ValueError(f"--max-lag-sec {args.max_lag_sec}: give a positive number of seconds, e.g. 10")
     if args.max_connections < 1 or not args.max_pending_sec > 0:
         raise ValueError(
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
@@ -576,6 +582,7 @@ def _serve(args) -> int:
     config = engine_config(args)
     settings = ServerSettings(
         max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
+        max_lag_sec=args.max_lag_sec,
         allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
         engine_processes=args.engine_processes, tcp_port=args.tcp_port, tcp_host=args.host,
     )
