@@ -72,7 +72,7 @@ def cost_identity(config: Any) -> str:
     folder are left out: the profile models a call from what it did, whoever asked for it.
     """
     from asr_lab.policies.config import POLICY_FIELDS
-    from asr_lab.policies.processor import _DRIVER_FIELDS
+    from asr_lab.policies.config import DRIVER_FIELDS as _DRIVER_FIELDS
 
     data = config.model_dump() if hasattr(config, "model_dump") else dict(config)
     drop = set(POLICY_FIELDS) | set(_DRIVER_FIELDS) | _IDENTITY_DROP
