@@ -23,7 +23,7 @@ clients send in real time; the row gives the real-time clients' received lag, th
 capped by ``--max-pending-sec``). ``--idle N``: the server's memory (its process and its
 engine processes, RSS) with no connection, with N connections that sent ``start`` and
 nothing else, and after they closed. ``--engine-processes`` is passed to the server (0: the
-engines run in threads of the server process, as before issue 14).
+engines run in threads of the server process, as they did before engine processes existed).
 Figures come from one run on this noisy 2-core machine: read them as ratios.
 """
 

@@ -2,8 +2,10 @@
 
 import pytest
 
+import asr_lab
 from asr_lab.policies import policy_grid
 from asr_lab.policies.grid import expand_configs
+from asr_lab.testing import TimelineASR, words_from_text
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,7 @@ def test_grid_size_is_bounded_with_a_clear_message():
 
 
 POLICY_FILES = ["policies/hold_n.py", "policies/stable_prefix.py", "policies/local_agreement.py", "policies/alignatt.py",
-                "policies/record_replay.py"]
+                "policies/record_replay.py", "policies/vac.py", "compare/runner.py"]
 
 
 def test_editing_any_policy_changes_the_cache_key(tmp_path):
@@ -66,19 +68,14 @@ def test_editing_any_policy_changes_the_cache_key(tmp_path):
         return run.stdout.strip()
 
     seen = {fingerprint()}
-    # after the restructure the reference LA and VAC live in policies/ too; before, in streaming/
-    others = [p for p in ("streaming/vac.py", "streaming/local_agreement.py", "policies/vac.py") if (pkg / p).exists()]
-    for rel in POLICY_FILES + others:
+    for rel in POLICY_FILES:
         target = pkg / rel
         target.write_text(target.read_text() + "\n# an edit that changes what the policy does\n")
         seen.add(fingerprint())
-    assert len(seen) == 1 + len(POLICY_FILES) + len(others)
+    assert len(seen) == 1 + len(POLICY_FILES)
 
 
 # -- compare(): one row per system name and per utterance id ---------------------------------------
-
-import asr_lab  # noqa: E402
-from asr_lab.testing import TimelineASR, words_from_text  # noqa: E402
 
 WORDS = words_from_text("the cat sat on the mat", pause_every=3)
 

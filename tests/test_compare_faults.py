@@ -135,6 +135,7 @@ def _wait_for(predicate, what, limit=180.0):
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_at_once_keeps_finished_runs_and_a_rerun_resumes(tmp_path):
     script = tmp_path / "slow_compare.py"
     script.write_text(SCRIPT)
@@ -185,6 +186,7 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_cli_ends_its_workers(tmp_path):
     pytest.importorskip("pocketsphinx", reason="pip install 'asr-lab[pocketsphinx]'")
     out = tmp_path / "out"
@@ -233,3 +235,19 @@ def test_a_full_disk_names_the_cache_file_and_a_rerun_resumes(tmp_path, monkeypa
     monkeypatch.setattr(compare_module, "_append", real)
     again = asr_lab.compare({"s": KillingStandIn}, data, clock="unaware", cache_dir=tmp_path, progress=False, warmup_sec=0)
     assert again.from_cache == 2 and all(r.ok for r in again.records) and len(again.records) == 5
+
+
+def _failing_start(workers):
+    raise RuntimeError("a stand-in initializer that fails in every worker")
+
+
+def test_workers_that_cannot_start_fail_every_run_once_instead_of_looping():
+    from asr_lab.compare.pool import WorkerDied, WorkerPool
+
+    pool = WorkerPool(2, initializer=_failing_start, initargs=(2,))
+    try:
+        out = list(pool.run(abs, [-1, -2, -3], key=str))
+    finally:
+        pool.close()
+    assert sorted(item for item, _, _ in out) == [-3, -2, -1]
+    assert all(result is None and isinstance(err, WorkerDied) and "before running any task" in str(err) for _, result, err in out)

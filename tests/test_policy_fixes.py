@@ -1,6 +1,6 @@
 """LocalAgreement's named fixes and VAC's settings, each against a stand-in that reproduces the failure.
 
-Every failure was measured with real Whisper weights (issue 16); the stand-ins in
+Every failure was measured with real Whisper weights (bench/vac.py prints them); the stand-ins in
 ``asr_lab.testing.scripted`` reproduce it without a model, and each test first shows the
 reference policy failing, then the fix holding.
 """

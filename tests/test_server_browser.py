@@ -1,7 +1,7 @@
 """The server's access rules in a real headless Chromium: a page from another site cannot drive it.
 
 The hostile page is served from ``http://evil.test:<port>`` (Chromium resolves evil.test to
-127.0.0.1 by ``--host-resolver-rules``). It tries what worked before issue 14: a
+127.0.0.1 by ``--host-resolver-rules``). It tries what worked before the server checked Host and Origin: a
 ``text/plain`` POST to ``/load_model`` (no CORS preflight needed) and a WebSocket to
 ``/asr`` (no same-origin rule for WebSockets); then the same server is opened under the
 rebinding name ``evil.test``. The server's own page, opened at 127.0.0.1, still works.

@@ -5,6 +5,8 @@
 * :mod:`~asr_lab.compare.records` — :class:`RunRecord` and the append-only JSONL cache
   (``cache_dir/runs.jsonl``) keyed by everything that shapes a run.
 * :mod:`~asr_lab.compare.results` — :class:`Results`: tables, significance, plots, files.
+* :mod:`~asr_lab.compare.pool` — :class:`~asr_lab.compare.pool.WorkerPool`: ``workers=N``'s
+  processes, where a dead worker costs one run, Ctrl-C stops at once and workers die with their parent.
 
 The package is callable as its function: ``asr_lab.compare(configs, dataset)`` is
 :func:`~asr_lab.compare.runner.compare` (see :func:`asr_lab.core.lazy.callable_package`).

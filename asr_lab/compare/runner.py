@@ -219,6 +219,9 @@ def compare(
             if pool is not None:  # what finished is kept; nothing queued runs
                 for task, result, error in pool.finished():
                     keep(_record_of(task, result, error))
+            if progress and cache_path is not None:
+                print(f"compare: interrupted; {len(records)} finished runs are in {cache_path}: run the same comparison "
+                      "again to resume", file=sys.stderr)
             raise
         clean = True
     finally:
@@ -294,7 +297,7 @@ def run_task(task: _Task) -> RunRecord:
 
 def _worker_pool(workers, executor):
     """``(executor, its closer, None)``, or for ``workers=N`` ``(None, no-op, a WorkerPool)`` of N
-    processes whose engines share the usable cores (:mod:`asr_lab.worker_pool`: a dead worker
+    processes whose engines share the usable cores (:mod:`asr_lab.compare.pool`: a dead worker
     costs one run, Ctrl-C stops at once, workers end with their parent)."""
     if not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers={workers!r} must be a whole number >= 0 (0: run in this process)")
@@ -302,7 +305,7 @@ def _worker_pool(workers, executor):
         return executor, lambda: None, None
     if executor is not None:
         raise ValueError("give either workers=N (a process pool asr_lab sizes engine threads for) or executor=, not both")
-    from asr_lab.worker_pool import WorkerPool
+    from asr_lab.compare.pool import WorkerPool
 
     return None, lambda: None, WorkerPool(workers, initializer=_init_worker, initargs=(workers,))
 
@@ -369,12 +372,17 @@ def _execute(tasks: list[_Task], executor: Optional[Executor], pool: Any = None)
             yield run_task(task)
         return
     futures = {executor.submit(run_task, task): task for task in tasks}
-    for future in as_completed(futures):
-        task = futures[future]
-        try:
-            yield future.result()
-        except Exception as exc:  # the worker itself died (killed, unpicklable task...)
-            yield _record_of(task, None, exc)
+    try:
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                yield future.result()
+            except Exception as exc:  # the worker itself died (killed, unpicklable task...)
+                yield _record_of(task, None, exc)
+    except KeyboardInterrupt:  # a given executor (Dask...): what has not started is not started
+        for future in futures:
+            future.cancel()
+        raise
 
 
 def _record_of(task: _Task, result: Optional[RunRecord], error: Optional[BaseException]) -> RunRecord:

@@ -16,6 +16,7 @@ A policy is chosen by name in any policy-aware backend config (``policy`` and it
 * :mod:`~asr_lab.policies.record_replay` — record once, replay many: :func:`recording`,
   :class:`HypothesisStore`, :class:`RecordingASR`.
 * :mod:`~asr_lab.policies.config` — :class:`PolicyConfig`, :func:`policy_settings`.
+* :mod:`~asr_lab.policies.registry` — :func:`register_policy`: a new commit rule by name, one line.
 * :func:`policy_processor` — what loaders call; :func:`policy_grid` — configs for a sweep.
 """
 
@@ -50,6 +51,10 @@ _EXPORTS = {
     "ALIGNATT_BACKENDS": "asr_lab.policies.processor",
     "policy_processor": "asr_lab.policies.processor",
     "policy_grid": "asr_lab.policies.grid",
+    "BUILTIN_POLICIES": "asr_lab.policies.registry",
+    "policy_names": "asr_lab.policies.registry",
+    "register_policy": "asr_lab.policies.registry",
+    "unregister_policy": "asr_lab.policies.registry",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -19,11 +19,12 @@ processors take. ``StreamingPolicyConfig`` is the same class under its former na
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from asr_lab.core.config import ASRConfig
+from asr_lab.policies.registry import BUILTIN_POLICIES, policy_names
 
 __all__ = [
     "DEFAULT_MAX_BUFFER_SEC",
@@ -36,8 +37,8 @@ __all__ = [
     "policy_settings",
 ]
 
-POLICIES = ("local-agreement", "hold-n", "stable-prefix", "alignatt")
-"""Policy names, in the order tables list them."""
+POLICIES = BUILTIN_POLICIES
+"""The built-in policy names, in the order tables list them (registered ones: :func:`~asr_lab.policies.registry.policy_names`)."""
 
 _OWN_FIELDS = {
     "agreement_n": "local-agreement",
@@ -78,12 +79,13 @@ the buffer cap's, which follows ``buffer_trimming_sec``, is set in :func:`policy
 class PolicyConfig(ASRConfig):
     """All :class:`~asr_lab.ASRConfig` fields, plus the policy's choice, its parameters, LocalAgreement's fixes and VAC's knobs."""
 
-    policy: Literal["local-agreement", "hold-n", "stable-prefix", "alignatt"] = Field(
+    policy: str = Field(
         default="local-agreement",
         description="Streaming policy: 'local-agreement' (commit what the last agreement_n hypotheses agree on; "
         "n=2 is Whisper-Streaming's reference OnlineASRProcessor), 'hold-n' (commit all but the last hold_n "
         "words), 'stable-prefix' (commit words ending more than stable_delta_sec before the buffer end), "
-        "'alignatt' (SimulStreaming's attention-guided decoding; only engines with a steppable decoder).",
+        "'alignatt' (SimulStreaming's attention-guided decoding; only engines with a steppable decoder), or a name "
+        "registered with asr_lab.policies.register_policy.",
     )
     agreement_n: int = Field(
         default=2, ge=1, le=10,
@@ -146,6 +148,16 @@ class PolicyConfig(ASRConfig):
         "utterances cut right at their onset), 100 in reference_mode.",
     )
 
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in policy_names():
+            raise ValueError(
+                f"unknown policy {value!r}; known: {', '.join(policy_names())}. A new one is registered with "
+                f"asr_lab.policies.register_policy({value!r}, lambda config: MyRule())"
+            )
+        return value
+
     @model_validator(mode="after")
     def _fields_of_the_chosen_policy(self) -> "PolicyConfig":
         for name, owner in _OWN_FIELDS.items():
@@ -185,7 +197,9 @@ def policy_label(config: ASRConfig) -> str:
         return f"hold-{config.hold_n}"
     if policy == "stable-prefix":
         return f"stable-{config.stable_delta_sec:g}s"
-    return f"alignatt-{config.frame_threshold}"
+    if policy == "alignatt":
+        return f"alignatt-{config.frame_threshold}"
+    return policy  # a registered policy: its name
 
 
 def policy_settings(config: Any) -> dict[str, Any]:

@@ -90,16 +90,10 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
 
         processor = streaming_processor(engine, config)
     else:
-        from asr_lab.policies.hold_n import HoldN
-        from asr_lab.policies.local_agreement import LocalAgreementN
         from asr_lab.policies.redecoding import RedecodingProcessor
-        from asr_lab.policies.stable_prefix import StablePrefix
+        from asr_lab.policies.registry import get_rule_factory
 
-        rule = {
-            "local-agreement": lambda: LocalAgreementN(config.agreement_n),
-            "hold-n": lambda: HoldN(config.hold_n),
-            "stable-prefix": lambda: StablePrefix(config.stable_delta_sec),
-        }[policy]()
+        rule = get_rule_factory(policy)(config)
         processor = RedecodingProcessor(engine, rule, trim_sec=config.buffer_trimming_sec, min_chunk_sec=config.min_chunk_size)
         if config.vac:
             from asr_lab.policies.vac import vac_processor

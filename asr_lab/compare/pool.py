@@ -203,6 +203,15 @@ class WorkerPool:
                     yield item, result, None
             if broken:
                 running = {p.name for p in Path(self._marks).iterdir()}
+                if not running and not any(f in self._yielded for f in self._futures):
+                    # the workers die before they start any task (their set-up fails): nothing to retry
+                    codes = [p.exitcode for p in self._processes() if p.exitcode not in (None, 0)]
+                    for future in waiting:
+                        self._yielded.add(future)
+                        yield self._futures[future], None, WorkerDied(
+                            _died_message(codes, before_start=True) + f" ({future.exception()})")
+                    self._discard()
+                    break
                 for future in waiting:
                     item = self._futures[future]
                     if future.done() and not future.cancelled() and future.exception() is None:
@@ -232,7 +241,10 @@ class WorkerPool:
         return out
 
 
-def _died_message(codes: list) -> str:
+def _died_message(codes: list, before_start: bool = False) -> str:
+    if before_start:
+        return ("the worker processes died before running any task (their start-up failed, or they were killed "
+                "as they started); nothing was run")
     if codes:
         code = codes[0]
         how = f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit code {code}"
