@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(run=_replay)
 
     m = sub.add_parser("compare", help="replay a dataset through several engines and score them")
-    m.add_argument("--dataset", required=True, help="dataset folder or manifest (e.g. datasets/mini)")
+    m.add_argument("--dataset", required=True,
+                   help="dataset folder or manifest (e.g. datasets/mini), or a named set: librivox, mini, asterisk, "
+                        "asterisk-long, asterisk-short (the asterisk sets are built on first use: `asr-lab dataset asterisk`)")
     m.add_argument("--backend", action="append", default=[],
                    help="a backend to compare, with its defaults (repeatable); MODULE:LOADER for a loader of your own")
     _add_plugin_option(m)
@@ -111,9 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--max-connections", type=int, default=16, help="concurrent streams; more are refused with close code 1013 (default: 16)")
     v.add_argument(
-        "--max-pending-sec", type=float, default=10.0,
-        help="seconds of audio a stream may queue for its engine before new chunks are dropped, counted and reported "
-             "to the client (an 'overload' event; new streams are refused meanwhile). This bounds the lag (default: 10)",
+        "--max-pending-sec", type=float, default=30.0,
+        help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
+    )
+    v.add_argument(
+        "--max-lag-sec", type=float, default=10.0,
+        help="an engine this many seconds behind real time has new chunks dropped, counted and reported to the client "
+             "(an 'overload' event; new streams are refused meanwhile): this bounds the lag (default: 10)",
     )
     v.add_argument("--token", nargs="?", const="auto", default=None,
                    help="require this token on every request (no value: a random one, printed in the URL)")
@@ -132,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     v.set_defaults(run=_serve)
 
     d = sub.add_parser("dataset", help="build, describe and align datasets")
-    dsub = d.add_subparsers(dest="dataset_command", required=True, metavar="build|info|align")
+    dsub = d.add_subparsers(dest="dataset_command", required=True, metavar="build|info|align|asterisk")
     db = dsub.add_parser("build", help="build the mini set, or a dataset from a sentence file (flite/espeak-ng + alignment)")
     db.add_argument("out_dir", nargs="?", default="datasets/mini")
     db.add_argument("--sentences", help="text file, one sentence per line (default: the mini set's sentences)")
@@ -146,6 +152,10 @@ def _parser() -> argparse.ArgumentParser:
     da.add_argument("source")
     da.add_argument("--out", required=True, help="manifest file or folder to write")
     da.add_argument("--overwrite", action="store_true", help="re-align utterances that already have words")
+    dt = dsub.add_parser("asterisk", help="build the Asterisk prompt sets from the installed Debian packages (idempotent)")
+    dt.add_argument("--out", default=None, help="folder to build in (default: ~/.cache/asr_lab/datasets/asterisk)")
+    dt.add_argument("--realign", action="store_true", help="align every clip again instead of using the shipped timings")
+    dt.add_argument("--jobs", type=_whole(1), default=1, help="processes aligning in parallel (with --realign)")
     d.set_defaults(run=_dataset)
 
     sc = sub.add_parser("score", help="re-score saved traces (JSONL) against a reference, with compare's metrics")
@@ -520,9 +530,11 @@ def _dataset(args) -> int:
     from asr_lab.data.recipes import mini
     from asr_lab.data.synth import SynthesisError
 
+    from asr_lab.data.dataset import DatasetError
+
     try:
         _dataset_command(args, build, mini)
-    except SynthesisError as exc:  # a missing TTS program or voice: a user error, not a bug
+    except (SynthesisError, DatasetError) as exc:  # a missing program, voice or package: a user error, not a bug
         print(f"asr-lab dataset: error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -542,6 +554,10 @@ def _dataset_command(args, build, mini) -> None:
             mini.build_mini(args.out_dir, log=print)
     elif args.dataset_command == "info":
         print(build.dataset_info(args.source, as_json=args.json))
+    elif args.dataset_command == "asterisk":
+        from asr_lab.data.recipes.asterisk import prepare_asterisk
+
+        print(prepare_asterisk(args.out, realign=args.realign, jobs=args.jobs, log=print).info())
     else:
         build.align_dataset(args.source, args.out, overwrite=args.overwrite, log=print)
 
@@ -549,6 +565,8 @@ def _dataset_command(args, build, mini) -> None:
 def _serve(args) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not a TCP port; give a number from 1 to 65535, e.g. --port 8000")
+    if not args.max_lag_sec > 0:
+        raise ValueError(f"--max-lag-sec {args.max_lag_sec}: give a positive number of seconds, e.g. 10")
     if args.max_connections < 1 or not args.max_pending_sec > 0:
         raise ValueError(
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
@@ -577,6 +595,7 @@ def _serve(args) -> int:
     config = engine_config(args)
     settings = ServerSettings(
         max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
+        max_lag_sec=args.max_lag_sec,
         allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
         engine_processes=args.engine_processes, tcp_port=args.tcp_port, tcp_host=args.host,
     )

@@ -46,7 +46,7 @@ def test_a_recipe_name_without_a_home_or_build_says_what_to_do(tmp_path, monkeyp
         load_dataset("librispeech")
     with pytest.raises(DatasetFileNotFoundError, match=r"dataset 'mini' is not built.*recipes\.mini\.prepare"):
         load_dataset("mini")
-    with pytest.raises(DatasetError, match=r"no dataset recipe named 'nope'; the recipes are: common_voice, hf"):
+    with pytest.raises(DatasetError, match=r"no dataset recipe named 'nope'; the recipes are: asterisk, common_voice, hf"):
         recipe("nope")
 
 

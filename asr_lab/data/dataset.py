@@ -44,6 +44,7 @@ __all__ = [
     "DatasetFileNotFoundError",
     "Utterance",
     "WordTiming",
+    "WordTimeError",
     "read_manifest",
 ]
 
@@ -59,6 +60,10 @@ _AUDIO_SUFFIXES = (".flac", ".wav", ".mp3", ".ogg", ".opus", ".m4a")
 
 class DatasetError(ValueError):
     """A dataset source that cannot be read as given; the message names it, what is allowed and the fix."""
+
+
+class WordTimeError(DatasetError):
+    """Reference word times out of order or outside the audio (:meth:`Dataset.check`)."""
 
 
 class DatasetFileNotFoundError(DatasetError, FileNotFoundError):
@@ -344,6 +349,17 @@ class Dataset:
                 )
             self._by_id[utt.id] = k
 
+    def check(self, *, where: str | None = None) -> Dataset:
+        """Fail loudly (:class:`WordTimeError`, naming utterance, word and times) when any utterance's word
+        times run backwards or past its audio (:mod:`asr_lab.data.word_check`); returns the dataset.
+        Every manifest read is checked."""
+        from asr_lab.data.word_check import describe_problems, word_time_problems
+
+        problems = [p for u in self.utterances for p in word_time_problems(u)]
+        if problems:
+            raise WordTimeError(describe_problems(problems, where or f"dataset {self.name!r}"))
+        return self
+
     # -- container protocol ---------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -622,7 +638,9 @@ def read_manifest(path: PathLike, *, name: str | None = None, check_audio: bool 
                     f"check_audio=False"
                 )
             utterances.append(utt)
-    return Dataset(utterances, name=name or (root.name if path.name == MANIFEST_NAME else path.stem), root=root)
+    dataset = Dataset(utterances, name=name or (root.name if path.name == MANIFEST_NAME else path.stem), root=root)
+    dataset.check(where=os.fspath(path))
+    return dataset
 
 
 def _file_duration(path: PathLike) -> float | None:

@@ -74,7 +74,7 @@ def replay(
     audio,
     *,
     clock: Union[str, Clock] = "virtual",
-    chunk_sec: Optional[float] = None,
+    chunk_sec: Union[float, str, None] = None,
     speed: float = 1.0,
     slowdown: float = 1.0,
     compute: Optional[str] = None,
@@ -93,7 +93,9 @@ def replay(
     takes), a dataset :class:`~asr_lab.Utterance`, or a :class:`LiveAudio` (then the clock
     must be ``"wall"``).
     ``chunk_sec``: new audio to wait for between calls (default: the processor's
-    ``min_chunk_sec``, else 1.0). ``speed``: stream seconds per wall second.
+    ``min_chunk_sec``, else 1.0); ``"whole"``: all the audio in one chunk, then one
+    ``process_iter()`` and ``finish()`` — the engine run offline on the whole utterance
+    (with the unaware clock, the streaming penalty's baseline). ``speed``: stream seconds per wall second.
     ``slowdown``: virtual clock only, multiplies measured compute. ``compute``: how a
     call's cost is measured — ``"cpu"`` (default on the virtual clock: CPU time, so a busy
     machine does not move latencies), ``"wall"`` (elapsed time; the wall clock's only
@@ -111,10 +113,15 @@ def replay(
     live = isinstance(audio, LiveAudio)
     if live and clk.name != "wall":
         raise ValueError(f"live audio arrives in real time: use clock='wall', not {clk.name!r}")
+    whole = chunk_sec == "whole"
+    if whole and live:
+        raise ValueError("chunk_sec='whole' needs the whole audio at once; live audio arrives in chunks")
     if chunk_sec is None:
         chunk_sec = float(getattr(processor, "min_chunk_sec", 1.0) or 1.0)
-    if not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
-        raise ValueError(f"chunk_sec={chunk_sec!r} must be a positive number of seconds up to 60, e.g. 1.0")
+    if not whole and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
+        raise ValueError(
+            f"chunk_sec={chunk_sec!r} must be a positive number of seconds up to 60, e.g. 1.0, or 'whole' (one chunk)"
+        )
     if not (isinstance(start_at, (int, float)) and start_at >= 0):
         raise ValueError(f"start_at={start_at!r} must be a non-negative number of seconds")
     warmup_sec = check_warmup(warmup_sec)
@@ -135,6 +142,8 @@ def replay(
             raise ValueError(
                 f"start_at={start_at} s is at or past the end of the audio ({len(samples) / SAMPLE_RATE:.2f} s)"
             )
+    if whole:
+        chunk_sec = max((len(samples) - first) / SAMPLE_RATE, 1 / SAMPLE_RATE)
     partial_fn = getattr(processor, "partial", None) if callable(getattr(processor, "partial", None)) else None
     words_fn = getattr(processor, "last_words", None) if callable(getattr(processor, "last_words", None)) else None
     if separator is None:

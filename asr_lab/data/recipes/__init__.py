@@ -12,7 +12,9 @@ A recipe whose corpus has a fixed home sets ``DEFAULT_DIR`` (its bundled folder)
 * :mod:`~asr_lab.data.recipes.hf` — Hugging Face ``datasets``;
 * :mod:`~asr_lab.data.recipes.librivox` — Debian's pocketsphinx-testdata recordings, timed
   by synthesis alignment (``datasets/librivox``);
-* :mod:`~asr_lab.data.recipes.mini` — the synthetic mini set (``datasets/mini``).
+* :mod:`~asr_lab.data.recipes.mini` — the synthetic mini set (``datasets/mini``);
+* :mod:`~asr_lab.data.recipes.asterisk` — Debian's Asterisk prompts (24 min of one human
+  voice), built on first use from the installed packages, timed by synthesis alignment.
 
 A new corpus is one new module of that shape plus one line in :data:`RECIPES`.
 """
@@ -28,7 +30,7 @@ from typing import Any
 from asr_lab.data.dataset import MANIFEST_NAME, Dataset, DatasetError, DatasetFileNotFoundError, read_manifest
 from asr_lab.data.recipes import common_voice, hf, librispeech
 
-__all__ = ["RECIPES", "load_dataset", "recipe"]
+__all__ = ["RECIPES", "RECIPE_SETS", "load_dataset", "recipe"]
 
 RECIPES = {
     "librispeech": "asr_lab.data.recipes.librispeech",
@@ -36,8 +38,12 @@ RECIPES = {
     "hf": "asr_lab.data.recipes.hf",
     "librivox": "asr_lab.data.recipes.librivox",
     "mini": "asr_lab.data.recipes.mini",
+    "asterisk": "asr_lab.data.recipes.asterisk",
 }
 """Recipe name -> module. Register a corpus by adding its line here."""
+
+RECIPE_SETS = {"asterisk-long": "asterisk", "asterisk-short": "asterisk"}
+"""Further named sets a recipe makes (set name -> recipe name); that recipe's ``load_named`` returns them."""
 
 
 def recipe(name: str) -> ModuleType:
@@ -49,7 +55,9 @@ def recipe(name: str) -> ModuleType:
 
 
 def _named(source: str, *, name: str | None, check_audio: bool) -> Dataset:
-    module = recipe(source)
+    module = recipe(RECIPE_SETS.get(source, source))
+    if callable(getattr(module, "load_named", None)):  # a recipe that builds from the machine's packages on first use
+        return module.load_named(source)
     home = getattr(module, "DEFAULT_DIR", None)
     if home is None:
         raise DatasetError(
@@ -96,7 +104,10 @@ def load_dataset(
       dataset and is decoded when :meth:`Utterance.load_audio` is called;
     * a :class:`Dataset` (returned as is);
     * the name of a recipe in :data:`RECIPES` whose corpus has a known home (``"librivox"``,
-      ``"mini"``): its manifest there (a path of that name, when one exists, wins).
+      ``"mini"``): its manifest there (a path of that name, when one exists, wins); or one
+      that builds on first use from installed packages: ``"asterisk"``, and its sets
+      ``"asterisk-long"`` and ``"asterisk-short"`` (:data:`RECIPE_SETS`), built into
+      ``~/.cache/asr_lab/datasets/asterisk`` (:mod:`~asr_lab.data.recipes.asterisk`).
 
     ``check_audio`` checks that every audio file exists (cheap, and it fails early with
     the path instead of in the middle of a comparison); ``compute_durations`` reads file
@@ -115,7 +126,7 @@ def load_dataset(
             split=split,
             compute_durations=compute_durations,
         )
-    if isinstance(source, str) and source in RECIPES and not Path(source).exists():
+    if isinstance(source, str) and (source in RECIPES or source in RECIPE_SETS) and not Path(source).exists():
         return _named(source, name=name, check_audio=check_audio)
     if not isinstance(source, (str, os.PathLike)):
         raise DatasetError(
@@ -128,7 +139,8 @@ def load_dataset(
         raise DatasetFileNotFoundError(
             f"dataset source {os.fspath(source)!r} does not exist (absolute: {path.resolve()}); give a folder with "
             f"{MANIFEST_NAME}, a manifest .jsonl, a LibriSpeech folder or a Common Voice .tsv — the bundled "
-            f"set is 'datasets/mini' (rebuild it with `python -m asr_lab.data.build datasets/mini`)"
+            f"set is 'datasets/mini' (rebuild it with `python -m asr_lab.data.build datasets/mini`); or a set's name: "
+            f"{', '.join(sorted([*RECIPES, *RECIPE_SETS]))}"
         )
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
