@@ -93,7 +93,7 @@ _BUILTINS: dict[str, _Builtin] = {
     ),
     "remote": _Builtin(
         "asr_lab.backends.remote:RemoteLoader",
-        "a running server (asr_lab, WhisperLiveKit, Deepgram-style, whisper_streaming TCP) streamed to in real time",
+        "a running server (asr_lab, WhisperLiveKit, WhisperLive, Deepgram-style, whisper_streaming TCP) streamed to in real time",
         "server",
         ("websockets",),
     ),
