@@ -236,6 +236,7 @@ def compare(
     ordered = [_as_row(records[k], system, utt) for system, utt, _, k in order if k in records]
     env.finish()
     _warn_if_busy(env, [records[k].trace for k in (t.key for t in tasks) if k in records], clock, compute, workers)
+    _warn_if_behind(ordered, clock)
     results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
     results.from_cache = from_cache
     return results
@@ -345,6 +346,29 @@ def _init_worker(workers: int) -> None:
 
     os.environ[threads.WORKERS_ENV] = str(workers)
     threads.limit_threads(threads.default_engine_threads(workers))
+
+
+def _warn_if_behind(records, clock: str) -> None:
+    """Warn, per system, when an engine cannot keep up with the audio (its lag grows along the stream)."""
+    if clock == "unaware":
+        return
+    from asr_lab.metrics.lag import FALLS_BEHIND_SLOPE, falls_behind, lag_slope
+
+    by_system: dict = {}
+    for r in records:
+        if r.trace is not None:
+            by_system.setdefault(r.system, []).append(r.trace)
+    for system, traces in by_system.items():
+        slope = lag_slope(traces)
+        audio = sum(t.duration for t in traces)
+        rtf = sum(t.compute_sec for t in traces) / audio if audio > 0 else float("nan")
+        if falls_behind(slope, rtf):
+            warnings.warn(
+                f"{system!r} falls behind the audio: its lag grows {slope:.3f} s per second of stream (RTF "
+                f"{rtf:.2f}; keeping up means a slope near 0 and below {FALLS_BEHIND_SLOPE}), so its latency grows with "
+                f"the stream's length and a median over short utterances understates it (column falls_behind)",
+                RuntimeWarning, stacklevel=3,
+            )
 
 
 def _warn_if_busy(env, traces, clock: str, compute: str, workers: int) -> None:
