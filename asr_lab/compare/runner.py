@@ -79,6 +79,7 @@ def compare(
     policies: Optional[Mapping[str, Any]] = None,
     sweep: Optional[Mapping[str, Any]] = None,
     record_replay: bool = True,
+    profile: Any = None,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
 
@@ -97,7 +98,9 @@ def compare(
     a run that failed (raised, hung, or answered outside the contract) is never cached as ok.
     ``compute``: how a call's cost counts on the virtual clock (default ``"cpu"``: latencies
     that do not move with other programs' load; ``"wall"`` for GPU or remote engines; see
-    :mod:`asr_lab.replay.compute`). ``workers=N`` runs utterances in N processes, each
+    :mod:`asr_lab.replay.compute`; ``"profile"`` with ``profile=`` a cost profile's path: each call's
+    cost from a fitted model of its engine on a named machine, the same wherever it is recomputed,
+    :mod:`asr_lab.replay.profile`; the profile's digest is part of every cache key). ``workers=N`` runs utterances in N processes, each
     engine with usable cores / N threads (:mod:`asr_lab.threads`). The results carry an
     :class:`~asr_lab.environment.EnvironmentFingerprint`; a wall-accounted comparison on a
     busy machine warns.
@@ -123,6 +126,7 @@ def compare(
     from asr_lab.replay.compute import validate_compute
 
     compute = validate_compute(compute, make_clock(clock, speed=speed, slowdown=slowdown).name)  # validates early
+    cost_profile = _cost_profile(compute, profile)
     if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
         raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
     call_timeout_sec = check_timeout(call_timeout_sec)
@@ -138,11 +142,13 @@ def compare(
     done = _read_cache(cache_path) if cache_path else {}
 
     tasks: list[_Task] = []
+    not_started: dict[str, RunRecord] = {}
     order: list[tuple[str, str, int, str]] = []
     queued: set[str] = set()
     sources = {u.id: _audio_of(u) for u in utterances}  # a path, or the array decoded once and shared by every task
     fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
+        unable: Optional[str] = None  # a config that cannot start is checked once, here (_cannot_start)
         if not callable(config) and all(callable(getattr(config, m, None)) for m in ("init", "process_iter", "finish")):
             config = _Given(config)  # a processor instance
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
@@ -159,26 +165,38 @@ def compare(
             except ConfigError as exc:
                 raise ConfigError(f"system {system!r}: {exc}") from None
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
+            unable = _cannot_start(payload)
         engine = _identity_hash(identity)
         if callable(payload):  # this very factory: a worker process gets a fresh copy of it with every task
             engine += f":{id(payload):x}"
         # chunk_sec None: the processor's own min_chunk_sec, else the config's min_chunk_size (see step_for)
         kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown,
                       compute=compute, warmup_sec=warmup_sec)
+        run_kwargs = {**kwargs, "call_timeout_sec": call_timeout_sec}
+        if cost_profile is not None:
+            if not callable(payload):  # a missing cost model fails now, not after hours of other runs
+                _check_profile_covers(cost_profile, system, payload)
+            kwargs["profile"] = cost_profile.digest  # a run under another profile is another run
+            run_kwargs["profile"] = cost_profile
         for u in utterances:
             for r in range(repeats):
                 key = _key(identity, fingerprints[u.id], kwargs, r)
                 order.append((system, u.id, r, key))
-                if key not in done and key not in queued:
+                if unable and key not in done:  # checked once above: recorded failed, never tried, never cached
+                    not_started[key] = RunRecord(system, u.id, r, key, None, unable, _config_json(payload))
+                elif key not in done and key not in queued:
                     queued.add(key)  # the same run under another name or utterance id is run once
-                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec},
-                                       engine))
+                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, run_kwargs, engine))
 
-    records = dict(done)
-    from_cache = len(order) - len(tasks)
+    for system in dict.fromkeys(r.system for r in not_started.values()):
+        runs = [r for r in not_started.values() if r.system == system]
+        warnings.warn(f"system {system!r} cannot start, so none of its {len(runs)} runs is tried: {runs[0].error}",
+                      RuntimeWarning, stacklevel=2)
+    records = {**done, **not_started}
+    from_cache = len(order) - len(tasks) - len(not_started)
     if progress:
         print(f"compare: {from_cache} of {len(order)} runs from cache" + (f" ({cache_path})" if cache_path else ""), file=sys.stderr)
-    bar = _progress(len(order), from_cache, progress)
+    bar = _progress(len(order), from_cache + len(not_started), progress)
     env = fingerprint()
     from asr_lab.policies.record_replay import recording
 
@@ -227,9 +245,40 @@ def compare(
     ordered = [_as_row(records[k], system, utt) for system, utt, _, k in order if k in records]
     env.finish()
     _warn_if_busy(env, [records[k].trace for k in (t.key for t in tasks) if k in records], clock, compute, workers)
+    _warn_if_behind(ordered, clock)
     results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
     results.from_cache = from_cache
     return results
+
+
+def _cost_profile(compute: str, profile: Any):
+    """The :class:`~asr_lab.replay.profile.CostProfile` a ``compute="profile"`` comparison uses, else ``None``."""
+    if compute != "profile":
+        if profile is not None:
+            raise ValueError(f"profile= is used by compute='profile' only, not compute={compute!r}; pass compute='profile'")
+        return None
+    if profile is None:
+        raise ValueError("compute='profile' needs profile=: the path of a cost profile (configs/profiles/*.json, made by "
+                         "asr-lab calibrate) or a CostProfile")
+    from asr_lab.replay.profile import load_profile
+
+    return load_profile(profile)
+
+
+def _check_profile_covers(cost_profile, system: str, payload: dict) -> None:
+    """Raise ProfileError, naming ``system``, when the profile has no model for its engine configuration."""
+    from asr_lab.backends.registry import MissingDependencyError, get_loader
+    from asr_lab.core.config import ASRConfig, parse_config
+    from asr_lab.replay.profile import ProfileError, cost_identity
+
+    try:
+        loader = get_loader(payload.get("backend", ASRConfig.model_fields["backend"].default))
+    except MissingDependencyError:
+        return  # its runs fail with the missing dependency named
+    try:
+        cost_profile.engine_for(identity=cost_identity(parse_config(payload, getattr(loader, "config_class", None) or ASRConfig)))
+    except ProfileError as exc:
+        raise ProfileError(f"system {system!r}: {exc}") from None
 
 
 def clear_processor_cache() -> None:
@@ -306,6 +355,29 @@ def _init_worker(workers: int) -> None:
 
     os.environ[threads.WORKERS_ENV] = str(workers)
     threads.limit_threads(threads.default_engine_threads(workers))
+
+
+def _warn_if_behind(records, clock: str) -> None:
+    """Warn, per system, when an engine cannot keep up with the audio (its lag grows along the stream)."""
+    if clock == "unaware":
+        return
+    from asr_lab.metrics.lag import FALLS_BEHIND_SLOPE, falls_behind, lag_slope
+
+    by_system: dict = {}
+    for r in records:
+        if r.trace is not None:
+            by_system.setdefault(r.system, []).append(r.trace)
+    for system, traces in by_system.items():
+        slope = lag_slope(traces)
+        audio = sum(t.duration for t in traces)
+        rtf = sum(t.compute_sec for t in traces) / audio if audio > 0 else float("nan")
+        if falls_behind(slope, rtf):
+            warnings.warn(
+                f"{system!r} falls behind the audio: its lag grows {slope:.3f} s per second of stream (RTF "
+                f"{rtf:.2f}; keeping up means a slope near 0 and below {FALLS_BEHIND_SLOPE}), so its latency grows with "
+                f"the stream's length and a median over short utterances understates it (column falls_behind)",
+                RuntimeWarning, stacklevel=3,
+            )
 
 
 def _warn_if_busy(env, traces, clock: str, compute: str, workers: int) -> None:
@@ -413,6 +485,22 @@ def _named_configs(configs) -> dict[str, Any]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"system names must be non-empty strings, not {name!r}")
     return named
+
+
+NOT_STARTED = "not started (checked before any run): "
+"""How the error of a run that a failed up-front check kept from starting begins."""
+
+
+def _cannot_start(payload: dict) -> Optional[str]:
+    """Why no run of this config can start (the backend missing, its model absent, a policy
+    the engine cannot run...), found once without loading a model; None when it can."""
+    from asr_lab.backends.registry import check_config
+
+    try:
+        check_config(payload)
+    except Exception as exc:  # whatever a run would raise, said once instead of once per run
+        return f"{NOT_STARTED}{type(exc).__name__}: {exc}"
+    return None
 
 
 def _validated(config) -> tuple[dict, float]:
