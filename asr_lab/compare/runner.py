@@ -41,6 +41,7 @@ from asr_lab.compare.records import (
     _read_cache,
 )
 from asr_lab.compare.results import Results
+from asr_lab.compare.penalty import offline_name
 from asr_lab.replay import Trace
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, check_timeout
 
@@ -74,11 +75,12 @@ def compare(
     workers: int = 0,
     warmup_sec: float = 1.0,
     progress: bool = True,
-    normalize: Optional[Callable[[str], str]] = None,
+    normalize: Union[str, Callable[[str], str], None] = None,
     call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
     policies: Optional[Mapping[str, Any]] = None,
     sweep: Optional[Mapping[str, Any]] = None,
     record_replay: bool = True,
+    offline: bool = False,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
 
@@ -106,6 +108,11 @@ def compare(
     "alignatt": {"frame_threshold": [10, 25]}, "local-agreement": None}``, crossed with
     ``sweep`` (other fields, e.g. ``{"min_chunk_size": [0.5, 1.0]}``); systems are named
     ``"<name> <policy label>"`` (:func:`asr_lab.policies.policy_grid`). ``record_replay``: in
+    ``offline=True`` also runs every system offline on each whole utterance (named
+    ``"<name> (offline)"``; :mod:`asr_lab.compare.penalty`), for
+    :meth:`Results.streaming_penalty`. ``normalize``: the WER/CER normaliser, a name
+    (default ``"whisper-english"``; ``"basic"``, ``"whisper-basic"``, ``"none"``) or a
+    callable (:mod:`asr_lab.metrics.normalizers`). ``record_replay``: in
     this process, re-decoding policies share the engine's answers to identical requests
     (:mod:`asr_lab.policies.record_replay`; replayed calls are charged their recorded compute).
     """
@@ -165,14 +172,18 @@ def compare(
         # chunk_sec None: the processor's own min_chunk_sec, else the config's min_chunk_size (see step_for)
         kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown,
                       compute=compute, warmup_sec=warmup_sec)
-        for u in utterances:
-            for r in range(repeats):
-                key = _key(identity, fingerprints[u.id], kwargs, r)
-                order.append((system, u.id, r, key))
-                if key not in done and key not in queued:
-                    queued.add(key)  # the same run under another name or utterance id is run once
-                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, {**kwargs, "call_timeout_sec": call_timeout_sec},
-                                       engine))
+        runs = [(system, kwargs)]
+        if offline:  # the same engine on each whole utterance, computation-unaware: the streaming penalty's baseline
+            runs.append((offline_name(system), dict(kwargs, clock="unaware", chunk_sec="whole", speed=1.0, slowdown=1.0)))
+        for name, run_kwargs in runs:
+            for u in utterances:
+                for r in range(repeats):
+                    key = _key(identity, fingerprints[u.id], run_kwargs, r)
+                    order.append((name, u.id, r, key))
+                    if key not in done and key not in queued:
+                        queued.add(key)  # the same run under another name or utterance id is run once
+                        tasks.append(_Task(name, payload, u.id, sources[u.id], r, key,
+                                           {**run_kwargs, "call_timeout_sec": call_timeout_sec}, engine))
 
     records = dict(done)
     from_cache = len(order) - len(tasks)
@@ -262,7 +273,9 @@ def run_task(task: _Task) -> RunRecord:
                 else:
                     _PROCESSORS[cache_key] = load_processor(task.config)
         processor, meta = _PROCESSORS[cache_key]
-        kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), kwargs.pop("fallback_chunk_sec", None))
+        fallback = kwargs.pop("fallback_chunk_sec", None)
+        if kwargs.get("chunk_sec") != "whole":  # "whole": an offline twin, the whole audio in one chunk
+            kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), fallback)
         from asr_lab.policies.record_replay import active_store
 
         store = active_store()
