@@ -105,8 +105,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="worker processes, each engine with usable cores / N threads (0: run in this process)")
     m.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or 'local')")
     m.add_argument("--limit", type=_whole(1), default=None, help="only the first N utterances (N >= 1)")
-    m.add_argument("--offline", action="store_true",
-                   help="also run each system offline on each whole utterance: the streaming penalty table in summary.md")
+    m.add_argument("--streaming-penalty", dest="streaming_penalty", action="store_true",
+                   help="also run each system offline on each whole utterance: streaming − offline WER with its "
+                        "paired bootstrap in summary.md")
     m.add_argument("--normalizer", default=None, choices=("whisper-english", "whisper-basic", "basic", "none"),
                    help="text normaliser for WER/CER (default: whisper-english, Whisper's English normaliser)")
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
@@ -472,7 +473,7 @@ def _compare(args) -> int:
         results = compare(
             systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
             repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
-            workers=0 if args.dask else args.workers, offline=args.offline, normalize=args.normalizer,
+            workers=0 if args.dask else args.workers, offline=args.streaming_penalty, normalize=args.normalizer,
         )
     finally:
         closer()
@@ -491,7 +492,7 @@ def _compare(args) -> int:
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(results.table())
-        if args.offline:
+        if args.streaming_penalty:
             print(results.streaming_penalty())
     print(f"# WER normaliser: {results.normalizer}", file=sys.stderr)
     names = ", ".join(f.name for f in figures)

@@ -1,6 +1,6 @@
 """The streaming penalty: what streaming costs in accuracy, apart from the model.
 
-With ``compare(..., offline=True)`` (``asr-lab compare --offline``) every system ``S`` is
+With ``compare(..., offline=True)`` (``asr-lab compare --streaming-penalty``) every system ``S`` is
 also run offline on each whole utterance: the same configuration, the whole audio fed as
 one chunk, one ``process_iter()`` and ``finish()``, on the computation-unaware clock
 (:func:`asr_lab.replay.replay` with ``chunk_sec="whole"``), named ``"S (offline)"``. The
@@ -54,6 +54,6 @@ def streaming_penalty(results: Any, metric: str = "wer", *, resamples: int = 100
     if not rows:
         raise ValueError(
             f"no system has an offline run (systems: {', '.join(results.systems)}); run compare(..., offline=True) "
-            f"or `asr-lab compare --offline`"
+            f"or `asr-lab compare --streaming-penalty`"
         )
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("system")
