@@ -113,14 +113,33 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
     m.set_defaults(run=_compare)
 
+    k = sub.add_parser("calibrate", help="measure engines on this machine and write its cost profile (for --compute profile)")
+    k.add_argument("--dataset", required=True, help="dataset folder or manifest to measure on (e.g. datasets/librivox)")
+    k.add_argument("--backend", action="append", default=[], help="a backend to calibrate, with its defaults (repeatable)")
+    k.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="JSON file: one config, or {name: config, ...} (repeatable)")
+    k.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[], help="override a field in every config")
+    _add_whisper_streaming_options(k)
+    k.add_argument("--machine", default=None, help="the machine's name in the profile (default: the host name)")
+    k.add_argument("--compute", choices=("cpu", "process", "wall"), default="cpu",
+                   help="the measure fitted: cpu (default: process CPU time, elapsed for engines that wait) or wall")
+    k.add_argument("--repeats", type=_whole(1), default=1, help="measure everything N times")
+    k.add_argument("--limit", type=_whole(1), default=None, help="only the first N utterances (N >= 1)")
+    k.add_argument("--out", required=True, help="profile file to write, e.g. configs/profiles/NAME.json")
+    k.set_defaults(run=_calibrate)
+
     v = sub.add_parser("serve", help="serve engines over HTTP + WebSocket (POST /load_model, WS /asr, a page at /)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; 0.0.0.0 exposes it)")
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--max-connections", type=int, default=16, help="concurrent streams; more are refused with close code 1013 (default: 16)")
     v.add_argument(
-        "--max-pending-sec", type=float, default=10.0,
-        help="seconds of audio a stream may queue for its engine before new chunks are dropped, counted and reported "
-             "to the client (an 'overload' event; new streams are refused meanwhile). This bounds the lag (default: 10)",
+        "--max-pending-sec", type=float, default=30.0,
+        help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
+    )
+    v.add_argument(
+        "--max-lag-sec", type=float, default=10.0,
+        help="an engine this many seconds behind real time has new chunks dropped, counted and reported to the client "
+             "(an 'overload' event; new streams are refused meanwhile): this bounds the lag (default: 10)",
     )
     v.add_argument("--token", nargs="?", const="auto", default=None,
                    help="require this token on every request (no value: a random one, printed in the URL)")
@@ -250,9 +269,12 @@ def _add_clock_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-sec", type=_seconds, default=None, metavar="SEC",
                    help="seconds of new audio per step, in (0, 60] (default: the engine's own min chunk)")
     p.add_argument("--speed", type=_positive, default=1.0, help="stream seconds per wall second (> 0)")
-    p.add_argument("--compute", choices=("wall", "cpu", "thread", "process"), default=None,
-                   help="what a call costs on the virtual clock: cpu (default; reproduces on a busy machine) or wall "
-                   "(elapsed; for GPU or remote engines)")
+    p.add_argument("--compute", choices=("wall", "cpu", "thread", "process", "profile"), default=None,
+                   help="what a call costs on the virtual clock: cpu (default; reproduces on a busy machine), wall "
+                   "(elapsed; for GPU or remote engines) or profile (a machine's fitted cost model, --profile; the "
+                   "same numbers wherever they are recomputed)")
+    p.add_argument("--profile", metavar="FILE", default=None,
+                   help="cost profile for --compute profile (configs/profiles/*.json; made by asr-lab calibrate)")
 
 
 def _seconds(text: str) -> float:
@@ -426,7 +448,7 @@ def _replay(args) -> int:
         print(f"{e.emitted_at:8.2f} {e.start:7.2f} {e.end:7.2f}  {e.text.strip()}", flush=True)
 
     trace = replay(
-        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed, compute=args.compute,
+        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed, compute=args.compute, profile=args.profile,
         separator=meta.get("separator"), on_emission=show, meta={"backend": meta["backend"], "source": args.audio},
     )
     if args.trace:
@@ -473,7 +495,11 @@ def _compare(args) -> int:
         results = compare(
             systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
             repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
+<<<<<<< HEAD
             workers=0 if args.dask else args.workers, offline=args.streaming_penalty, normalize=args.normalizer,
+=======
+            workers=0 if args.dask else args.workers, profile=args.profile,
+>>>>>>> main
         )
     finally:
         closer()
@@ -498,6 +524,26 @@ def _compare(args) -> int:
     names = ", ".join(f.name for f in figures)
     print(f"# wrote {out}/summary.md, summary.csv, utterances.csv, traces/" + (f", {names}" if names else ""), file=sys.stderr)
     return 1 if results.failures else 0
+
+
+def _calibrate(args) -> int:
+    from asr_lab.data import load_dataset
+    from asr_lab.replay.calibrate import calibrate
+
+    systems = compare_configs(args)
+    dataset = load_dataset(args.dataset)
+    utterances = list(dataset)[: args.limit] if args.limit is not None else list(dataset)
+    _check_output_file(args.out, "--out")
+    command = "asr-lab calibrate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
+    profile = calibrate(systems, utterances, machine=args.machine, compute=args.compute, repeats=args.repeats,
+                        out=args.out, command=command)
+    print(f"# cost profile {profile.name!r} ({profile.digest}) written to {args.out}; measured {profile.measure}", file=sys.stderr)
+    for e in profile.engines.values():
+        f = e.fit
+        coef = ", ".join(f"{k} {v:.4g}" for k, v in e.coefficients.items())
+        print(f"{e.system}: {f['steps']} steps, R² {f['r2']}, median step error {f['median_rel_error']}, "
+              f"predicted/measured total {f['total_ratio']}; seconds per unit: {coef}")
+    return 0
 
 
 def _executor(args):
@@ -556,6 +602,8 @@ def _dataset_command(args, build, mini) -> None:
 def _serve(args) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not a TCP port; give a number from 1 to 65535, e.g. --port 8000")
+    if not args.max_lag_sec > 0:
+        raise ValueError(f"--max-lag-sec {args.max_lag_sec}: give a positive number of seconds, e.g. 10")
     if args.max_connections < 1 or not args.max_pending_sec > 0:
         raise ValueError(
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
@@ -584,6 +632,7 @@ def _serve(args) -> int:
     config = engine_config(args)
     settings = ServerSettings(
         max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
+        max_lag_sec=args.max_lag_sec,
         allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
         engine_processes=args.engine_processes, tcp_port=args.tcp_port, tcp_host=args.host,
     )

@@ -145,3 +145,22 @@ def test_a_package_named_after_its_function_is_both(name):
     assert inspect.signature(package) == inspect.signature(function)
     submodule = {"asr_lab.compare": "results", "asr_lab.replay": "trace"}[name]
     assert getattr(package, submodule) is importlib.import_module(f"{name}.{submodule}")
+
+
+def test_calling_a_package_adds_no_frame_so_warnings_point_at_the_caller(monkeypatch):
+    import sys
+    import types
+    import warnings
+
+    from asr_lab.core.lazy import callable_package
+
+    def noisy():
+        warnings.warn("from the function", RuntimeWarning, stacklevel=2)  # points at whoever called it
+        return 7
+
+    monkeypatch.setitem(sys.modules, "standin_package", types.ModuleType("standin_package"))
+    callable_package("standin_package", noisy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert sys.modules["standin_package"]() == 7
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]

@@ -81,3 +81,12 @@ def test_pocketsphinx_la_keeps_the_reference_policy_settings():
     assert policy_settings(PocketSphinxLAConfig()) == policy_settings(ASRConfig())
     assert policy_settings(PocketSphinxLAConfig(reference_mode=False)) == policy_settings(PolicyConfig(backend="pocketsphinx-la"))
     assert policy_settings(PocketSphinxLAConfig(ghost_filter=True))["ghost_filter"] is True
+
+
+def test_the_librivox_script_takes_one_folder_and_no_options(tmp_path, monkeypatch, capsys):
+    from asr_lab.data.recipes import librivox
+
+    monkeypatch.chdir(tmp_path)
+    assert librivox.main(["--help"]) == 0 and "usage: python -m asr_lab.data.recipes.librivox" in capsys.readouterr().err
+    assert librivox.main(["a", "b"]) == 2 and "got ['a', 'b']" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing built into a folder named after an option

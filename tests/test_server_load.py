@@ -141,13 +141,29 @@ def test_concurrent_loads_run_one_at_a_time_and_identical_ones_are_shared(live_s
         assert start >= end, f"two loads overlapped: {loads}"
 
 
+def test_live_audio_drops_while_the_engine_is_behind_real_time_and_counts_drops_as_skipped():
+    from asr_lab.replay import LiveAudio
+
+    live = LiveAudio(max_pending_sec=30, max_behind_sec=1.0)
+    assert live.push(np.zeros(1600, dtype=np.float32))
+    live.first_arrival -= 5.0  # as if the first chunk came 5 s ago and the engine has finished nothing
+    assert live.behind_sec() > 4.0
+    assert not live.push(np.zeros(1600, dtype=np.float32)) and live.dropped_chunks == 1
+    live.read()  # the engine takes what was queued (0.1 s) ...
+    live.read()  # ... and has finished it when it comes back
+    # still behind: stream time ~5.1 s, finished 0.1 s + dropped 0.1 s
+    assert live.behind_sec() > 4.0 and not live.push(np.zeros(1600, dtype=np.float32))
+    with pytest.raises(ValueError, match="max_behind_sec=0"):
+        LiveAudio(max_behind_sec=0)
+
+
 def _pcm(seconds: float) -> bytes:
     return np.zeros(int(seconds * SR), dtype="<i2").tobytes()
 
 
 @pytest.mark.parametrize("engine_processes", [0, 1])
 def test_a_stream_whose_engine_falls_behind_sheds_audio_visibly_and_new_streams_wait(engine_processes):
-    settings = ServerSettings(engine_processes=engine_processes, max_pending_sec=0.3, allowed_hosts=("testserver",))
+    settings = ServerSettings(engine_processes=engine_processes, max_lag_sec=0.5, allowed_hosts=("testserver",))
     c = TestClient(create_app(settings=settings))
     # every call takes 1.5 s, for 0.1 s steps: the engine falls behind real time at once
     assert c.post("/load_model", json={"backend": "load-log", "call_sec": 1.5, "min_chunk_size": 0.1}).status_code == 200
@@ -162,7 +178,7 @@ def test_a_stream_whose_engine_falls_behind_sheds_audio_visibly_and_new_streams_
         events.append(ws.receive_json())
         assert events[0]["type"] == "overload" and events[0]["code"] == "engine_behind"
         assert events[0]["dropped_chunks"] >= 1 and "behind real time" in events[0]["message"]
-        assert events[0]["max_pending_sec"] == 0.3
+        assert events[0]["max_lag_sec"] == 0.5 and events[0]["behind_sec"] > 0.5 and "behind real time" in events[0]["message"]
         # while it sheds, a new stream is refused (try again later), not slowed down with it
         with c.websocket_connect("/asr") as other:
             refused = other.receive_json()

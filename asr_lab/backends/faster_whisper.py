@@ -181,7 +181,8 @@ class FasterWhisperASR:
         result = list(segments)
         self.last_info = info
         self.calls.record(
-            started, len(audio) / 16000, [s.temperature for s in result], self.options.get("temperature", 0.0)
+            started, len(audio) / 16000, [s.temperature for s in result], self.options.get("temperature", 0.0),
+            tokens=sum(len(s.tokens) for s in result),
         )
         return result
 

@@ -212,6 +212,7 @@ class MLXWhisperASR(OpenAIResultWords):
                 len(audio) / 16000,
                 [s.get("temperature", 0.0) for s in segments],
                 list(schedule) if isinstance(schedule, tuple) else schedule,
+                tokens=sum(len(s.get("tokens", ())) for s in segments),
             )
         return segments
 

@@ -93,7 +93,7 @@ _BUILTINS: dict[str, _Builtin] = {
     ),
     "remote": _Builtin(
         "asr_lab.backends.remote:RemoteLoader",
-        "a running server (asr_lab, WhisperLiveKit, Deepgram-style, whisper_streaming TCP) streamed to in real time",
+        "a running server (asr_lab, WhisperLiveKit, WhisperLive, Deepgram-style, whisper_streaming TCP) streamed to in real time",
         "server",
         ("websockets",),
     ),
@@ -275,6 +275,13 @@ def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any)
     meta.setdefault("separator", getattr(getattr(processor, "asr", None), "sep", " "))
     meta.setdefault("backend", backend)
     meta.setdefault("config", cfg.model_dump())
+    if getattr(processor, "cost_identity", None) is None:
+        from asr_lab.replay.profile import cost_identity
+
+        try:  # what a cost profile matches the processor by (asr_lab.replay.profile)
+            processor.cost_identity = cost_identity(cfg)
+        except (AttributeError, TypeError):  # a processor with __slots__: it can still declare one itself
+            pass
     return processor, meta
 
 

@@ -2,7 +2,8 @@
 
 ``{"backend": "remote", "url": "ws://127.0.0.1:8000/asr", "protocol": "asr_lab"}`` makes an
 :class:`~asr_lab.ASRProcessor` whose engine is a deployment — asr_lab's own server, a
-WhisperLiveKit server, a Deepgram-compatible endpoint or a whisper_streaming TCP server — so
+WhisperLiveKit or WhisperLive server, a Deepgram-compatible endpoint or a whisper_streaming
+TCP server — so
 :func:`asr_lab.compare` and the CLI score it with the same WER, latency and stability metrics
 as an in-process engine, on the same audio.
 
@@ -15,8 +16,9 @@ How it runs
   unconfirmed text; ``finish()`` says "no more audio", waits up to ``answer_timeout_sec``
   for the server's last answer and returns the rest.
 * What counts as committed is the protocol's own word: asr_lab ``segment`` events;
-  WhisperLiveKit ``lines`` (its ``buffer_transcription`` is partial); Deepgram ``Results``
-  with ``is_final`` (interim ones are partial); every whisper_streaming line.
+  WhisperLiveKit ``lines`` (its ``buffer_transcription`` is partial); WhisperLive segments
+  with ``completed: true`` (the others are partial); Deepgram ``Results`` with ``is_final``
+  (interim ones are partial); every whisper_streaming line.
 * The audio must reach the server in real time, as a microphone's would: run it on the
   wall clock (``clock="wall"``, ``--clock wall``). On the virtual or unaware clocks the
   audio would arrive faster than it plays and the server's latencies would mean nothing,
@@ -49,7 +51,7 @@ from asr_lab.core.protocols import SAMPLE_RATE
 
 __all__ = ["RemoteConfig", "RemoteError", "RemoteLoader", "RemoteProcessor", "PROTOCOLS"]
 
-PROTOCOLS = ("asr_lab", "whisperlivekit", "deepgram", "tcp")
+PROTOCOLS = ("asr_lab", "whisperlivekit", "whisperlive", "deepgram", "tcp")
 REALTIME_SLACK_SEC = 0.5  # audio may run this far (plus one chunk) ahead of real time before the clock is refused
 
 
@@ -62,13 +64,16 @@ class RemoteConfig(ASRConfig):
 
     backend: str = "remote"
     url: str = Field(description="ws://host:port/path for the WebSocket protocols, tcp://host:port for whisper_streaming's")
-    protocol: Literal["asr_lab", "whisperlivekit", "deepgram", "tcp"] = Field(
-        default="asr_lab", description="the server's protocol (see asr_lab.web.protocols)")
+    protocol: Literal["asr_lab", "whisperlivekit", "whisperlive", "deepgram", "tcp"] = Field(
+        default="asr_lab", description="the server's protocol (see asr_lab.web.protocols; whisperlive: Collabora's WhisperLive)")
     token: Optional[str] = Field(default=None, description="sent as Authorization (Bearer; Token for deepgram)")
     min_chunk_size: float = Field(default=0.25, gt=0, le=5, description="seconds of audio per message sent")
     connect_timeout_sec: float = Field(default=10.0, gt=0, le=300)
     answer_timeout_sec: float = Field(default=60.0, gt=0, le=590,
                                       description="longest wait for the server's last answer after the end of audio")
+    quiet_sec: float = Field(default=15.0, gt=0, le=120,
+                             description="whisperlive: after the audio, end the stream once the server has been silent "
+                                         "this long (15 s, as WhisperLive's own client), since it stops at END_OF_AUDIO")
 
 
 class _Answers:
@@ -160,8 +165,15 @@ class _WebSocketClient(_Client):
                 self.answers.fail(f"the connection to {self.cfg.url} broke: {type(exc).__name__}: {exc}")
             return
         if not self.answers.done.is_set():
+            if self.closed_is_done():
+                self.answers.done.set()
+                return
             code = getattr(self.ws, "close_code", None)
             self.answers.fail(f"{self.cfg.url} closed the stream (code {code}) before its last answer")
+
+    def closed_is_done(self) -> bool:
+        """Whether a normal close, now, is the protocol's end of answers (not a fault)."""
+        return False
 
     def on_message(self, msg: dict) -> None:
         raise NotImplementedError
@@ -279,6 +291,78 @@ class _DeepgramClient(_WebSocketClient):
         self.ws.send(json.dumps({"type": "CloseStream"}))
 
 
+class _WhisperLiveClient(_WebSocketClient):
+    """Collabora's WhisperLive (``whisper_live.server``, facts from 0.10.0): the client sends
+    its options as JSON (``uid``, ``language``, ``task``, ``model``, ``use_vad``,
+    ``audio_format``), waits for ``{"message": "SERVER_READY"}``, sends audio frames and
+    ``b"END_OF_AUDIO"``; the server answers ``{"uid", "segments": [{"start", "end", "text",
+    "completed"}]}`` carrying its last few segments each time (so completed ones repeat:
+    each is recorded once, by its start), and closes the connection when done. A segment
+    still not completed when the server closes is what its user saw last: it is recorded
+    then, and counted (``uncompleted_at_end``). The server stops transcribing at
+    ``END_OF_AUDIO``, so, as WhisperLive's own client does (``wait_before_disconnect``),
+    it is sent only once the server has been silent for ``quiet_sec`` (counted from the end
+    of the audio at the earliest); that wait is part of the finish delay it is scored with."""
+
+    def handshake(self) -> None:
+        import uuid
+
+        self.last_end, self.pending, self.ended, self.uncompleted_at_end = -1.0, None, False, 0
+        self.last_answer = time.perf_counter()
+        lan = getattr(self.cfg, "lan", None)
+        self.ws.send(json.dumps({"uid": str(uuid.uuid4()), "language": None if lan in (None, "auto") else lan,
+                                 "task": "transcribe", "model": self.cfg.model or "tiny.en", "use_vad": False,
+                                 "audio_format": "int16", "send_last_n_segments": 10}))
+        while True:
+            msg = self.recv_json(self.cfg.connect_timeout_sec)
+            if msg.get("message") == "SERVER_READY":
+                return
+            if msg.get("status") in ("WAIT", "ERROR", "WARNING"):
+                if msg.get("status") == "WARNING":
+                    continue
+                raise RemoteError(f"{self.cfg.url} refused the stream: {msg.get('status')} {msg.get('message')}")
+
+    def on_message(self, msg: dict) -> None:
+        self.last_answer = time.perf_counter()
+        if msg.get("message") == "DISCONNECT":
+            self._flush()
+            self.answers.done.set()
+            return
+        if msg.get("status") == "ERROR":
+            self.answers.fail(f"{self.cfg.url} reported: {msg.get('message')}")
+            return
+        self.pending = None
+        for seg in msg.get("segments", []):
+            start, end, text = float(seg["start"]), float(seg["end"]), str(seg.get("text", "")).strip()
+            if seg.get("completed"):
+                if start >= self.last_end + 1e-6 and text:
+                    self.answers.commit(start, end, text)
+                    self.last_end = start
+            elif start >= self.last_end + 1e-6:
+                self.pending = (start, end, text)
+        self.answers.partial = self.pending if self.pending and self.pending[2] else None
+
+    def _flush(self) -> None:
+        if self.pending and self.pending[2]:
+            self.uncompleted_at_end += 1
+            self.answers.commit(*self.pending)
+            self.pending = None
+
+    def closed_is_done(self) -> bool:
+        if self.ended:
+            self._flush()
+        return self.ended
+
+    def end(self) -> None:
+        now = time.perf_counter()
+        audio_end, deadline = now, now + self.cfg.answer_timeout_sec
+        while time.perf_counter() - max(self.last_answer, audio_end) < self.cfg.quiet_sec \
+                and time.perf_counter() < deadline and not self.answers.done.is_set():
+            time.sleep(0.05)
+        self.ended = True
+        self.ws.send(b"END_OF_AUDIO")
+
+
 class _TcpClient(_Client):
     """whisper_streaming: raw int16 out, ``beg_ms end_ms text`` lines in; EOF ends the answers."""
 
@@ -327,7 +411,8 @@ class _TcpClient(_Client):
         self.sock.close()
 
 
-_CLIENTS = {"asr_lab": _AsrLabClient, "whisperlivekit": _WhisperLiveKitClient, "deepgram": _DeepgramClient, "tcp": _TcpClient}
+_CLIENTS = {"asr_lab": _AsrLabClient, "whisperlivekit": _WhisperLiveKitClient, "whisperlive": _WhisperLiveClient,
+            "deepgram": _DeepgramClient, "tcp": _TcpClient}
 
 
 class RemoteProcessor:
@@ -414,7 +499,7 @@ class RemoteLoader:
     """``{"backend": "remote", "url": ..., "protocol": ...}`` → a :class:`RemoteProcessor`."""
 
     config_class = RemoteConfig
-    description = "a running server (asr_lab, WhisperLiveKit, Deepgram-style, whisper_streaming TCP) streamed to in real time"
+    description = "a running server (asr_lab, WhisperLiveKit, WhisperLive, Deepgram-style, whisper_streaming TCP) streamed to in real time"
 
     def load(self, config: Any) -> tuple[RemoteProcessor, dict]:
         cfg = parse_config(config, RemoteConfig)

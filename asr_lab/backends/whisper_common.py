@@ -206,13 +206,16 @@ class CallLog:
     def start(self) -> float:
         return time.perf_counter()
 
-    def record(self, started: float, audio_sec: float, temperatures: list[float], schedule: Union[float, list[float]]) -> dict:
+    def record(self, started: float, audio_sec: float, temperatures: list[float], schedule: Union[float, list[float]],
+               tokens: Optional[int] = None) -> dict:
         call = {
             "seconds": round(time.perf_counter() - started, 4),
             "audio_sec": round(audio_sec, 3),
             "temperatures": [round(float(t), 2) for t in temperatures],
             "fallbacks": fallbacks(temperatures, schedule),
         }
+        if tokens is not None:  # decoded tokens: a cost profile weighs them (asr_lab.replay.profile)
+            call["tokens"] = int(tokens)
         self._pending.append(call)
         self.total_calls += 1
         self.total_fallbacks += call["fallbacks"]

@@ -167,7 +167,9 @@ class WorkerPool:
                     result = future.result()
                 except BrokenProcessPool:
                     self._yielded.add(future)
-                    codes = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                    mark = Path(self._marks) / _mark_name(key(item))
+                    codes = _exit_codes(_culprit(procs, mark))
+                    mark.unlink(missing_ok=True)
                     yield item, None, WorkerDied(_died_message(codes))
                     self._discard()
                     self.rebuilt += 1
@@ -202,7 +204,7 @@ class WorkerPool:
                     self._yielded.add(future)
                     yield item, result, None
             if broken:
-                running = {p.name for p in Path(self._marks).iterdir()}
+                running = {p.name for p in Path(self._marks).iterdir()} & {_mark_name(key(self._futures[f])) for f in waiting}
                 if not running and not any(f in self._yielded for f in self._futures):
                     # the workers die before they start any task (their set-up fails): nothing to retry
                     codes = [p.exitcode for p in self._processes() if p.exitcode not in (None, 0)]
@@ -239,6 +241,27 @@ class WorkerPool:
                 out.append((item, None, exc))
             self._yielded.add(future)
         return out
+
+
+def _culprit(procs: list, mark: Path) -> list:
+    """The process whose mark names it (the one that ran the task), else all of ``procs``: the
+    executor terminates the others when one dies, and their SIGTERM says nothing of the task."""
+    try:
+        pid = int(mark.read_text())
+    except (OSError, ValueError):
+        return procs
+    return [p for p in procs if p.pid == pid] or procs
+
+
+def _exit_codes(procs: list, wait_sec: float = 3.0) -> list:
+    """Non-zero exit codes of ``procs``; waits briefly, because the executor's own thread may be
+    reaping the dead process at this moment (its code is then not readable yet)."""
+    deadline = time.monotonic() + wait_sec
+    while True:
+        codes = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+        if codes or time.monotonic() > deadline:
+            return codes
+        time.sleep(0.05)
 
 
 def _died_message(codes: list, before_start: bool = False) -> str:

@@ -80,6 +80,7 @@ def compare(
     policies: Optional[Mapping[str, Any]] = None,
     sweep: Optional[Mapping[str, Any]] = None,
     record_replay: bool = True,
+    profile: Any = None,
     offline: bool = False,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
@@ -99,7 +100,9 @@ def compare(
     a run that failed (raised, hung, or answered outside the contract) is never cached as ok.
     ``compute``: how a call's cost counts on the virtual clock (default ``"cpu"``: latencies
     that do not move with other programs' load; ``"wall"`` for GPU or remote engines; see
-    :mod:`asr_lab.replay.compute`). ``workers=N`` runs utterances in N processes, each
+    :mod:`asr_lab.replay.compute`; ``"profile"`` with ``profile=`` a cost profile's path: each call's
+    cost from a fitted model of its engine on a named machine, the same wherever it is recomputed,
+    :mod:`asr_lab.replay.profile`; the profile's digest is part of every cache key). ``workers=N`` runs utterances in N processes, each
     engine with usable cores / N threads (:mod:`asr_lab.threads`). The results carry an
     :class:`~asr_lab.environment.EnvironmentFingerprint`; a wall-accounted comparison on a
     busy machine warns.
@@ -130,6 +133,7 @@ def compare(
     from asr_lab.replay.compute import validate_compute
 
     compute = validate_compute(compute, make_clock(clock, speed=speed, slowdown=slowdown).name)  # validates early
+    cost_profile = _cost_profile(compute, profile)
     if chunk_sec is not None and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
         raise ValueError(f"chunk_sec={chunk_sec!r}: give seconds of new audio per step in (0, 60], e.g. 0.5, or None for each system's own")
     call_timeout_sec = check_timeout(call_timeout_sec)
@@ -172,18 +176,27 @@ def compare(
         # chunk_sec None: the processor's own min_chunk_sec, else the config's min_chunk_size (see step_for)
         kwargs = dict(clock=clock, chunk_sec=chunk_sec, fallback_chunk_sec=own_step, speed=speed, slowdown=slowdown,
                       compute=compute, warmup_sec=warmup_sec)
-        runs = [(system, kwargs)]
+        run_kwargs = {**kwargs, "call_timeout_sec": call_timeout_sec}
+        if cost_profile is not None:
+            if not callable(payload):  # a missing cost model fails now, not after hours of other runs
+                _check_profile_covers(cost_profile, system, payload)
+            kwargs["profile"] = cost_profile.digest  # a run under another profile is another run
+            run_kwargs["profile"] = cost_profile
+        runs = [(system, kwargs, run_kwargs)]
         if offline:  # the same engine on each whole utterance, computation-unaware: the streaming penalty's baseline
-            runs.append((offline_name(system), dict(kwargs, clock="unaware", chunk_sec="whole", speed=1.0, slowdown=1.0)))
-        for name, run_kwargs in runs:
+            whole = dict(clock="unaware", chunk_sec="whole", speed=1.0, slowdown=1.0)
+            off = {k: v for k, v in kwargs.items() if k != "profile"} | whole
+            if off.get("compute") == "profile":  # the unaware clock counts no cost: no profile to apply
+                off["compute"] = None
+            runs.append((offline_name(system), off, {**off, "call_timeout_sec": call_timeout_sec}))
+        for name, key_kwargs, task_kwargs in runs:
             for u in utterances:
                 for r in range(repeats):
-                    key = _key(identity, fingerprints[u.id], run_kwargs, r)
+                    key = _key(identity, fingerprints[u.id], key_kwargs, r)
                     order.append((name, u.id, r, key))
                     if key not in done and key not in queued:
                         queued.add(key)  # the same run under another name or utterance id is run once
-                        tasks.append(_Task(name, payload, u.id, sources[u.id], r, key,
-                                           {**run_kwargs, "call_timeout_sec": call_timeout_sec}, engine))
+                        tasks.append(_Task(name, payload, u.id, sources[u.id], r, key, task_kwargs, engine))
 
     records = dict(done)
     from_cache = len(order) - len(tasks)
@@ -241,6 +254,36 @@ def compare(
     results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
     results.from_cache = from_cache
     return results
+
+
+def _cost_profile(compute: str, profile: Any):
+    """The :class:`~asr_lab.replay.profile.CostProfile` a ``compute="profile"`` comparison uses, else ``None``."""
+    if compute != "profile":
+        if profile is not None:
+            raise ValueError(f"profile= is used by compute='profile' only, not compute={compute!r}; pass compute='profile'")
+        return None
+    if profile is None:
+        raise ValueError("compute='profile' needs profile=: the path of a cost profile (configs/profiles/*.json, made by "
+                         "asr-lab calibrate) or a CostProfile")
+    from asr_lab.replay.profile import load_profile
+
+    return load_profile(profile)
+
+
+def _check_profile_covers(cost_profile, system: str, payload: dict) -> None:
+    """Raise ProfileError, naming ``system``, when the profile has no model for its engine configuration."""
+    from asr_lab.backends.registry import MissingDependencyError, get_loader
+    from asr_lab.core.config import ASRConfig, parse_config
+    from asr_lab.replay.profile import ProfileError, cost_identity
+
+    try:
+        loader = get_loader(payload.get("backend", ASRConfig.model_fields["backend"].default))
+    except MissingDependencyError:
+        return  # its runs fail with the missing dependency named
+    try:
+        cost_profile.engine_for(identity=cost_identity(parse_config(payload, getattr(loader, "config_class", None) or ASRConfig)))
+    except ProfileError as exc:
+        raise ProfileError(f"system {system!r}: {exc}") from None
 
 
 def clear_processor_cache() -> None:

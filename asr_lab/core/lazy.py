@@ -54,13 +54,6 @@ def lazy_exports(
     return __getattr__, __dir__
 
 
-class _CallablePackage(types.ModuleType):
-    """A package that is also its main function: ``package(...)`` calls ``package.__wrapped__``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__wrapped__(*args, **kwargs)
-
-
 def callable_package(name: str, function: Callable[..., Any]) -> None:
     """Make the already-imported package ``name`` callable as ``function``.
 
@@ -70,7 +63,11 @@ def callable_package(name: str, function: Callable[..., Any]) -> None:
     it, ``asr_lab.compare(...)`` runs the comparison, ``asr_lab.compare.results`` is the
     module and ``from asr_lab.compare import compare`` is the function itself.
     ``inspect.signature`` and ``help`` follow ``__wrapped__`` to the function.
+
+    The package's class gets ``function`` itself as ``__call__`` (a staticmethod), so a call
+    adds no frame of its own: warnings the function raises with a ``stacklevel`` still point
+    at the caller's line.
     """
     module = sys.modules[name]
-    module.__class__ = _CallablePackage
+    module.__class__ = type(f"CallablePackage[{name}]", (types.ModuleType,), {"__call__": staticmethod(function)})
     module.__wrapped__ = function

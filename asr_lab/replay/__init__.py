@@ -9,16 +9,19 @@ from asr_lab.replay.deadline import CallTimeoutError
 from asr_lab.replay.retime import RetimeError, retime, retime_results
 from asr_lab.replay.trace import Emission, PartialSnapshot, ReplayError, Step, Trace, TraceFileError
 from asr_lab.replay.validate import InvalidOutputError
+from asr_lab.replay.profile import CostProfile, ProfileError, load_profile
 
 __all__ = [
     "CLOCKS",
     "COMPUTE",
     "CallTimeoutError",
+    "CostProfile",
     "Clock",
     "Emission",
     "InvalidOutputError",
     "LiveAudio",
     "PartialSnapshot",
+    "ProfileError",
     "ReplayError",
     "RetimeError",
     "Step",
@@ -27,6 +30,7 @@ __all__ = [
     "UnawareClock",
     "VirtualClock",
     "WallClock",
+    "load_profile",
     "make_clock",
     "replay",
     "retime",

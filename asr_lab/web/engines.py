@@ -65,36 +65,42 @@ class EngineProcessError(RuntimeError):
 class Shedder:
     """Feeds a stream's :class:`LiveAudio` and makes its load shedding visible.
 
-    When the engine falls behind real time, the audio waiting for it grows; beyond
-    ``live.max_pending_sec`` new chunks are dropped (by LiveAudio, counted), which bounds a
-    stream's lag instead of letting it grow without end. Each drop is also *reported*: an
-    ``overload`` event goes to the client at the first drop and again whenever another
-    ``report_every_sec`` of audio has been dropped (so a stream that keeps shedding gets one
-    message per second of lost audio, not one per chunk), with the totals, the reason and
-    the limit. The server also refuses new streams while one is shedding (see
-    :mod:`asr_lab.web.server`)."""
+    When the engine falls behind real time, LiveAudio drops new chunks (counted): beyond
+    ``max_behind_sec`` of lag (the server's ``max_lag_sec``), or beyond ``max_pending_sec``
+    of queued audio (a client sending faster than real time). That bounds a stream's lag
+    instead of letting it grow without end. Each drop is also *reported*: an ``overload``
+    event goes to the client at the first drop and again whenever another
+    ``report_every_sec`` of audio has been dropped (one message per second of lost audio,
+    not one per chunk), with the totals, the reason and the limit. The server also refuses
+    new streams while one is shedding (see :mod:`asr_lab.web.server`)."""
 
     def __init__(self, live: LiveAudio, post: Callable[[dict], None], report_every_sec: float = 1.0) -> None:
         self.live, self.post, self.report_every_sec = live, post, report_every_sec
         self._reported_sec: Optional[float] = None
 
     def push(self, samples: np.ndarray) -> bool:
+        behind = self.live.behind_sec()  # before the push: a dropped chunk counts as skipped after it
         accepted = self.live.push(samples)
         if not accepted and not self.live.closed:
             dropped = self.live.dropped_sec
             if self._reported_sec is None or dropped - self._reported_sec >= self.report_every_sec:
                 self._reported_sec = dropped
-                self.post(overload_event(self.live))
+                self.post(overload_event(self.live, behind))
         return accepted
 
 
-def overload_event(live: LiveAudio) -> dict:
-    """The ``overload`` event: audio dropped because the engine is behind, with the totals so far."""
-    limit = live.max_pending_sec
+def overload_event(live: LiveAudio, behind: float) -> dict:
+    """The ``overload`` event: audio dropped because the engine is ``behind`` seconds behind
+    real time (or its queue is full), with the totals so far."""
+    behind = max(0.0, behind)
+    limit = live.max_behind_sec
+    why = (f"the engine is {behind:.1f} s behind real time (limit {limit:g} s; machine or server overloaded)"
+           if limit is not None and behind > limit else
+           f"more than {live.max_pending_sec:g} s of audio wait for the engine (sent faster than real time, or the engine is slow)")
     return {"type": "overload", "code": "engine_behind", "dropped_chunks": live.dropped_chunks,
-            "dropped_sec": round(live.dropped_sec, 3), "max_pending_sec": limit,
-            "message": (f"the engine is more than {limit:g} s behind real time (machine or server overloaded): "
-                        f"{live.dropped_chunks} chunks ({live.dropped_sec:.1f} s of audio) dropped so far; "
+            "dropped_sec": round(live.dropped_sec, 3), "behind_sec": round(behind, 3), "max_lag_sec": limit,
+            "max_pending_sec": live.max_pending_sec,
+            "message": (f"{why}: {live.dropped_chunks} chunks ({live.dropped_sec:.1f} s of audio) dropped so far; "
                         f"the transcript has gaps there. Send fewer streams, or use a faster engine")}
 
 
@@ -134,10 +140,11 @@ class EnginePool:
     """
 
     def __init__(self, loader: Any, config: Any, processes: int, *, max_pending_sec: float,
-                 chunk_sec: Optional[float], backend: str) -> None:
+                 chunk_sec: Optional[float], backend: str, max_lag_sec: Optional[float] = None) -> None:
         if processes < 1:
             raise ValueError(f"processes={processes!r} must be at least 1")
-        self._args = (loader, config, {"max_pending_sec": max_pending_sec, "chunk_sec": chunk_sec, "backend": backend})
+        self._args = (loader, config, {"max_pending_sec": max_pending_sec, "chunk_sec": chunk_sec, "backend": backend,
+                                       "max_lag_sec": max_lag_sec})
         self.meta: dict = {}
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
@@ -409,7 +416,8 @@ def _worker_main(conn, loader, config, options: dict) -> None:
             threading.Thread(target=serve_file, args=(sid, audio), daemon=True, name=f"asr_lab-file-{sid}").start()
             continue
         if kind == "open":
-            live, stop = LiveAudio(max_pending_sec=options["max_pending_sec"]), threading.Event()
+            live = LiveAudio(max_pending_sec=options["max_pending_sec"], max_behind_sec=options.get("max_lag_sec"))
+            stop = threading.Event()
             live.recording = None  # the server keeps no recording; memory stays bounded
             streams[sid] = (live, stop, Shedder(live, lambda event, sid=sid: send("event", sid, event)))
             threading.Thread(target=serve, args=(sid, live, stop), daemon=True, name=f"asr_lab-stream-{sid}").start()

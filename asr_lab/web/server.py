@@ -30,7 +30,8 @@ Endpoints
     ``lag``) as text is committed, ``partial`` events when the processor has ``partial()``,
     ``done`` with a summary (``dropped_chunks``, ``dropped_sec``), or ``error`` (``code``,
     ``message``) before closing with a WebSocket close code. Load shedding: when the engine
-    falls more than ``max_pending_sec`` behind real time, new audio is dropped, and the
+    falls more than ``max_lag_sec`` behind real time (or more than ``max_pending_sec`` of audio
+    waits for it), new audio is dropped, and the
     client gets ``overload`` events (``dropped_chunks``, ``dropped_sec``, ``message``) at the
     first drop and per further second dropped; while any stream is shedding (dropped within
     ``overload_hold_sec``), new streams are refused with ``error`` ``overloaded`` and close
@@ -118,7 +119,8 @@ class ServerSettings:
 
     max_message_bytes: int = 1 << 20  # 1 MiB: ~32 s of int16 audio in one frame
     max_connections: int = 16
-    max_pending_sec: float = 10.0  # audio waiting for the engine before new chunks are dropped (bounds the lag; reported)
+    max_pending_sec: float = 30.0  # audio waiting for the engine before new chunks are dropped (a fast sender)
+    max_lag_sec: Optional[float] = 10.0  # an engine this far behind real time has new chunks dropped (reported); None: no limit
     overload_hold_sec: float = 5.0  # new streams are refused until this long after an open stream last dropped audio
     start_timeout_sec: float = 10.0  # time allowed for the first (start) message
     idle_timeout_sec: float = 30.0  # a started stream that sends nothing for this long is closed
@@ -224,6 +226,7 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
         try:
             if state.settings.engine_processes:
                 pool = EnginePool(loader, cfg, state.settings.engine_processes, max_pending_sec=state.settings.max_pending_sec,
+                                  max_lag_sec=state.settings.max_lag_sec,
                                   chunk_sec=state.settings.chunk_sec, backend=backend)
                 template, meta = None, pool.meta
             else:
@@ -300,7 +303,7 @@ class _Stream:
         self.protocol = protocol
         self.events: asyncio.Queue = asyncio.Queue()
         self.stop = threading.Event()
-        self.live = LiveAudio(max_pending_sec=self.settings.max_pending_sec)
+        self.live = LiveAudio(max_pending_sec=self.settings.max_pending_sec, max_behind_sec=self.settings.max_lag_sec)
         self.live.recording = None  # the server saves no sessions: a long stream must not grow memory
         self.push = Shedder(self.live, lambda event: self.events.put_nowait(event)).push
         self.last_overload: Optional[float] = None  # monotonic time of the last overload event relayed

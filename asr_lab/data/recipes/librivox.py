@@ -190,8 +190,13 @@ Load: `asr_lab.load_dataset("datasets/librivox")`; LibriVox only:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m asr_lab.data.recipes.librivox [OUT_DIR]``: build the set in OUT_DIR (default datasets/librivox)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    build_real_speech(args[0] if args else "datasets/librivox")
+    if len(args) > 1 or (args and args[0].startswith("-")):  # "--help" is not a folder to build into
+        print(f"usage: python -m asr_lab.data.recipes.librivox [OUT_DIR]   (default {DEFAULT_DIR}; needs "
+              f"apt-get install pocketsphinx-testdata); got {args!r}", file=sys.stderr)
+        return 0 if args in (["-h"], ["--help"]) else 2
+    build_real_speech(args[0] if args else DEFAULT_DIR)
     return 0
 
 
