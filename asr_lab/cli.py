@@ -495,11 +495,8 @@ def _compare(args) -> int:
         results = compare(
             systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
             repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
-<<<<<<< HEAD
-            workers=0 if args.dask else args.workers, offline=args.streaming_penalty, normalize=args.normalizer,
-=======
-            workers=0 if args.dask else args.workers, profile=args.profile,
->>>>>>> main
+            workers=0 if args.dask else args.workers, profile=args.profile, offline=args.streaming_penalty,
+            normalize=args.normalizer,
         )
     finally:
         closer()
