@@ -491,18 +491,31 @@ def _compare(args) -> int:
     utterances = list(dataset)[: args.limit] if args.limit is not None else dataset
     out = _output_folder(args.out, "--out")  # before any run: a bad --out must not cost the runs
     executor, closer = _executor(args)
+    import warnings
+
+    from asr_lab.compare.runner import NOT_STARTED
+
     try:
-        results = compare(
-            systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
-            repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
-            workers=0 if args.dask else args.workers, profile=args.profile, offline=args.streaming_penalty,
-            normalize=args.normalizer,
-        )
+        with warnings.catch_warnings():  # a system that cannot start is printed below, once
+            warnings.filterwarnings("ignore", message="system .* cannot start", category=RuntimeWarning)
+            results = compare(
+                systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
+                repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
+                workers=0 if args.dask else args.workers, profile=args.profile, offline=args.streaming_penalty,
+                normalize=args.normalizer,
+            )
     finally:
         closer()
     from asr_lab import plots
 
+    said: set = set()
     for r in results.failures:  # first, before any table: what went wrong, where
+        if r.error and r.error.startswith(NOT_STARTED):  # checked once before any run: said once
+            if r.system not in said:
+                said.add(r.system)
+                n = sum(1 for x in results.failures if x.system == r.system and x.error == r.error)
+                print(f"failed: {r.system} (none of its {n} runs started): {r.error[len(NOT_STARTED):]}", file=sys.stderr)
+            continue
         print(f"failed: {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}", file=sys.stderr)
     print(f"# {results.from_cache} of {len(results.records)} runs from cache ({out / 'cache'})", file=sys.stderr)
     results.to_files(out)

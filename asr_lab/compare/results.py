@@ -95,6 +95,8 @@ class Results:
     def summary(self):
         import pandas as pd
 
+        from asr_lab.metrics.lag import falls_behind, lag_slope
+
         rows = []
         for system in self.systems:
             mine = [r for r in self.records if r.system == system]
@@ -102,6 +104,9 @@ class Results:
             row = {"system": system, "utterances": len({r.utterance for r in mine}), "runs": len(mine),
                    "failed": sum(not r.ok for r in mine), **row,
                    "audit_findings": sum(len(r.trace.audit()) for r in mine if r.trace is not None)}
+            aware = [r.trace for r in mine if r.trace is not None and r.trace.meta.get("clock") != "unaware"]
+            row["lag_slope"] = lag_slope(aware)
+            row["falls_behind"] = falls_behind(row["lag_slope"], row.get("rtf", float("nan")))
             repeats = sorted({r.repeat for r in mine})
             if len(repeats) > 1:
                 per = [_aggregate([self.scores[k] for k in self._keys([r for r in mine if r.repeat == i])]) for i in repeats]
@@ -134,7 +139,8 @@ class Results:
 
             columns = ["utterances", "wer"] + [k + s for s in ("", "_CA") for k in SIMULEVAL_KEYS]
         cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "latency_count",
-                           "first_word_latency", "finish_delay", "normalized_erasure", "rtf", "audit_findings"]
+                           "first_word_latency", "finish_delay", "normalized_erasure", "rtf", "falls_behind",
+                           "audit_findings"]
         table = self.summary[[c for c in cols if c in self.summary.columns]]
         if not ci:
             return table
