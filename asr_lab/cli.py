@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="worker processes, each engine with usable cores / N threads (0: run in this process)")
     m.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or 'local')")
     m.add_argument("--limit", type=_whole(1), default=None, help="only the first N utterances (N >= 1)")
+    m.add_argument("--streaming-penalty", dest="streaming_penalty", action="store_true",
+                   help="also run each system offline on each whole utterance: streaming − offline WER with its "
+                        "paired bootstrap in summary.md")
+    m.add_argument("--normalizer", default=None, choices=("whisper-english", "whisper-basic", "basic", "none"),
+                   help="text normaliser for WER/CER (default: whisper-english, Whisper's English normaliser)")
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
     m.set_defaults(run=_compare)
 
@@ -496,7 +501,8 @@ def _compare(args) -> int:
             results = compare(
                 systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
                 repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
-                workers=0 if args.dask else args.workers, profile=args.profile,
+                workers=0 if args.dask else args.workers, profile=args.profile, offline=args.streaming_penalty,
+                normalize=args.normalizer,
             )
     finally:
         closer()
@@ -522,6 +528,9 @@ def _compare(args) -> int:
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(results.table())
+        if args.streaming_penalty:
+            print(results.streaming_penalty())
+    print(f"# WER normaliser: {results.normalizer}", file=sys.stderr)
     names = ", ".join(f.name for f in figures)
     print(f"# wrote {out}/summary.md, summary.csv, utterances.csv, traces/" + (f", {names}" if names else ""), file=sys.stderr)
     return 1 if results.failures else 0
