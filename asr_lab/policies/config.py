@@ -28,8 +28,8 @@ from asr_lab.policies.registry import BUILTIN_POLICIES, policy_names
 
 __all__ = [
     "DEFAULT_MAX_BUFFER_SEC",
-    "DRIVER_FIELDS",
     "POLICIES",
+    "DRIVER_FIELDS",
     "POLICY_FIELDS",
     "PolicyConfig",
     "StreamingPolicyConfig",
@@ -51,7 +51,7 @@ POLICY_FIELDS = ("policy", *_OWN_FIELDS)
 """Config fields that choose or tune the policy; everything else configures the engine."""
 
 DRIVER_FIELDS = frozenset({"min_chunk_size", "buffer_trimming", "buffer_trimming_sec", "vac_chunk_size"})
-"""Config fields of the driver that feeds the engine (step, buffer trimming), not of the engine's answers."""
+"""Config fields that set how often and on how much audio the policy asks the engine (not what the engine answers)."""
 
 
 DEFAULT_MAX_BUFFER_SEC = 30.0

@@ -23,7 +23,7 @@ __all__ = ["ALIGNATT_BACKENDS", "check_policy", "engine_identity", "engine_key",
 ALIGNATT_BACKENDS = ("openai-whisper",)
 """Backends whose engine can run AlignAtt (a decoder stepped token by token, with cross-attention)."""
 
-_DRIVER_FIELDS = DRIVER_FIELDS
+_DRIVER_FIELDS = DRIVER_FIELDS  # the name other modules used before it moved to policies.config
 
 
 def engine_identity(config: Any) -> str:
