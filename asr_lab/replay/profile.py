@@ -71,11 +71,10 @@ def cost_identity(config: Any) -> str:
     its fields. Policy and driver fields (which policy asks, how often) and the model cache
     folder are left out: the profile models a call from what it did, whoever asked for it.
     """
-    from asr_lab.policies.config import POLICY_FIELDS
-    from asr_lab.policies.processor import _DRIVER_FIELDS
+    from asr_lab.policies.config import DRIVER_FIELDS, POLICY_FIELDS
 
     data = config.model_dump() if hasattr(config, "model_dump") else dict(config)
-    drop = set(POLICY_FIELDS) | set(_DRIVER_FIELDS) | _IDENTITY_DROP
+    drop = set(POLICY_FIELDS) | set(DRIVER_FIELDS) | _IDENTITY_DROP
     return json.dumps({k: v for k, v in data.items() if k not in drop}, sort_keys=True, default=str)
 
 
