@@ -70,13 +70,11 @@ def cost_identity(config: Any) -> str:
 
     ``config``: a pydantic config (an :class:`~asr_lab.ASRConfig` subclass) or a plain dict of
     its fields. Only fields set to something other than their default count (and ``backend`` and
-    ``model``),
-    so a field a later asr_lab adds with a default does not orphan a profile. Policy and driver
+    ``model``), so a field a later asr_lab adds with a default does not orphan a profile. Policy and driver
     fields (which policy asks, how often) and the model cache folder are left out: the profile
     models a call from what it did, whoever asked for it.
     """
-    from asr_lab.policies.config import POLICY_FIELDS
-    from asr_lab.policies.processor import _DRIVER_FIELDS
+    from asr_lab.policies.config import DRIVER_FIELDS, POLICY_FIELDS
 
     if hasattr(config, "model_dump"):
         data = {**config.model_dump(exclude_defaults=True), "backend": config.backend}
@@ -84,7 +82,7 @@ def cost_identity(config: Any) -> str:
             data["model"] = config.model
     else:
         data = dict(config)
-    drop = set(POLICY_FIELDS) | set(_DRIVER_FIELDS) | _IDENTITY_DROP
+    drop = set(POLICY_FIELDS) | set(DRIVER_FIELDS) | _IDENTITY_DROP
     return json.dumps({k: v for k, v in data.items() if k not in drop}, sort_keys=True, default=str)
 
 
