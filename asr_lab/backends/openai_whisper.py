@@ -135,19 +135,66 @@ class OpenAIWhisperDecoder:
     def __init__(self, model: Any, *, language: Optional[str], task: str = "transcribe") -> None:
         self.model = model
         self.tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language, task=task)
-        heads = model.alignment_heads.to_dense().nonzero().tolist()
-        self.heads: dict[int, list[int]] = {}
-        for layer, head in heads:
-            self.heads.setdefault(layer, []).append(head)
-        vocab = model.dims.n_vocab
-        suppress = torch.zeros(vocab, dtype=torch.bool)
-        suppress[self.tokenizer.eot + 1:] = True  # every special and timestamp token
-        suppress[list(self.tokenizer.non_speech_tokens)] = True
-        self.suppress = suppress
         self.blank = self.tokenizer.encode(" ") + [self.tokenizer.eot]
         self.sot_sequence = list(self.tokenizer.sot_sequence_including_notimestamps)
+        self.n_text_ctx = model.dims.n_text_ctx
+        self.n_sot_tokens = len(self.sot_sequence)
         self.encoder_calls = 0
         self.decoder_calls = 0
+        self.configure()
+
+    def configure(
+        self,
+        *,
+        heads: Literal["model", "upper-half"] = "model",
+        suppress: Literal["non-speech", "special"] = "non-speech",
+        std_epsilon: float = 1e-8,
+        max_context_tokens: Optional[int] = -1,
+    ) -> None:
+        """Set how tokens are chosen and located; asr_lab's defaults first, SimulStreaming's second.
+
+        ``heads``: the model's alignment heads (openai-whisper's official ones for a size
+        name) or ``"upper-half"``: every head of the upper half of the decoder layers (what
+        SimulStreaming falls back to for a checkpoint not named by its size).
+        ``suppress``: ``"non-speech"`` = openai-whisper's ``suppress_tokens="-1"`` set (symbols
+        such as "(" and "[") and every special and timestamp token, as ``whisper.transcribe``;
+        ``"special"`` = SimulStreaming's list: task, start, previous-text, LM, no-timestamps,
+        language and no-speech tokens only. ``std_epsilon``: added to the standard deviation
+        in the attention z-score (SimulStreaming: 0). ``max_context_tokens``: the last so
+        many context tokens make the prompt; -1 = half the text window less one (openai-whisper's
+        prompt), None = all (the processor trims them).
+        """
+        if heads not in ("model", "upper-half"):
+            raise ConfigError(f"heads={heads!r} is not 'model' or 'upper-half'")
+        if suppress not in ("non-speech", "special"):
+            raise ConfigError(f"suppress={suppress!r} is not 'non-speech' or 'special'")
+        model, tok = self.model, self.tokenizer
+        if heads == "model":
+            pairs = model.alignment_heads.to_dense().nonzero().tolist()
+        else:
+            n_layers, n_heads = model.dims.n_text_layer, model.dims.n_text_head
+            pairs = [[layer, h] for layer in range(n_layers // 2, n_layers) for h in range(n_heads)]
+        self.heads: dict[int, list[int]] = {}
+        for layer, head in pairs:
+            self.heads.setdefault(layer, []).append(head)
+        mask = torch.zeros(model.dims.n_vocab, dtype=torch.bool)
+        if suppress == "non-speech":
+            mask[tok.eot + 1:] = True  # every special and timestamp token
+            mask[list(tok.non_speech_tokens)] = True
+        else:
+            special = [tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm, tok.no_timestamps,
+                       *tok.all_language_tokens]
+            if tok.no_speech is not None:
+                special.append(tok.no_speech)
+            mask[sorted(set(special))] = True
+        self.suppress = mask
+        self.std_epsilon = float(std_epsilon)
+        self.max_context_tokens = self.n_text_ctx // 2 - 1 if max_context_tokens == -1 else max_context_tokens
+        self.settings = {"heads": heads, "suppress": suppress, "std_epsilon": self.std_epsilon,
+                         "max_context_tokens": self.max_context_tokens}
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text))
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot])
@@ -161,8 +208,8 @@ class OpenAIWhisperDecoder:
         dtype = torch.float16 if self.model.device.type == "cuda" else torch.float32
         features = self.model.encoder(mel.unsqueeze(0).to(dtype))
         self.encoder_calls += 1
-        n_ctx = self.model.dims.n_text_ctx
-        prompt = [self.tokenizer.sot_prev, *list(context)[-(n_ctx // 2 - 1):]] if context else []
+        kept = list(context) if self.max_context_tokens is None else list(context)[-self.max_context_tokens:] if self.max_context_tokens else []
+        prompt = [self.tokenizer.sot_prev, *kept] if kept else []
         tokens = prompt + self.sot_sequence + list(forced)
         return _TorchSession(self, features, tokens, n_frames)
 
@@ -221,7 +268,7 @@ class _TorchSession:
                 chunks[:] = [torch.cat(chunks, dim=0)]
             weights = chunks[0]
             std, mean = torch.std_mean(weights, dim=0, unbiased=False)
-            rows.append((weights[-1] - mean) / (std + 1e-8))
+            rows.append((weights[-1] - mean) / (std + self.decoder.std_epsilon))
         last = median_filter(torch.stack(rows), MEDIAN_WIDTH).mean(dim=0)
         return int(last[: self.n_frames].argmax())
 
@@ -342,4 +389,7 @@ class OpenAIWhisperLoader:
             "policy": cfg.policy,
             "vac": cfg.vac,
         }
-        return policy_processor(asr, cfg, decoder=decoder), metadata
+        processor = policy_processor(asr, cfg, decoder=decoder)
+        if cfg.policy == "alignatt":
+            metadata["alignatt"] = {**processor.settings, **decoder.settings}
+        return processor, metadata

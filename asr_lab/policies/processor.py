@@ -52,14 +52,15 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
         if config.vac:
             raise ConfigError("vac=True is not available with policy='alignatt' yet; use vac=False")
         from asr_lab.policies.alignatt import AlignAttProcessor
+        from asr_lab.policies.config import alignatt_settings
 
-        return AlignAttProcessor(
-            decoder,
-            frame_threshold=config.frame_threshold,
-            max_buffer_sec=min(30.0, config.buffer_trimming_sec),
-            min_chunk_sec=config.min_chunk_size,
-            max_new_tokens=getattr(config, "max_new_tokens", None) or 128,
-        )
+        settings = alignatt_settings(config)
+        configure = getattr(decoder, "configure", None)
+        if callable(configure):
+            configure(**settings["decoder"])
+        processor = AlignAttProcessor(decoder, **settings["processor"])
+        processor.settings = settings["fields"]
+        return processor
 
     store = active_store()
     recorder = RecordingASR(asr, store, engine_identity(config)) if store is not None else None
