@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="also accept pages from this origin, e.g. https://my.app (repeatable; '*' for any)")
     v.add_argument("--allow-host", action="append", default=[], metavar="NAME",
-                   help="also answer to this Host name (repeatable; '*' for any)")
+                   help="also answer to this Host name (repeatable; '*' for any). IP addresses and loopback names are always "
+                        "answered; with --host 0.0.0.0 a DNS name (box.lan) must be named here, which stops DNS rebinding")
     v.add_argument("--idle-timeout-sec", type=float, default=30.0, help="close a stream that sends nothing this long (default: 30)")
     v.add_argument("--engine-processes", type=int, default=min(2, os.cpu_count() or 1),
                    help="worker processes running the engines, so decoding never stalls the server (default: %(default)s; "
@@ -438,10 +439,15 @@ def _serve(args) -> int:
         raise ValueError(f"--engine-processes {args.engine_processes}: give 0 (in-process threads) or more")
     if not args.idle_timeout_sec > 0:
         raise ValueError(f"--idle-timeout-sec {args.idle_timeout_sec}: give a positive number of seconds, e.g. 30")
+    if args.token is not None and not args.token.strip():
+        raise ValueError(
+            f"--token {args.token!r} is empty (an unset variable?), which would run without authentication; "
+            f"give a token, or --token with no value for a random one, or leave --token out"
+        )
     import uvicorn  # after the checks: a bad argument is named even where the server extra is missing
 
     from asr_lab.web.server import ServerSettings, create_app
-    from asr_lab.web.access import allowed_hosts_for
+    from asr_lab.web.access import allowed_hosts_for, log_config_masking_tokens
 
     token = secrets.token_urlsafe(24) if args.token == "auto" else args.token
     config = engine_config(args)
@@ -455,7 +461,10 @@ def _serve(args) -> int:
         print(f"# listening on {args.host}: reachable from other machines" + ("" if token else "; consider --token"), file=sys.stderr)
     if token:
         print(f"# open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/?token={token}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # no proxy headers: X-Forwarded-For must not rewrite the client the access rules see;
+    # the token is masked in the access log
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False,
+                log_config=log_config_masking_tokens())
     return 0
 
 

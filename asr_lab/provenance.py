@@ -9,7 +9,8 @@ adds the rest:
   defines it; for code with no file (a class typed into a notebook) a hash of the bytecode,
   constants and names of every function and class defined in that module;
 * ``asr_lab`` — a hash of the sources of asr_lab's own run machinery (core, backends,
-  streaming policies, replay loop, testing stand-ins); scoring and plotting are not in it,
+  every policy — hold-n, stable-prefix, LA-n, AlignAtt, record/replay, the reference LA and
+  VAC —, the replay loop, testing stand-ins); scoring and plotting are not in it,
   because cached traces are scored again on every load;
 * ``packages`` — versions of the engine packages: a built-in backend's engines, and the
   distributions that provide what the loader's module imports;
@@ -35,7 +36,7 @@ from typing import Any, Iterable, Optional
 
 __all__ = ["run_provenance", "code_fingerprint", "model_files_fingerprint"]
 
-_MACHINERY = ("core", "backends", "streaming", "replay", "testing")
+_MACHINERY = ("core", "backends", "policies", "streaming", "replay", "testing")
 # engines behind the built-in backends, beyond the module each requires
 _COMPANIONS = {
     "faster_whisper": ("ctranslate2", "tokenizers", "onnxruntime"),

@@ -201,3 +201,24 @@ def test_custom_engine_runs_through_the_conformance_kit():
     speech = np.random.default_rng(0).normal(0, 0.1, 5 * 16000).astype(np.float32)
     report = asr_lab.check_processor(factory, speech, chunk_sizes=(0.25, 1.0))
     report.assert_ok()
+
+
+# ---- seed: integration test (the guide's, verbatim) --------------------------------------
+import asyncio
+from asr_lab.web.server import create_app
+from fastapi.testclient import TestClient
+
+def test_custom_engine_integration():
+    app = create_app()
+    client = TestClient(app)
+    
+    # Test model loading
+    response = client.post("/load_model", json={
+        "backend": "my_engine",
+        "model": "/path/to/model",
+        "lan": "en"
+    })
+    assert response.status_code == 200
+    
+    # Test transcription
+    # ... add transcription test

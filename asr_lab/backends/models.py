@@ -53,6 +53,7 @@ import numpy as np
 from asr_lab.backends.hub import ModelNotFoundError
 
 __all__ = [
+    "ModelFileError",
     "ModelNotAvailableError",
     "ModelSource",
     "PACKAGES",
@@ -401,51 +402,102 @@ _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 _BFLOAT16 = 5
 
 
+class ModelFileError(ValueError):
+    """A model file that cannot be read as it claims to be: the message names the file, the byte
+    offset where reading failed, what was expected there, and the fix."""
+
+
+_FIX = "the file is damaged or cut short (an interrupted download or copy?): delete it and fetch or convert it again"
+
+
 def read_ct2_model(path: Union[str, os.PathLike]) -> tuple[str, dict[str, np.ndarray]]:
     """``(spec name, {variable name: array})`` of a CTranslate2 ``model.bin`` (format version 6).
 
     Arrays are read-only views of a memory map (no copy). Aliases (a tied projection) are
-    included under their own names.
+    included under their own names. The whole file must be consumed: a file cut short, a
+    variable whose byte count disagrees with its shape and dtype, an alias to no variable,
+    or bytes after the last alias raise :class:`ModelFileError` naming the file and offset.
     """
     path = Path(path)
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise ModelFileError(f"{path}: empty file (0 bytes); a CTranslate2 model.bin starts with its format version; {_FIX}")
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     offset = 0
 
-    def take(fmt: str) -> Any:
+    def fail(what: str, at: int) -> ModelFileError:
+        return ModelFileError(f"{path}: at byte offset {at} of {size}: {what}; {_FIX}")
+
+    def take(fmt: str, what: str) -> Any:
         nonlocal offset
+        need = struct.calcsize(fmt)
+        if offset + need > size:
+            raise fail(f"the file ends where {what} ({need} bytes) should be", offset)
         (value,) = struct.unpack_from(fmt, data, offset)
-        offset += struct.calcsize(fmt)
+        offset += need
         return value
 
-    def string() -> str:
+    def string(what: str) -> str:
         nonlocal offset
-        length = take("<H")
-        text = bytes(data[offset : offset + length]).rstrip(b"\0").decode()
+        length = take("<H", f"the length of {what}")
+        if offset + length > size:
+            raise fail(f"{what} of {length} bytes runs past the end of the file", offset)
+        try:
+            text = bytes(data[offset : offset + length]).rstrip(b"\0").decode()
+        except UnicodeDecodeError:
+            raise fail(f"{what} is not UTF-8 text", offset) from None
         offset += length
         return text
 
-    version = take("<I")
+    version = take("<I", "the format version")
     if version != 6:
-        raise ValueError(f"{path}: CTranslate2 model format version {version}; this reader knows version 6 (CTranslate2 >= 3)")
-    spec = string()
-    take("<I")  # spec revision
+        raise ModelFileError(f"{path}: CTranslate2 model format version {version}; this reader knows version 6 (CTranslate2 >= 3)")
+    spec = string("the spec name")
+    take("<I", "the spec revision")
     variables: dict[str, np.ndarray] = {}
-    for _ in range(take("<I")):
-        name = string()
-        shape = tuple(take("<I") for _ in range(take("<B")))
-        dtype_id = take("<B")
-        nbytes = take("<I")
+    for k in range(take("<I", "the variable count")):
+        at = offset
+        name = string(f"the name of variable {k}")
+        shape = tuple(take("<I", f"a dimension of {name!r}") for _ in range(take("<B", f"the rank of {name!r}")))
+        dtype_id = take("<B", f"the dtype of {name!r}")
+        nbytes = take("<I", f"the byte count of {name!r}")
         if dtype_id == _BFLOAT16:
-            raise ValueError(f"{path}: variable {name} is bfloat16; convert the model with --quantization float16 or float32")
+            raise ModelFileError(f"{path}: variable {name} is bfloat16; convert the model with --quantization float16 or float32")
         if dtype_id not in _DTYPES:
-            raise ValueError(f"{path}: variable {name} has unknown CTranslate2 dtype code {dtype_id}")
-        variables[name] = np.frombuffer(data, dtype=_DTYPES[dtype_id], count=int(np.prod(shape)), offset=offset).reshape(shape)
+            raise fail(f"variable {name!r} has unknown CTranslate2 dtype code {dtype_id} (known: {sorted(_DTYPES)})", at)
+        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype_id]).itemsize
+        if nbytes != expected:
+            raise fail(f"variable {name!r} of shape {shape} and dtype {np.dtype(_DTYPES[dtype_id])} needs {expected} bytes, "
+                       f"the file says {nbytes}", at)
+        if offset + nbytes > size:
+            raise fail(f"variable {name!r} needs {nbytes} bytes but only {size - offset} are left", offset)
+        variables[name] = np.frombuffer(data, dtype=_DTYPES[dtype_id], count=expected // np.dtype(_DTYPES[dtype_id]).itemsize,
+                                        offset=offset).reshape(shape)
         offset += nbytes
-    for _ in range(take("<I")):
-        alias, target = string(), string()
+    for k in range(take("<I", "the alias count")):
+        at = offset
+        alias, target = string(f"alias {k}"), string(f"the target of alias {k}")
+        if target not in variables:
+            raise fail(f"alias {alias!r} names variable {target!r}, which the file does not hold", at)
         variables[alias] = variables[target]
+    if offset != size:
+        raise fail(f"{size - offset} bytes follow the last alias (a whole model.bin ends there)", offset)
     return spec, variables
+
+
+def _converted(folder: Path) -> tuple[WhisperDims, dict[str, np.ndarray]]:
+    """:func:`openai_state_dict` of ``folder/model.bin``; a variable missing from it raises
+    :class:`ModelFileError` naming the file."""
+    path = folder / "model.bin"
+    spec, variables = read_ct2_model(path)
+    try:
+        return openai_state_dict(variables)
+    except KeyError as exc:
+        raise ModelFileError(
+            f"{path}: spec {spec!r} lacks variable {exc.args[0]!r} that a Whisper model holds; "
+            "is this a CTranslate2 Whisper model (WhisperSpec)? If it is, " + _FIX
+        ) from None
 
 
 # --------------------------------------------------------------------------- OpenAI layout
@@ -595,8 +647,7 @@ def openai_checkpoint(model: str, model_dir: Optional[str] = None, cache_dir: Op
         return target
     import torch
 
-    _, variables = read_ct2_model(folder / "model.bin")
-    dims, arrays = openai_state_dict(variables)
+    dims, arrays = _converted(folder)
     checkpoint: dict[str, Any] = {
         "dims": dataclasses.asdict(dims),
         "model_state_dict": {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()},
@@ -637,8 +688,7 @@ def mlx_checkpoint(
     target = _converted_path(model, folder, cache_root(cache_dir), f"-mlx-{dtype}")
     if (target / "weights.npz").is_file():
         return target
-    _, variables = read_ct2_model(folder / "model.bin")
-    dims, arrays = openai_state_dict(variables)
+    dims, arrays = _converted(folder)
     weights: dict[str, np.ndarray] = {}
     for name, value in arrays.items():
         if name == "encoder.positional_embedding":

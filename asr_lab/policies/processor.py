@@ -18,7 +18,7 @@ from typing import Any
 from asr_lab.core.config import ConfigError
 from asr_lab.policies.config import POLICY_FIELDS, policy_label
 
-__all__ = ["ALIGNATT_BACKENDS", "engine_identity", "policy_processor"]
+__all__ = ["ALIGNATT_BACKENDS", "engine_identity", "engine_key", "policy_processor"]
 
 ALIGNATT_BACKENDS = ("openai-whisper",)
 """Backends whose engine can run AlignAtt (a decoder stepped token by token, with cross-attention)."""
@@ -30,6 +30,19 @@ def engine_identity(config: Any) -> str:
     """The config without its policy and driver fields: what determines the engine's answers."""
     data = config.model_dump(exclude=set(POLICY_FIELDS) | _DRIVER_FIELDS)
     return json.dumps(data, sort_keys=True, default=str)
+
+
+def engine_key(config: Any) -> str:
+    """:func:`engine_identity` plus the engine's provenance (:func:`asr_lab.provenance.run_provenance`:
+    its loader's code, asr_lab's run machinery, engine package versions, model files' names,
+    sizes and times): recorded answers are shared only by the same engine on the same weights."""
+    import hashlib
+
+    from asr_lab.provenance import run_provenance
+
+    provenance = run_provenance(config.model_dump(exclude=set(POLICY_FIELDS) | _DRIVER_FIELDS))
+    digest = hashlib.sha256(json.dumps(provenance, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return f"{engine_identity(config)}|provenance:{digest}"
 
 
 def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
@@ -63,7 +76,7 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
         return processor
 
     store = active_store()
-    recorder = RecordingASR(asr, store, engine_identity(config)) if store is not None else None
+    recorder = RecordingASR(asr, store, engine_key(config)) if store is not None else None
     engine = recorder or asr
     if policy == "local-agreement" and getattr(config, "agreement_n", 2) == 2:
         from asr_lab.streaming.vac import streaming_processor

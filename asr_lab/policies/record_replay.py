@@ -32,9 +32,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple, Union
@@ -58,13 +60,42 @@ class RecordedAnswer:
         self.words = [tuple(w) for w in self.words]
         self.segment_ends = [float(e) for e in self.segment_ends]
 
+    @classmethod
+    def from_line(cls, d: Any) -> tuple[tuple[str, str, str], "RecordedAnswer"]:
+        """``(key, answer)`` of one stored line; ValueError naming the field when it is not one
+        :meth:`HypothesisStore.put` writes (a compute time must be finite and >= 0: it is
+        charged to the replay clock)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a stored answer is a JSON object, not {type(d).__name__}")
+        for k in ("engine", "audio", "prompt"):
+            if not isinstance(d.get(k), str):
+                raise ValueError(f"{k!r} is {d.get(k)!r:.40}; it must be a string")
+        words = d.get("words")
+        if not isinstance(words, list) or not all(
+            isinstance(w, list) and len(w) == 3 and all(_finite(x) for x in w[:2]) and isinstance(w[2], str) for w in words
+        ):
+            raise ValueError(f"'words' is {words!r:.60}; it must be a list of [start, end, word] with finite times")
+        ends = d.get("segment_ends")
+        if not isinstance(ends, list) or not all(_finite(e) for e in ends):
+            raise ValueError(f"'segment_ends' is {ends!r:.60}; it must be a list of finite times")
+        compute = d.get("compute_sec")
+        if not _finite(compute) or compute < 0:
+            raise ValueError(f"'compute_sec' is {compute!r:.40}; it must be a finite number of seconds >= 0 (it is charged to the clock)")
+        return (d["engine"], d["audio"], d["prompt"]), cls(words, ends, float(compute))
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
 
 class HypothesisStore:
     """Recorded answers by request: ``(engine, audio digest, prompt) -> RecordedAnswer``.
 
     ``path`` (a ``.jsonl`` file) makes it persistent: existing lines are read at start,
-    and each new answer is appended as it is recorded. ``live`` / ``replayed`` count the
-    requests answered each way.
+    and each new answer is appended as it is recorded. A line that cannot be read (cut by
+    a crash mid-write, or edited into wrong types) is skipped with one RuntimeWarning naming
+    the file and the lines, as the comparison cache does: its request is just computed
+    again. ``live`` / ``replayed`` count the requests answered each way; ``skipped`` the bad lines.
     """
 
     def __init__(self, path: Union[str, os.PathLike, None] = None) -> None:
@@ -72,12 +103,31 @@ class HypothesisStore:
         self.path = Path(path) if path is not None else None
         self.live = 0
         self.replayed = 0
+        self.skipped = 0
         self._lock = threading.Lock()
         if self.path is not None and self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    d = json.loads(line)
-                    self.answers[(d["engine"], d["audio"], d["prompt"])] = RecordedAnswer(d["words"], d["segment_ends"], d["compute_sec"])
+            self._read()
+
+    def _read(self) -> None:
+        bad: list[str] = []
+        raw = self.path.read_bytes().decode("utf-8", errors="replace")
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                key, answer = RecordedAnswer.from_line(json.loads(line))
+            except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+                bad.append(f"line {n}: {str(exc)[:120]}")
+                continue
+            self.answers[key] = answer
+        if bad:
+            self.skipped = len(bad)
+            warnings.warn(
+                f"{self.path}: skipped {len(bad)} unreadable stored answer(s) ({'; '.join(bad[:3])}"
+                f"{'; …' if len(bad) > 3 else ''}); those requests are computed again and stored anew",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def __len__(self) -> int:
         return len(self.answers)
@@ -90,8 +140,14 @@ class HypothesisStore:
             self.answers[key] = answer
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"engine": key[0], "audio": key[1], "prompt": key[2], **asdict(answer)}) + "\n")
+                line = json.dumps({"engine": key[0], "audio": key[1], "prompt": key[2], **asdict(answer)})
+                with open(self.path, "a+b") as f:
+                    f.seek(0, os.SEEK_END)
+                    if f.tell() > 0:  # a line cut by a crash must not swallow the next one
+                        f.seek(-1, os.SEEK_END)
+                        if f.read(1) != b"\n":
+                            f.write(b"\n")
+                    f.write(line.encode("utf-8") + b"\n")
 
 
 class RecordingASR:
@@ -124,7 +180,8 @@ class RecordingASR:
         ends = list(self.asr.segments_end_ts(result))
         answer = RecordedAnswer(words, ends, time.perf_counter() - started)
         self.store.live += 1
-        self.store.put(key, answer)
+        if all(math.isfinite(x) for w in words for x in w[:2]) and all(math.isfinite(e) for e in answer.segment_ends):
+            self.store.put(key, answer)  # an answer with non-finite times is used live, never replayed
         return answer
 
     def ts_words(self, result: RecordedAnswer) -> list[Word]:

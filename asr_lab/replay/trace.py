@@ -20,6 +20,22 @@ class TraceFileError(ValueError):
     """A trace file or text that cannot be read; the message names the file, the line and the fix."""
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_TYPE_CHECKS = {
+    "float": _is_number,
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list),
+    "dict": lambda v: isinstance(v, dict),
+}
+_TYPE_NAMES = {"float": "a number", "int": "an integer", "str": "a string", "bool": "true or false",
+               "list": "a list", "dict": "a JSON object"}
+
+
 class _Record:
     """``to_dict``/``from_dict`` for the flat dataclasses below."""
 
@@ -30,6 +46,32 @@ class _Record:
     def from_dict(cls, data: dict):
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def _checked(cls, data: dict, where: str):
+        """:meth:`from_dict` after checking each field's JSON type against the dataclass's
+        annotation; a wrong one raises TraceFileError naming ``where`` and the field."""
+        kind = cls.__name__
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value, want = data[f.name], str(f.type)
+            optional = want.startswith("Optional[")
+            base = want[len("Optional["):-1] if optional else want
+            if value is None and optional:
+                continue
+            ok = _TYPE_CHECKS.get(base, lambda v: True)(value)
+            if ok and f.name == "words":
+                ok = all(isinstance(w, (list, tuple)) and len(w) == 3 and _is_number(w[0]) and _is_number(w[1])
+                         and isinstance(w[2], str) for w in value)
+                base = "list of [start, end, word] triples"
+            if not ok:
+                raise TraceFileError(
+                    f"{where}: {kind.lower()} field {f.name!r} is {value!r:.60} ({type(value).__name__}); "
+                    f"it must be {'null or ' if optional else ''}{_TYPE_NAMES.get(base, base)} — the file was not "
+                    "written by Trace.to_jsonl or was edited; fix or re-create that line"
+                )
+        return cls.from_dict(data)
 
 
 @dataclass
@@ -206,12 +248,15 @@ class Trace:
             kind = rec.pop("record", None)
             try:
                 if kind == "meta":
+                    duration = rec.get("duration")
+                    if duration is not None and not _is_number(duration):
+                        raise TraceFileError(f"{where}: meta field 'duration' is {duration!r:.40}; it must be a number of seconds")
                     trace.meta = rec
                 elif kind == "error":
-                    trace.error = ReplayError.from_dict(rec)
+                    trace.error = ReplayError._checked(rec, where)
                 elif kind in kinds:
                     cls_, target = kinds[kind]
-                    target.append(cls_.from_dict(rec))
+                    target.append(cls_._checked(rec, where))
                 else:
                     raise TraceFileError(f"{where}: unknown trace record type {kind!r}; expected meta, emission, partial, step or error")
             except TypeError as exc:  # a field missing

@@ -22,6 +22,9 @@ Endpoints
     ``done`` with a summary, or ``error`` (``code``, ``message``) before closing with a
     WebSocket close code. The socket is an audio source arriving in real time, driven by
     the same replay loop as everything else (:func:`asr_lab.replay` on the wall clock).
+``POST /webrtc/offer``
+    The same stream over WebRTC: an SDP offer with a microphone track and a data channel in,
+    the answer out; events come back on the data channel (:mod:`asr_lab.web.webrtc`).
 ``GET /``
     A page that captures the browser microphone and shows the live transcript.
 
@@ -60,6 +63,7 @@ from asr_lab.core.protocols import SAMPLE_RATE
 from asr_lab.replay import LiveAudio
 from asr_lab.web.access import AccessGuard, AccessPolicy
 from asr_lab.web.engines import EnginePool, EngineProcessError, run_stream
+from asr_lab.web.webrtc import add_webrtc_routes
 
 __all__ = ["create_app", "ServerSettings"]
 
@@ -196,6 +200,8 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
     @app.websocket("/asr")
     async def asr_socket(ws: WebSocket):
         await _Stream(ws, state).run()
+
+    add_webrtc_routes(app, state)  # POST /webrtc/offer: the same streams over WebRTC (asr_lab.web.webrtc)
 
     return app
 
