@@ -42,6 +42,8 @@ VARIANTS = {
     "asr_lab defaults": {},
     "asr_lab, hold last word": {"alignatt_last_word": "hold"},
     "asr_lab, 30 s buffer": {"alignatt_buffer_sec": 30.0},
+    "asr_lab, audio_ctx": {"audio_ctx": True},
+    "asr_lab, ctranslate2-int8 encoder": {"encoder": "ctranslate2-int8"},
 }
 
 
@@ -73,7 +75,7 @@ def main() -> None:
             "min_chunk_size": args.chunk}
     configs = {name: {**base, **v} for name, v in VARIANTS.items() if not args.only or name in args.only}
     res = asr_lab.compare(configs, utts, clock=args.clock, progress=False, record_replay=False)
-    table = res.table(["wer", "latency_p50", "latency_p90", "latency_count", "rtf", "audit_findings"])
+    table = res.table(["failed", "wer", "latency_p50", "latency_p90", "latency_count", "rtf", "audit_findings"])
     rows = []
     for name in table.index:
         row = {"variant": name, **{k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else round(float(v), 4))

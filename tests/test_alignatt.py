@@ -177,3 +177,89 @@ def test_policy_processor_builds_alignatt_with_the_resolved_options():
     assert isinstance(proc, AlignAttProcessor)
     assert (proc.cut, proc.last_word, proc.timestamps, proc.max_buffer_sec) == ("chunk", "commit", "reference", 30.0)
     assert proc.settings["reference_mode"] is True
+
+
+# -- real tiny.en weights, real LibriVox speech ------------------------------------------------
+
+LIBRIVOX_LONG = "datasets/librivox/long/librivox-long.flac"
+
+
+@pytest.fixture(scope="module")
+def real():
+    pytest.importorskip("whisper")
+    from asr_lab.backends.openai_whisper import OpenAIWhisperConfig, resolve_checkpoint
+    from asr_lab.core.config import ConfigError
+
+    try:
+        resolve_checkpoint(OpenAIWhisperConfig(model="tiny.en"))
+    except ConfigError as exc:
+        pytest.skip(f"real tiny.en weights not installed: {exc}")
+    import os
+
+    if not os.path.exists(LIBRIVOX_LONG):
+        pytest.skip(f"{LIBRIVOX_LONG} is missing")
+    return asr_lab.load_audio(LIBRIVOX_LONG)
+
+
+def _load(**fields):
+    return asr_lab.load_processor({"backend": "openai-whisper", "model": "tiny.en", "lan": "en", "policy": "alignatt",
+                                   "device": "cpu", **fields})
+
+
+@pytest.mark.slow
+def test_real_alignatt_past_30_s_never_decodes_more_than_the_encoder_hears_and_audits_clean(real):
+    audio = np.concatenate([real, np.zeros(8000, np.float32), real])  # 56 s of LibriVox speech
+    proc, meta = _load(alignatt_buffer_sec=30.0, min_chunk_size=2.0)
+    trace = replay(proc, audio, clock="unaware", chunk_sec=2.0, warmup_sec=0)
+    assert trace.ok and len(audio) / 16000 > 2 * ENCODER_SEC - 5
+    assert proc.buffer_time_offset > 0 and max(proc.decoded_sec) <= ENCODER_SEC  # it cut, and never decoded > 30 s
+    assert trace.audit() == []
+    words = [w for e in trace.emissions for w in (e.words or [])]
+    assert len(words) > 50
+    for (s0, e0, _), (s1, e1, _) in zip(words, words[1:]):
+        assert s0 < e0 <= s1 + 1e-9 and s1 < e1
+    assert meta["alignatt"]["alignatt_cut"] == "after" and meta["alignatt"]["encoder"] == "torch"
+
+
+@pytest.mark.slow
+def test_real_reference_mode_sets_simulstreaming_heads_and_suppression(real):
+    proc, meta = _load(reference_mode=True)
+    dec = proc.decoder
+    assert sum(len(h) for h in dec.heads.values()) == 12 and sorted(dec.heads) == [2, 3]  # upper half of tiny.en's 4 x 6
+    paren = dec.tokenizer.encode("(")[0]
+    assert not bool(dec.suppress[paren]) and bool(dec.suppress[dec.tokenizer.sot])
+    lab, _ = _load()
+    assert bool(lab.decoder.suppress[paren]) and sum(len(h) for h in lab.decoder.heads.values()) < 12  # official heads
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fields", [{"encoder": "ctranslate2-int8"}, {"audio_ctx": True}])
+def test_real_fast_encoders_transcribe_librivox(real, fields):
+    pytest.importorskip("ctranslate2")
+    from asr_lab.metrics import ENGLISH_NORMALIZER, wer
+
+    audio = real[: int(7.1 * 16000)]  # the first utterance
+    text = "and mister john dashwood had then leisure to consider how much there might be prudently in his power to do for them"
+    proc, meta = _load(**fields)
+    trace = replay(proc, audio, clock="unaware", chunk_sec=1.0, warmup_sec=0)
+    assert trace.ok and len(trace.emissions) >= 2
+    assert wer(reference=ENGLISH_NORMALIZER(text), hypothesis=ENGLISH_NORMALIZER(trace.text)).rate <= 0.3
+    assert trace.audit() == []
+    assert {k: meta["alignatt"][k] for k in fields} == fields
+
+
+@pytest.mark.slow
+def test_real_alignatt_with_vac_decodes_each_utterance_and_takes_the_vad_knobs(real):
+    pytest.importorskip("onnxruntime")
+    from asr_lab.metrics import ENGLISH_NORMALIZER, wer
+    from asr_lab.streaming.vac import VACOnlineASRProcessor
+
+    ds = asr_lab.load_dataset("datasets/librivox")
+    long = next(u for u in ds if u.id == "librivox-long")
+    proc, meta = _load(vac=True, vac_min_silence_ms=400.0)
+    assert isinstance(proc, VACOnlineASRProcessor) and isinstance(proc.online, AlignAttProcessor)
+    assert meta["vac"] is True
+    trace = replay(proc, real, clock="unaware", chunk_sec=0.04, warmup_sec=0)
+    assert trace.ok and len(trace.emissions) >= 5
+    assert wer(reference=ENGLISH_NORMALIZER(long.text), hypothesis=ENGLISH_NORMALIZER(trace.text)).rate <= 0.3
+    assert trace.audit() == []

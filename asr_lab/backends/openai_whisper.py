@@ -80,6 +80,16 @@ class OpenAIWhisperConfig(WhisperConfig):
     )
     beam_size: int = Field(default=1, ge=1, description="Beam width for whisper.transcribe; 1 = greedy (alignatt: 1 only).")
     device: Literal["cpu", "cuda", "auto"] = Field(default="auto", description="'cpu', 'cuda', or 'auto' (CUDA when torch sees one).")
+    encoder: str = Field(
+        default="torch",
+        description="alignatt: where the encoder runs: 'torch' or 'ctranslate2-<compute type>' ('ctranslate2-int8', "
+        "'ctranslate2-float32'…): CTranslate2's encoder over the same weights, torch's decoder after it.",
+    )
+    audio_ctx: bool = Field(
+        default=False,
+        description="alignatt: encode only the audio's frames, not a padded 30 s window (whisper.cpp's audio_ctx; "
+        "torch encoder only). Off by default: it moves WER (see the README).",
+    )
     alignment_heads: Optional[str] = Field(
         default=None,
         description="openai-whisper's encoded alignment heads (as in whisper._ALIGNMENT_HEADS); None = those of the "
@@ -141,6 +151,8 @@ class OpenAIWhisperDecoder:
         self.n_sot_tokens = len(self.sot_sequence)
         self.encoder_calls = 0
         self.decoder_calls = 0
+        self._ct2 = None
+        self.encoder, self.audio_ctx = "torch", False
         self.configure()
 
     def configure(
@@ -191,7 +203,52 @@ class OpenAIWhisperDecoder:
         self.std_epsilon = float(std_epsilon)
         self.max_context_tokens = self.n_text_ctx // 2 - 1 if max_context_tokens == -1 else max_context_tokens
         self.settings = {"heads": heads, "suppress": suppress, "std_epsilon": self.std_epsilon,
-                         "max_context_tokens": self.max_context_tokens}
+                         "max_context_tokens": self.max_context_tokens, "encoder": self.encoder, "audio_ctx": self.audio_ctx}
+
+    def use_encoder(self, encoder: str = "torch", *, audio_ctx: bool = False, ct2_dir: Optional[str] = None,
+                    threads: Optional[int] = None) -> None:
+        """Where the encoder runs: ``"torch"`` (this model) or ``"ctranslate2-<compute type>"`` (e.g. ``-int8``):
+        CTranslate2's Whisper ``encode`` over the CTranslate2 folder ``ct2_dir`` holding the same weights (as
+        WhisperLiveKit's hybrid does); its output feeds this model's decoder. ``audio_ctx``: encode only the
+        frames that hold audio instead of a padded 30 s window (whisper.cpp's ``audio_ctx``; torch only) —
+        cheaper for short buffers, but the model was trained on 30 s windows (its accuracy cost is measured
+        in bench/alignatt_options.py).
+        """
+        self._ct2 = None
+        if encoder != "torch":
+            if not encoder.startswith("ctranslate2-"):
+                raise ConfigError(f"encoder={encoder!r} is not 'torch' or 'ctranslate2-<compute type>' (e.g. 'ctranslate2-int8')")
+            if audio_ctx:
+                raise ConfigError("audio_ctx=True runs on the torch encoder only; use encoder='torch' or audio_ctx=False")
+            if ct2_dir is None:
+                raise ConfigError(f"encoder={encoder!r} needs the CTranslate2 folder of the same weights (a size name "
+                                  f"the installed model packages hold, e.g. model='tiny.en')")
+            import ctranslate2
+
+            compute_type = encoder.split("-", 1)[1]
+            self._ct2 = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type=compute_type,
+                                                   intra_threads=int(threads or torch.get_num_threads()))
+        self.encoder = encoder
+        self.audio_ctx = bool(audio_ctx)
+        self.settings.update(encoder=encoder, audio_ctx=self.audio_ctx)
+
+    def _encode(self, mel: torch.Tensor, n_frames: int) -> torch.Tensor:
+        if self._ct2 is not None:
+            import ctranslate2
+
+            out = self._ct2.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel.cpu().numpy())), to_cpu=True)
+            return torch.from_numpy(np.array(out)).to(self.model.device)
+        dtype = torch.float16 if self.model.device.type == "cuda" else torch.float32
+        mel = mel.to(dtype)
+        if not self.audio_ctx:
+            return self.model.encoder(mel)
+        enc = self.model.encoder  # its forward asserts a full window: the same layers over the audio's frames only
+        x = torch.nn.functional.gelu(enc.conv1(mel[:, :, : 2 * n_frames]))
+        x = torch.nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
+        x = (x + enc.positional_embedding[: x.shape[1]]).to(x.dtype)
+        for block in enc.blocks:
+            x = block(x)
+        return enc.ln_post(x)
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text))
@@ -205,8 +262,7 @@ class OpenAIWhisperDecoder:
         mel = log_mel_spectrogram(samples, self.model.dims.n_mels, padding=N_SAMPLES)
         n_frames = max(1, min(N_FRAMES // 2, (mel.shape[-1] - N_FRAMES) // 2))
         mel = pad_or_trim(mel, N_FRAMES).to(self.model.device)
-        dtype = torch.float16 if self.model.device.type == "cuda" else torch.float32
-        features = self.model.encoder(mel.unsqueeze(0).to(dtype))
+        features = self._encode(mel.unsqueeze(0), n_frames)
         self.encoder_calls += 1
         kept = list(context) if self.max_context_tokens is None else list(context)[-self.max_context_tokens:] if self.max_context_tokens else []
         prompt = [self.tokenizer.sot_prev, *kept] if kept else []
@@ -379,6 +435,19 @@ class OpenAIWhisperLoader:
         language = _language(cfg, model)
         asr = OpenAIWhisperASR(model, language=language, task=cfg.task, **transcribe_options(cfg))
         decoder = OpenAIWhisperDecoder(model, language=language, task=cfg.task)
+        if cfg.policy == "alignatt" and (cfg.encoder != "torch" or cfg.audio_ctx):
+            ct2_dir = None
+            if cfg.encoder != "torch":
+                from asr_lab.backends.models import ct2_model_dir
+
+                try:
+                    ct2_dir = ct2_model_dir(cfg.model, cache_dir=cfg.model_cache_dir)
+                except Exception as exc:  # noqa: BLE001 - say which weights are missing, whatever the source's error
+                    raise ConfigError(f"encoder={cfg.encoder!r} needs the CTranslate2 weights of model={cfg.model!r}: {exc}") from exc
+            decoder.use_encoder(cfg.encoder, audio_ctx=cfg.audio_ctx, ct2_dir=ct2_dir)
+        elif cfg.encoder != "torch" or cfg.audio_ctx:
+            raise ConfigError(f"encoder={cfg.encoder!r} / audio_ctx={cfg.audio_ctx} are AlignAtt options; set policy='alignatt' "
+                              f"or leave them at 'torch' / False")
         metadata = {
             "separator": "",
             "model": cfg.model_dir or cfg.model,

@@ -290,7 +290,7 @@ class AlignAttProcessor:
         words = self._timed(groups, session.n_frames, stopped_on, final)
         self.in_buffer.extend(words)
         self._step_words.append(len(words))
-        new = [(w.start, w.end, w.text) for w in words]
+        new = [(w.start, max(w.end, w.start), w.text) for w in words]  # reference times can run backwards within a word
         self.committed.extend(new)
         self._last_words = new
         if self.cut == "after" and not final and len(self.audio_buffer) / SAMPLE_RATE > self.max_buffer_sec:

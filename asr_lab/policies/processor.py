@@ -62,8 +62,6 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
                 f"{config.backend!r} cannot give it (CTranslate2 and pocketsphinx do not expose it). Backends that run "
                 f"AlignAtt: {', '.join(ALIGNATT_BACKENDS)}. Or choose policy 'local-agreement', 'hold-n' or 'stable-prefix'"
             )
-        if config.vac:
-            raise ConfigError("vac=True is not available with policy='alignatt' yet; use vac=False")
         from asr_lab.policies.alignatt import AlignAttProcessor
         from asr_lab.policies.config import alignatt_settings
 
@@ -73,6 +71,13 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
             configure(**settings["decoder"])
         processor = AlignAttProcessor(decoder, **settings["processor"])
         processor.settings = settings["fields"]
+        if config.vac:  # each utterance the VAD finds is decoded on its own, from a fresh init()
+            from asr_lab.streaming.vac import vac_processor
+
+            wrapped = vac_processor(processor, config)
+            wrapped.settings = settings["fields"]
+            wrapped.decoder = decoder
+            return wrapped
         return processor
 
     store = active_store()
