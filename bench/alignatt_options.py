@@ -42,6 +42,7 @@ VARIANTS = {
     "asr_lab defaults": {},
     "asr_lab, hold last word": {"alignatt_last_word": "hold"},
     "asr_lab, 30 s buffer": {"alignatt_buffer_sec": 30.0},
+    "asr_lab, upper-half heads": {"alignatt_heads": "upper-half"},
     "asr_lab, audio_ctx": {"audio_ctx": True},
     "asr_lab, ctranslate2-int8 encoder": {"encoder": "ctranslate2-int8"},
 }

@@ -154,7 +154,7 @@ def test_reference_mode_resolves_to_simulstreaming_and_a_named_option_overrides_
         assert ref["processor"][key] == SIMULSTREAMING[key], key
     assert ref["decoder"] == {"heads": "upper-half", "suppress": "special", "std_epsilon": 0.0, "max_context_tokens": None}
     lab = alignatt_settings(_whisper_config())
-    assert lab["processor"]["last_word"] == "punctuation" and lab["processor"]["cut"] == "after"
+    assert lab["processor"]["last_word"] == "hold" and lab["processor"]["cut"] == "after"
     assert lab["processor"]["max_buffer_sec"] == 15.0  # follows buffer_trimming_sec (15 by default)
     assert lab["decoder"] == {"heads": "model", "suppress": "non-speech", "std_epsilon": 1e-8, "max_context_tokens": -1}
     one = alignatt_settings(_whisper_config(reference_mode=True, alignatt_last_word="punctuation", alignatt_final_threshold="eot"))
@@ -262,4 +262,19 @@ def test_real_alignatt_with_vac_decodes_each_utterance_and_takes_the_vad_knobs(r
     trace = replay(proc, real, clock="unaware", chunk_sec=0.04, warmup_sec=0)
     assert trace.ok and len(trace.emissions) >= 5
     assert wer(reference=ENGLISH_NORMALIZER(long.text), hypothesis=ENGLISH_NORMALIZER(trace.text)).rate <= 0.3
+    assert trace.audit() == []
+
+
+@pytest.mark.slow
+def test_real_alignatt_on_mlx_whisper_transcribes_librivox(real):
+    pytest.importorskip("mlx_whisper")
+    from asr_lab.metrics import ENGLISH_NORMALIZER, wer
+
+    proc, meta = asr_lab.load_processor({"backend": "mlx-whisper", "model": "tiny.en", "lan": "en", "policy": "alignatt"})
+    assert isinstance(proc, AlignAttProcessor) and meta["alignatt"]["encoder"] == "mlx"
+    audio = real[: int(7.1 * 16000)]  # the first utterance
+    text = "and mister john dashwood had then leisure to consider how much there might be prudently in his power to do for them"
+    trace = replay(proc, audio, clock="unaware", chunk_sec=1.0, warmup_sec=0)
+    assert trace.ok and len(trace.emissions) >= 2
+    assert wer(reference=ENGLISH_NORMALIZER(text), hypothesis=ENGLISH_NORMALIZER(trace.text)).rate <= 0.3
     assert trace.audit() == []

@@ -20,7 +20,7 @@ from asr_lab.policies.config import POLICY_FIELDS, policy_label
 
 __all__ = ["ALIGNATT_BACKENDS", "engine_identity", "engine_key", "policy_processor"]
 
-ALIGNATT_BACKENDS = ("openai-whisper",)
+ALIGNATT_BACKENDS = ("openai-whisper", "mlx-whisper")
 """Backends whose engine can run AlignAtt (a decoder stepped token by token, with cross-attention)."""
 
 _DRIVER_FIELDS = {"min_chunk_size", "buffer_trimming", "buffer_trimming_sec", "vac_chunk_size"}
