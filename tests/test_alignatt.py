@@ -208,14 +208,14 @@ def _load(**fields):
 
 @pytest.mark.slow
 def test_real_alignatt_past_30_s_never_decodes_more_than_the_encoder_hears_and_audits_clean(real):
-    audio = np.concatenate([real, np.zeros(8000, np.float32), real])  # 56 s of LibriVox speech
+    audio = np.concatenate([real, real[: 5 * 16000]])  # 32.9 s of LibriVox speech
     proc, meta = _load(alignatt_buffer_sec=30.0, min_chunk_size=2.0)
     trace = replay(proc, audio, clock="unaware", chunk_sec=2.0, warmup_sec=0)
-    assert trace.ok and len(audio) / 16000 > 2 * ENCODER_SEC - 5
+    assert trace.ok and len(audio) / 16000 > ENCODER_SEC + 2
     assert proc.buffer_time_offset > 0 and max(proc.decoded_sec) <= ENCODER_SEC  # it cut, and never decoded > 30 s
     assert trace.audit() == []
     words = [w for e in trace.emissions for w in (e.words or [])]
-    assert len(words) > 50
+    assert len(words) > 60
     for (s0, e0, _), (s1, e1, _) in zip(words, words[1:]):
         assert s0 < e0 <= s1 + 1e-9 and s1 < e1
     assert meta["alignatt"]["alignatt_cut"] == "after" and meta["alignatt"]["encoder"] == "torch"
@@ -256,12 +256,14 @@ def test_real_alignatt_with_vac_decodes_each_utterance_and_takes_the_vad_knobs(r
 
     ds = asr_lab.load_dataset("datasets/librivox")
     long = next(u for u in ds if u.id == "librivox-long")
+    cut = 11.3  # the first two utterances and the pause between them
+    text = " ".join(w[2] for w in long.words if w[1] <= cut)
     proc, meta = _load(vac=True, vac_min_silence_ms=400.0)
     assert isinstance(proc, VACOnlineASRProcessor) and isinstance(proc.online, AlignAttProcessor)
     assert meta["vac"] is True
-    trace = replay(proc, real, clock="unaware", chunk_sec=0.04, warmup_sec=0)
-    assert trace.ok and len(trace.emissions) >= 5
-    assert wer(reference=ENGLISH_NORMALIZER(long.text), hypothesis=ENGLISH_NORMALIZER(trace.text)).rate <= 0.3
+    trace = replay(proc, real[: int(cut * 16000)], clock="unaware", chunk_sec=0.04, warmup_sec=0)
+    assert trace.ok and len(trace.emissions) >= 3
+    assert wer(reference=ENGLISH_NORMALIZER(text), hypothesis=ENGLISH_NORMALIZER(trace.text)).rate <= 0.3
     assert trace.audit() == []
 
 
@@ -272,8 +274,11 @@ def test_real_alignatt_on_mlx_whisper_transcribes_librivox(real):
 
     proc, meta = asr_lab.load_processor({"backend": "mlx-whisper", "model": "tiny.en", "lan": "en", "policy": "alignatt"})
     assert isinstance(proc, AlignAttProcessor) and meta["alignatt"]["encoder"] == "mlx"
-    audio = real[: int(7.1 * 16000)]  # the first utterance
-    text = "and mister john dashwood had then leisure to consider how much there might be prudently in his power to do for them"
+    long = next(u for u in asr_lab.load_dataset("datasets/librivox") if u.id == "librivox-long")
+    a, b = 7.8, 11.1  # the second utterance (mlx on a Linux CPU is slow)
+    audio = real[int(a * 16000): int(b * 16000)]
+    text = " ".join(w[2] for w in long.words if w[0] >= a and w[1] <= b)
+    assert len(text.split()) == 8
     trace = replay(proc, audio, clock="unaware", chunk_sec=1.0, warmup_sec=0)
     assert trace.ok and len(trace.emissions) >= 2
     assert wer(reference=ENGLISH_NORMALIZER(text), hypothesis=ENGLISH_NORMALIZER(trace.text)).rate <= 0.3
