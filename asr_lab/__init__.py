@@ -31,8 +31,8 @@ _EXPORTS = {
     "get_loader": "asr_lab.backends.registry",
     "available_backends": "asr_lab.backends.registry",
     "load_processor": "asr_lab.backends.registry",
-    "OnlineASRProcessor": "asr_lab.streaming.local_agreement",
-    "HypothesisBuffer": "asr_lab.streaming.local_agreement",
+    "OnlineASRProcessor": "asr_lab.policies.local_agreement",
+    "HypothesisBuffer": "asr_lab.policies.local_agreement",
     "check_processor": "asr_lab.testing.conformance",
     "Trace": "asr_lab.replay",
     "Emission": "asr_lab.replay",
@@ -76,11 +76,11 @@ __all__ = [
 ]
 
 
-# ``asr_lab.replay`` and ``asr_lab.compare`` are both modules and the functions users
-# call. Importing a submodule rebinds the parent's attribute to the module, so the
-# functions are bound here, eagerly, after their modules are loaded (they need only numpy).
-from asr_lab.replay.replayer import replay  # noqa: E402
-from asr_lab.compare import Results, compare  # noqa: E402
+# ``asr_lab.replay`` and ``asr_lab.compare`` are packages callable as the functions users call
+# (asr_lab.core.lazy.callable_package), so both ``asr_lab.compare(...)`` and
+# ``asr_lab.compare.results`` work. They are imported eagerly (they need only numpy).
+from asr_lab import compare, replay  # noqa: E402
+from asr_lab.compare.results import Results  # noqa: E402
 
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
@@ -90,7 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from asr_lab.core.audio import AudioError, load_audio
     from asr_lab.core.config import ASRConfig, ConfigError
     from asr_lab.core.protocols import SAMPLE_RATE, ASRBase, ASRProcessor, ModelLoader, SupportsPartial
-    from asr_lab.streaming.local_agreement import HypothesisBuffer, OnlineASRProcessor
+    from asr_lab.policies.local_agreement import HypothesisBuffer, OnlineASRProcessor
     from asr_lab.data import Dataset, Utterance, load_dataset
     from asr_lab.metrics import Scores, score
     from asr_lab.replay import Emission, LiveAudio, Trace

@@ -5,9 +5,14 @@
     asr-lab compare --dataset D --backend A --backend B --out DIR
                                              replay a dataset through several engines, write tables,
                                              traces and a summary (re-running resumes)
+    asr-lab score TRACE --reference D        re-score saved traces (JSONL) against a dataset or a text
     asr-lab check MODULE:CLASS               run the conformance kit on your processor
     asr-lab serve [--backend NAME]           HTTP + WebSocket server (loopback unless --host)
     asr-lab dataset build|info|align         build the mini set or your own, describe, add word timings
+
+A processor of one's own: ``--backend mymodule:MyLoader`` or ``--plugin mymodule`` (a module
+that calls ``register_loader``). whisper_streaming's flags (``--vac``, ``--buffer_trimming_sec``,
+``--comp_unaware``...) mean the same here, or are answered with the asr_lab spelling.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import secrets
 import sys
@@ -31,6 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
+        _prepare(parser, args)
         return args.run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -38,6 +45,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, TypeError, ImportError, OSError, KeyError) as exc:
         print(f"asr-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What every command shares: the log level, whisper_streaming's --comp_unaware, plugins."""
+    if getattr(args, "log_level", None):
+        logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "comp_unaware", False):
+        if args.clock == "wall":
+            parser.error("--comp_unaware (whisper_streaming's) is asr_lab's --clock unaware; it cannot go with --clock wall")
+        args.clock = "unaware"
+    from asr_lab.backends.registry import load_plugin
+
+    for spec in getattr(args, "plugin", None) or []:
+        load_plugin(spec)
+    backends = getattr(args, "backend", None)
+    for name in backends if isinstance(backends, list) else [backends]:
+        if name and ":" in name:
+            load_plugin(name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backends", help="list the engines this installation knows")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--fields", metavar="NAME", help="list backend NAME's config fields: type, default, description")
+    _add_plugin_option(b)
     b.set_defaults(run=_backends)
 
     w = sub.add_parser("models", help="list the Whisper model names this machine can resolve, and from where")
@@ -57,18 +83,22 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="stream an audio file through one engine, printing emissions as they appear")
     r.add_argument("audio", help="audio file (wav, flac, mp3, ogg)")
-    _add_engine_options(r)
+    _add_engine_options(r, clock=True)
     _add_clock_options(r)
     r.add_argument("--trace", metavar="FILE", help="also write the trace as JSONL")
     r.set_defaults(run=_replay)
 
     m = sub.add_parser("compare", help="replay a dataset through several engines and score them")
-    m.add_argument("--dataset", required=True, help="dataset folder or manifest (e.g. datasets/mini)")
-    m.add_argument("--backend", action="append", default=[], help="a backend to compare, with its defaults (repeatable)")
+    m.add_argument("--dataset", required=True,
+                   help="dataset folder or manifest (e.g. datasets/mini), or a named set: librivox, mini, asterisk, "
+                        "asterisk-long, asterisk-short (the asterisk sets are built on first use: `asr-lab dataset asterisk`)")
+    m.add_argument("--backend", action="append", default=[],
+                   help="a backend to compare, with its defaults (repeatable); MODULE:LOADER for a loader of your own")
+    _add_plugin_option(m)
     m.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="JSON file: one config, or {name: config, ...} (repeatable)")
     m.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[], help="override a field in every config")
-    _add_whisper_streaming_options(m)
+    _add_whisper_streaming_options(m, clock=True)
     _add_clock_options(m)
     m.add_argument("--repeats", type=_whole(1), default=1, help="run everything N times for run-to-run spread")
     m.add_argument("--workers", type=_whole(0), default=0,
@@ -78,6 +108,21 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
     m.set_defaults(run=_compare)
 
+    k = sub.add_parser("calibrate", help="measure engines on this machine and write its cost profile (for --compute profile)")
+    k.add_argument("--dataset", required=True, help="dataset folder or manifest to measure on (e.g. datasets/librivox)")
+    k.add_argument("--backend", action="append", default=[], help="a backend to calibrate, with its defaults (repeatable)")
+    k.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="JSON file: one config, or {name: config, ...} (repeatable)")
+    k.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[], help="override a field in every config")
+    _add_whisper_streaming_options(k)
+    k.add_argument("--machine", default=None, help="the machine's name in the profile (default: the host name)")
+    k.add_argument("--compute", choices=("cpu", "process", "wall"), default="cpu",
+                   help="the measure fitted: cpu (default: process CPU time, elapsed for engines that wait) or wall")
+    k.add_argument("--repeats", type=_whole(1), default=1, help="measure everything N times")
+    k.add_argument("--limit", type=_whole(1), default=None, help="only the first N utterances (N >= 1)")
+    k.add_argument("--out", required=True, help="profile file to write, e.g. configs/profiles/NAME.json")
+    k.set_defaults(run=_calibrate)
+
     v = sub.add_parser("serve", help="serve engines over HTTP + WebSocket (POST /load_model, WS /asr, a page at /)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; 0.0.0.0 exposes it)")
     v.add_argument("--port", type=int, default=8000)
@@ -85,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--max-pending-sec", type=float, default=30.0,
         help="seconds of audio a stream may queue for its engine before new chunks are dropped and counted (default: 30)",
+    )
+    v.add_argument(
+        "--max-lag-sec", type=float, default=10.0,
+        help="an engine this many seconds behind real time has new chunks dropped, counted and reported to the client "
+             "(an 'overload' event; new streams are refused meanwhile): this bounds the lag (default: 10)",
     )
     v.add_argument("--token", nargs="?", const="auto", default=None,
                    help="require this token on every request (no value: a random one, printed in the URL)")
@@ -94,6 +144,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="also answer to this Host name (repeatable; '*' for any). IP addresses and loopback names are always "
                         "answered; with --host 0.0.0.0 a DNS name (box.lan) must be named here, which stops DNS rebinding")
     v.add_argument("--idle-timeout-sec", type=float, default=30.0, help="close a stream that sends nothing this long (default: 30)")
+    v.add_argument("--tcp-port", type=int, default=None, metavar="N",
+                   help="also speak whisper_streaming's raw TCP protocol on port N (16 kHz int16 PCM in, 'beg_ms end_ms text' lines out)")
     v.add_argument("--engine-processes", type=int, default=min(2, os.cpu_count() or 1),
                    help="worker processes running the engines, so decoding never stalls the server (default: %(default)s; "
                         "0: threads of the server process, for engines that cannot be pickled)")
@@ -101,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     v.set_defaults(run=_serve)
 
     d = sub.add_parser("dataset", help="build, describe and align datasets")
-    dsub = d.add_subparsers(dest="dataset_command", required=True, metavar="build|info|align")
+    dsub = d.add_subparsers(dest="dataset_command", required=True, metavar="build|info|align|asterisk")
     db = dsub.add_parser("build", help="build the mini set, or a dataset from a sentence file (flite/espeak-ng + alignment)")
     db.add_argument("out_dir", nargs="?", default="datasets/mini")
     db.add_argument("--sentences", help="text file, one sentence per line (default: the mini set's sentences)")
@@ -115,7 +167,21 @@ def _parser() -> argparse.ArgumentParser:
     da.add_argument("source")
     da.add_argument("--out", required=True, help="manifest file or folder to write")
     da.add_argument("--overwrite", action="store_true", help="re-align utterances that already have words")
+    dt = dsub.add_parser("asterisk", help="build the Asterisk prompt sets from the installed Debian packages (idempotent)")
+    dt.add_argument("--out", default=None, help="folder to build in (default: ~/.cache/asr_lab/datasets/asterisk)")
+    dt.add_argument("--realign", action="store_true", help="align every clip again instead of using the shipped timings")
+    dt.add_argument("--jobs", type=_whole(1), default=1, help="processes aligning in parallel (with --realign)")
     d.set_defaults(run=_dataset)
+
+    sc = sub.add_parser("score", help="re-score saved traces (JSONL) against a reference, with compare's metrics")
+    sc.add_argument("traces", nargs="+", metavar="TRACE", help="trace file(s) written by replay --trace or compare (traces/)")
+    ref = sc.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--reference", metavar="DATASET",
+                     help="dataset folder or manifest holding the utterance (its text and word timings)")
+    ref.add_argument("--text", help="the reference text itself (then latency against reference times is unavailable)")
+    sc.add_argument("--utterance", metavar="ID", help="the utterance's id in --reference (default: the trace's own, or its audio file)")
+    sc.add_argument("--json", action="store_true", help="print one JSON row per trace (every metric) instead of the table")
+    sc.set_defaults(run=_score)
 
     c = sub.add_parser("check", help="run the conformance kit on a processor class or a backend")
     c.add_argument("target", help="MODULE:CLASS (a zero-argument ASRProcessor class or factory) or a backend name")
@@ -124,19 +190,72 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default=None, help="registered backend name (asr-lab backends lists them)")
+def _add_plugin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (from the current folder or PYTHONPATH); it registers its backends with "
+                        "asr_lab.register_loader (repeatable)")
+
+
+def _add_engine_options(p: argparse.ArgumentParser, clock: bool = False) -> None:
+    p.add_argument("--backend", default=None,
+                   help="registered backend name (asr-lab backends lists them), or MODULE:LOADER for a loader of your own")
+    _add_plugin_option(p)
     p.add_argument("--config", metavar="FILE", help="JSON file with an engine configuration (ASRConfig fields)")
     p.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[], help="override one config field (repeatable)")
-    _add_whisper_streaming_options(p)
+    _add_whisper_streaming_options(p, clock=clock)
 
 
-def _add_whisper_streaming_options(p: argparse.ArgumentParser) -> None:
-    """whisper_streaming's flags, as shortcuts for --set model=... / lan=... / min_chunk_size=..."""
+def _add_whisper_streaming_options(p: argparse.ArgumentParser, clock: bool = False) -> None:
+    """whisper_streaming's flags (whisper_online.py's add_shared_args and main), with their asr_lab meaning:
+    each sets the config field of the same name; the ones asr_lab has no use for say what to do instead."""
     p.add_argument("--model", help="model name or path (the config field 'model'), e.g. tiny.en or large-v3")
     p.add_argument("--lan", "--language", dest="lan", help="source language code (the config field 'lan'), e.g. en, de, auto")
     p.add_argument("--min-chunk-size", type=_seconds, metavar="SEC",
                    help="seconds of audio per engine step (the config field 'min_chunk_size'), in (0, 60]")
+    p.add_argument("--min_chunk_size", dest="min_chunk_size", type=_seconds, help=argparse.SUPPRESS)  # whisper_streaming's spelling
+    p.add_argument("--task", choices=("transcribe", "translate"), help="the config field 'task'")
+    p.add_argument("--model_cache_dir", "--model-cache-dir", dest="model_cache_dir", metavar="DIR", help="the config field 'model_cache_dir'")
+    p.add_argument("--model_dir", "--model-dir", dest="model_dir", metavar="DIR", help="the config field 'model_dir' (a local model folder)")
+    p.add_argument("--buffer_trimming", "--buffer-trimming", dest="buffer_trimming", choices=("segment", "sentence"),
+                   help="the config field 'buffer_trimming' (LocalAgreement backends)")
+    p.add_argument("--buffer_trimming_sec", "--buffer-trimming-sec", dest="buffer_trimming_sec", type=_positive, metavar="SEC",
+                   help="the config field 'buffer_trimming_sec' (LocalAgreement backends)")
+    p.add_argument("--vac", action="store_const", const=True, default=None,
+                   help="voice-activity-controlled streaming: the config field 'vac' (Whisper backends)")
+    p.add_argument("--vac-chunk-size", "--vac_chunk_size", dest="vac_chunk_size", type=_positive, metavar="SEC",
+                   help="the config field 'vac_chunk_size'")
+    p.add_argument("--vad", action="store_const", const=True, default=None,
+                   help="the engine's own voice-activity filter: the config field 'vad' (faster-whisper)")
+    p.add_argument("-l", "--log-level", "--log_level", dest="log_level", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                   help="Python logging level")
+    if clock:
+        p.add_argument("--comp_unaware", "--comp-unaware", dest="comp_unaware", action="store_true",
+                       help="whisper_streaming's computation-unaware simulation: the same as --clock unaware")
+    else:
+        _answered(p, "--comp_unaware", "--comp-unaware", answer="this command has no replay clock; --comp_unaware "
+                  "(= --clock unaware) belongs to asr-lab replay and asr-lab compare", nargs=0)
+    _answered(p, "--offline", answer="asr_lab always streams; for the whole-file transcript replay with one big step: "
+              "--chunk-sec 60 (or compare the final text of the streaming trace)", nargs=0)
+    _answered(p, "--start_at", "--start-at", answer="asr_lab replays a file from its start; cut it first, e.g. "
+              "`sox in.wav out.wav trim 30` (or ffmpeg -ss 30)", nargs=1)
+    _answered(p, "--warmup-file", "--warmup_file", answer="asr_lab warms the engine up itself (replay's warm-up, kept out "
+              "of the compute figures); drop the flag", nargs=1)
+
+
+class _Answer(argparse.Action):
+    """A whisper_streaming flag asr_lab does not take: the error says what to write instead."""
+
+    def __init__(self, option_strings, dest, answer: str = "", **kwargs) -> None:
+        self.answer = answer
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"{option_string} is whisper_streaming's flag; in asr_lab: {self.answer}")
+
+
+def _answered(p: argparse.ArgumentParser, *flags: str, answer: str, nargs: int) -> None:
+    p.add_argument(*flags, action=_Answer, answer=answer, nargs=nargs, dest=f"_answered_{flags[0].strip('-')}",
+                   default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _add_clock_options(p: argparse.ArgumentParser) -> None:
@@ -145,9 +264,12 @@ def _add_clock_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-sec", type=_seconds, default=None, metavar="SEC",
                    help="seconds of new audio per step, in (0, 60] (default: the engine's own min chunk)")
     p.add_argument("--speed", type=_positive, default=1.0, help="stream seconds per wall second (> 0)")
-    p.add_argument("--compute", choices=("wall", "cpu", "thread", "process"), default=None,
-                   help="what a call costs on the virtual clock: cpu (default; reproduces on a busy machine) or wall "
-                   "(elapsed; for GPU or remote engines)")
+    p.add_argument("--compute", choices=("wall", "cpu", "thread", "process", "profile"), default=None,
+                   help="what a call costs on the virtual clock: cpu (default; reproduces on a busy machine), wall "
+                   "(elapsed; for GPU or remote engines) or profile (a machine's fitted cost model, --profile; the "
+                   "same numbers wherever they are recomputed)")
+    p.add_argument("--profile", metavar="FILE", default=None,
+                   help="cost profile for --compute profile (configs/profiles/*.json; made by asr-lab calibrate)")
 
 
 def _seconds(text: str) -> float:
@@ -200,10 +322,13 @@ def _version() -> str:
 
 
 def _shortcuts(args: argparse.Namespace) -> dict:
-    """The config fields set by --model, --lan and --min-chunk-size."""
-    fields = {"model": getattr(args, "model", None), "lan": getattr(args, "lan", None),
-              "min_chunk_size": getattr(args, "min_chunk_size", None)}
+    """The config fields set by whisper_streaming's flags (--model, --lan, --min-chunk-size, --vac...)."""
+    fields = {k: getattr(args, k, None) for k in SHORTCUT_FIELDS}
     return {k: v for k, v in fields.items() if v is not None}
+
+
+SHORTCUT_FIELDS = ("model", "lan", "min_chunk_size", "task", "model_cache_dir", "model_dir", "buffer_trimming",
+                   "buffer_trimming_sec", "vac", "vac_chunk_size", "vad")
 
 
 def engine_config(args: argparse.Namespace) -> dict:
@@ -213,8 +338,16 @@ def engine_config(args: argparse.Namespace) -> dict:
         path = Path(args.config)
         if not path.exists():
             raise FileNotFoundError(f"--config file not found: {args.config}")
+        raw = path.read_bytes()
         try:
-            config = json.loads(path.read_text())
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"--config {args.config} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                f"cannot be decoded; save the file as UTF-8 JSON"
+            ) from None
+        try:
+            config = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"--config {args.config} is not valid JSON: {exc}") from None
         if not isinstance(config, dict):
@@ -310,7 +443,7 @@ def _replay(args) -> int:
         print(f"{e.emitted_at:8.2f} {e.start:7.2f} {e.end:7.2f}  {e.text.strip()}", flush=True)
 
     trace = replay(
-        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed, compute=args.compute,
+        processor, audio, clock=args.clock, chunk_sec=step, speed=args.speed, compute=args.compute, profile=args.profile,
         separator=meta.get("separator"), on_emission=show, meta={"backend": meta["backend"], "source": args.audio},
     )
     if args.trace:
@@ -357,7 +490,7 @@ def _compare(args) -> int:
         results = compare(
             systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
             repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
-            workers=0 if args.dask else args.workers,
+            workers=0 if args.dask else args.workers, profile=args.profile,
         )
     finally:
         closer()
@@ -381,6 +514,26 @@ def _compare(args) -> int:
     return 1 if results.failures else 0
 
 
+def _calibrate(args) -> int:
+    from asr_lab.data import load_dataset
+    from asr_lab.replay.calibrate import calibrate
+
+    systems = compare_configs(args)
+    dataset = load_dataset(args.dataset)
+    utterances = list(dataset)[: args.limit] if args.limit is not None else list(dataset)
+    _check_output_file(args.out, "--out")
+    command = "asr-lab calibrate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
+    profile = calibrate(systems, utterances, machine=args.machine, compute=args.compute, repeats=args.repeats,
+                        out=args.out, command=command)
+    print(f"# cost profile {profile.name!r} ({profile.digest}) written to {args.out}; measured {profile.measure}", file=sys.stderr)
+    for e in profile.engines.values():
+        f = e.fit
+        coef = ", ".join(f"{k} {v:.4g}" for k, v in e.coefficients.items())
+        print(f"{e.system}: {f['steps']} steps, R² {f['r2']}, median step error {f['median_rel_error']}, "
+              f"predicted/measured total {f['total_ratio']}; seconds per unit: {coef}")
+    return 0
+
+
 def _executor(args):
     if args.dask:
         from dask.distributed import Client, LocalCluster
@@ -399,17 +552,20 @@ def _executor(args):
 
 def _dataset(args) -> int:
     from asr_lab.data import build
+    from asr_lab.data.recipes import mini
     from asr_lab.data.synth import SynthesisError
 
+    from asr_lab.data.dataset import DatasetError
+
     try:
-        _dataset_command(args, build)
-    except SynthesisError as exc:  # a missing TTS program or voice: a user error, not a bug
+        _dataset_command(args, build, mini)
+    except (SynthesisError, DatasetError) as exc:  # a missing program, voice or package: a user error, not a bug
         print(f"asr-lab dataset: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _dataset_command(args, build) -> None:
+def _dataset_command(args, build, mini) -> None:
     if args.dataset_command == "build":
         if args.sentences:
             path = Path(args.sentences)
@@ -420,9 +576,13 @@ def _dataset_command(args, build) -> None:
             ds = build.build_utterances(lines, args.out_dir, voices, args.engine, align=not args.no_align, log=print)
             print(ds.info())
         else:
-            build.build_mini(args.out_dir, log=print)
+            mini.build_mini(args.out_dir, log=print)
     elif args.dataset_command == "info":
         print(build.dataset_info(args.source, as_json=args.json))
+    elif args.dataset_command == "asterisk":
+        from asr_lab.data.recipes.asterisk import prepare_asterisk
+
+        print(prepare_asterisk(args.out, realign=args.realign, jobs=args.jobs, log=print).info())
     else:
         build.align_dataset(args.source, args.out, overwrite=args.overwrite, log=print)
 
@@ -430,6 +590,8 @@ def _dataset_command(args, build) -> None:
 def _serve(args) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not a TCP port; give a number from 1 to 65535, e.g. --port 8000")
+    if not args.max_lag_sec > 0:
+        raise ValueError(f"--max-lag-sec {args.max_lag_sec}: give a positive number of seconds, e.g. 10")
     if args.max_connections < 1 or not args.max_pending_sec > 0:
         raise ValueError(
             f"--max-connections {args.max_connections} / --max-pending-sec {args.max_pending_sec}: "
@@ -444,6 +606,11 @@ def _serve(args) -> int:
             f"--token {args.token!r} is empty (an unset variable?), which would run without authentication; "
             f"give a token, or --token with no value for a random one, or leave --token out"
         )
+    if args.tcp_port is not None and not (1 <= args.tcp_port <= 65535 and args.tcp_port != args.port):
+        raise ValueError(f"--tcp-port {args.tcp_port} is not a free TCP port beside --port {args.port}; give another number from 1 to 65535")
+    if args.tcp_port is not None and args.token:
+        raise ValueError("--tcp-port with --token: whisper_streaming's raw TCP protocol has no place for a token, "
+                         "so the port could not check it; leave one of them out")
     import uvicorn  # after the checks: a bad argument is named even where the server extra is missing
 
     from asr_lab.web.server import ServerSettings, create_app
@@ -453,8 +620,9 @@ def _serve(args) -> int:
     config = engine_config(args)
     settings = ServerSettings(
         max_connections=args.max_connections, max_pending_sec=args.max_pending_sec, idle_timeout_sec=args.idle_timeout_sec,
+        max_lag_sec=args.max_lag_sec,
         allowed_hosts=allowed_hosts_for(args.host, args.allow_host), allowed_origins=tuple(args.allow_origin), token=token,
-        engine_processes=args.engine_processes,
+        engine_processes=args.engine_processes, tcp_port=args.tcp_port, tcp_host=args.host,
     )
     app = create_app(config or None, settings=settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -500,6 +668,65 @@ def _save_trace(trace, path: str) -> None:
         with open(fd, "w", encoding="utf-8") as f:
             f.write(trace.to_jsonl())
         print(f"error: could not write --trace {path!r} ({exc.strerror}); the trace is saved in {rescue}", file=sys.stderr)
+
+
+def _score(args) -> int:
+    """Re-score saved traces: compare's table (one row per trace), or every metric as JSON."""
+    from asr_lab.compare import Results, RunRecord
+    from asr_lab.replay.trace import Trace
+
+    traces = []
+    for path in args.traces:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"trace file not found: {path} (write one with asr-lab replay --trace FILE, or take one "
+                                    f"from a compare --out folder's traces/)")
+        traces.append(Trace.from_jsonl(path))
+    dataset = None
+    if args.reference:
+        from asr_lab.data import load_dataset
+
+        dataset = load_dataset(args.reference)
+    records, references = [], {}
+    for path, trace in zip(args.traces, traces):
+        if dataset is None:
+            uid, reference = trace.meta.get("utterance") or Path(path).stem, args.text
+        else:
+            uid = _utterance_for(trace, path, dataset, args.utterance)
+            reference = dataset[uid]
+        system = trace.meta.get("system") or trace.meta.get("backend") or Path(path).stem
+        name = system if len(traces) == 1 or system not in {r.system for r in records} else f"{system} ({Path(path).name})"
+        records.append(RunRecord(name, uid, int(trace.meta.get("repeat", 0) or 0), str(path), trace))
+        references[uid] = reference
+    results = Results(records, references)
+    if args.json:
+        for row in results.utterances.to_dict(orient="records"):  # NaN (no such figure) becomes null
+            print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in row.items()}, default=str))
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        print(results.table())
+    for r in results.failures:
+        print(f"failed: {r.system} / {r.utterance}: {r.error}", file=sys.stderr)
+    return 1 if results.failures else 0
+
+
+def _utterance_for(trace, path: str, dataset, given: Optional[str]) -> str:
+    """The id of the utterance a trace replayed: --utterance, the trace's own, or its audio file's."""
+    if given:
+        dataset[given]  # KeyError naming the close ids
+        return given
+    uid = trace.meta.get("utterance")
+    if uid and uid in dataset:
+        return uid
+    source = trace.meta.get("source")
+    if source:
+        for u in dataset:
+            if u.audio and (Path(u.audio).resolve() == Path(source).resolve() or Path(u.audio).name == Path(source).name):
+                return u.id
+    raise ValueError(f"{path}: which utterance of {dataset.name!r} is this trace? It names "
+                     f"{'utterance ' + repr(uid) if uid else 'no utterance'}{', audio ' + repr(source) if source else ''}; "
+                     f"give --utterance ID (ids look like {dataset.ids[:3]})")
 
 
 def _check(args) -> int:

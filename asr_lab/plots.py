@@ -119,7 +119,8 @@ def _pick_utterance(results, utterance: Optional[str]) -> str:
 
 
 def waterfall(results, utterance: Optional[str] = None, *, systems: Optional[Sequence[str]] = None, repeat: int = 0,
-              partials: bool = True, reference_words: Optional[Sequence] = None):
+              partials: bool = True, reference_words: Optional[Sequence] = None, panels: bool = False,
+              window: Optional[tuple[float, float]] = None):
     """Emission waterfall of one utterance for each system.
 
     ``results``: :class:`~asr_lab.Results` (``utterance`` defaults to the longest), a single
@@ -129,42 +130,78 @@ def waterfall(results, utterance: Optional[str] = None, *, systems: Optional[Seq
     (from the results, or ``reference_words``) are ticks along the x axis. Both axes cover
     the utterance (engine times past its end are clipped to it); the legend sits outside the
     axes so that it never hides a word.
+
+    ``panels=True``: small multiples, one panel per system sharing both axes, so that four
+    systems on a long stream do not hide each other. ``window=(start, end)``: only the words
+    whose audio ends in that span of seconds, the axes zoomed to it.
     """
     traces, words, utt = _traces_of(results, utterance, repeat, systems)
     words = reference_words if reference_words is not None else words
-    fig, ax = _figure(7.0, 4.2)
+    if window is not None:
+        lo, hi = (float(v) for v in window)
+        if not (0 <= lo < hi):
+            raise ValueError(f"window={window!r} must be (start, end) seconds with 0 <= start < end, e.g. (20, 40)")
+    n = len(traces) if panels and traces else 1
+    fig = LabFigure(figsize=(7.0, 4.2 if n == 1 else 1.2 + 1.9 * n), layout="constrained")
+    axes = fig.subplots(n, 1, sharex=True, sharey=True, squeeze=False)[:, 0]
     if not traces:
-        return _nothing(fig, ax, "no trace to draw")
+        return _nothing(fig, axes[0], "no trace to draw")
     duration = max((t.duration for t in traces.values()), default=0.0)
-    top = duration
-    for color, (system, trace) in zip(_colors(len(traces)), traces.items()):
-        dur = trace.duration or duration
-        if partials:
-            xs, ys = [], []
-            for p in trace.partials:
-                if p.text and p.start is not None:
-                    for _, end, _ in _spread(p.start, p.end, p.text):
-                        xs.append(min(end, dur))
-                        ys.append(p.at)
-            if xs:
-                ax.scatter(xs, ys, s=9, color=color, alpha=0.35, linewidths=0, label=f"{system} partials ({len(trace.partials)} updates)")
-                top = max(top, *ys)
-        xs, ys = [], []
-        for e in trace.emissions:
-            for _, end, _ in e.words or _spread(e.start, e.end, e.text):
-                xs.append(min(end, dur))
-                ys.append(e.emitted_at)
-        ax.scatter(xs, ys, s=16, color=color, zorder=3, label=f"{system} committed ({len(xs)} words)")
-        top = max([top, *ys])
-    ax.plot([0, duration], [0, duration], color="0.6", lw=1, ls="--", label="zero latency")
-    if words:
-        ax.plot([min(w[1], duration) for w in words], [0] * len(words), "|", color="0.3", ms=10, clip_on=False,
-                label="reference word ends")
-    ax.set_xlim(0, duration * 1.01 or 1.0)
-    ax.set_ylim(0, top * 1.04 or 1.0)
-    ax.set(xlabel="audio time of the word (s)", ylabel="emitted at (stream s)", title=f"When words appeared{_title_name(utt)}")
+    lo, hi = window if window is not None else (0.0, duration)
+    hi = min(hi, duration) if duration else hi
+    top = hi
+    for k, (color, (system, trace)) in enumerate(zip(_colors(len(traces)), traces.items())):
+        ax = axes[k if panels else 0]
+        top = max(top, _waterfall_system(ax, system, trace, color, duration, partials, (lo, hi), panel=panels))
+    for k, ax in enumerate(axes):
+        ax.plot([lo, hi], [lo, hi], color="0.6", lw=1, ls="--", label="zero latency" if k == 0 else None)
+        if words:
+            ends = [min(w[1], duration) for w in words if lo <= min(w[1], duration) <= hi]
+            ax.plot(ends, [lo] * len(ends), "|", color="0.3", ms=10, clip_on=False, label="reference word ends" if k == 0 else None)
+        ax.set_xlim(lo, lo + (hi - lo) * 1.01 or 1.0)
+        ax.set_ylim(lo, lo + (top - lo) * 1.04 or 1.0)
+        ax.set_ylabel("emitted at (stream s)" if n == 1 else "emitted at (s)")
+    axes[-1].set_xlabel("audio time of the word (s)")
+    span = f", {lo:g}–{hi:g} s" if window is not None else ""
+    fig.suptitle(f"When words appeared{_title_name(utt)}{span}") if panels else axes[0].set_title(f"When words appeared{_title_name(utt)}{span}")
     _legend_below(fig)
     return fig
+
+
+def _waterfall_system(ax, system: str, trace, color, duration: float, partials: bool, window: tuple[float, float],
+                      panel: bool) -> float:
+    """Draw one system's committed (and partial) words on ``ax``; the highest emission time drawn."""
+    lo, hi = window
+    dur = trace.duration or duration
+    top = hi
+    n_partials = 0
+    if partials:
+        xs, ys = [], []
+        for p in trace.partials:
+            if p.text and p.start is not None:
+                for _, end, _ in _spread(p.start, p.end, p.text):
+                    if lo <= min(end, dur) <= hi:
+                        xs.append(min(end, dur))
+                        ys.append(p.at)
+        if xs:
+            n_partials = len(trace.partials)
+            ax.scatter(xs, ys, s=9, color=color, alpha=0.35, linewidths=0,
+                       label=f"{system} partials ({len(trace.partials)} updates)" if not panel else "partial (unconfirmed) words")
+            top = max(top, *ys)
+    xs, ys = [], []
+    for e in trace.emissions:
+        for _, end, _ in e.words or _spread(e.start, e.end, e.text):
+            if lo <= min(end, dur) <= hi:
+                xs.append(min(end, dur))
+                ys.append(e.emitted_at)
+    ax.scatter(xs, ys, s=16, color=color, zorder=3, label=f"{system} committed ({len(xs)} words)" if not panel else "committed words")
+    if panel:  # each panel names its system; the figure legend explains the marks once
+        for coll in ax.collections:
+            if ax is not ax.figure.axes[0]:
+                coll.set_label(None)
+        note = f"{len(xs)} committed words" + (f", {n_partials} partial updates" if n_partials else "")
+        ax.set_title(f"{system} — {note}", fontsize="medium", loc="left")
+    return max([top, *ys])
 
 
 def latency_distribution(results, *, against: str = "reference"):
@@ -220,11 +257,16 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def wer_vs_latency(results, *, latency: str = "latency_p50"):
+def wer_vs_latency(results, *, latency: str = "latency_p50", ci: bool = True, level: float = 0.95, resamples: int = 1000,
+                   seed: int = 0):
     """Corpus WER against a latency column of the summary, with the Pareto front marked.
 
     Each system is a marker named in the legend (outside the axes), so close points never
     make their labels collide; systems without a WER or that latency are left out.
+    ``ci=True`` (default) draws whiskers: the percentile bootstrap interval over utterances
+    of the corpus WER (vertical) and of the latency figure (horizontal), at ``level``
+    (:func:`asr_lab.metrics.bootstrap_interval`, via ``Results.table(ci=True)``): how far
+    each would move on another test set like this one. A system of one utterance has none.
     """
     s = results.summary
     fig, ax = _figure(8.0, 4.5)
@@ -236,10 +278,21 @@ def wer_vs_latency(results, *, latency: str = "latency_p50"):
     left_out = [name for name in s.index if name not in {r[0] for r in rows}]
     if not rows:
         return _nothing(fig, ax, f"no system has both a WER and {latency}")
+    intervals = results.table(["wer", latency], ci=True, level=level, resamples=resamples, seed=seed) if ci and hasattr(results, "table") else None
     markers = "osD^v<>pPX*h"
     for i, (color, (name, w, l)) in enumerate(zip(_colors(len(rows)), rows)):
+        label = f"{name}: WER {w:.3f}, {l:.2f} s"
+        if intervals is not None and name in intervals.index:
+            iv = intervals.loc[name]
+            wl, wh, ll, lh = (float(iv.get(c, float("nan"))) for c in ("wer_low", "wer_high", f"{latency}_low", f"{latency}_high"))
+            if wl == wl and wh == wh:
+                ax.errorbar([l], [w], yerr=[[max(0.0, w - wl)], [max(0.0, wh - w)]], fmt="none", ecolor=color, elinewidth=1.1, capsize=3, zorder=2)
+                label = f"{name}: WER {w:.3f} [{wl:.3f}, {wh:.3f}], {l:.2f} s"
+            if ll == ll and lh == lh:
+                ax.errorbar([l], [w], xerr=[[max(0.0, l - ll)], [max(0.0, lh - l)]], fmt="none", ecolor=color, elinewidth=1.1, capsize=3, zorder=2)
+                label += f" [{ll:.2f}, {lh:.2f}]"
         ax.scatter([l], [w], s=70, color=color, marker=markers[i % len(markers)], zorder=3, edgecolors="white", linewidths=0.6,
-                   label=f"{name}: WER {w:.3f}, {l:.2f} s")
+                   label=label)
     front = pareto_front([(l, w) for _, w, l in rows])
     if len(front) > 1:
         ax.plot([rows[i][2] for i in front], [rows[i][1] for i in front], color="0.3", lw=1.2, ls="-", zorder=2, label="Pareto front")
@@ -247,7 +300,10 @@ def wer_vs_latency(results, *, latency: str = "latency_p50"):
     xlabel = f"{latency} (s)"
     if left_out:  # no matched word, so no latency: say so rather than drop them silently
         xlabel += "\n" + _wrap(f"not shown (no {latency}): " + ", ".join(left_out))
-    ax.set(xlabel=xlabel, ylabel="WER (corpus)", title="Accuracy vs latency (lower left is better)")
+    title = "Accuracy vs latency (lower left is better)"
+    if intervals is not None:
+        title += f"\nwhiskers: {level:.0%} bootstrap interval over utterances"
+    ax.set(xlabel=xlabel, ylabel="WER (corpus)", title=title)
     fig.legend(loc="outside right center", fontsize="small", frameon=False)
     return fig
 
@@ -293,8 +349,9 @@ def save_all(results, out_dir, *, dpi: int = 120) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     if not any(r.trace is not None for r in getattr(results, "records", [])):
         return []
+    many = len(getattr(results, "systems", [])) > 2
     figures = {
-        "waterfall.png": waterfall,
+        "waterfall.png": (lambda r: waterfall(r, panels=True)) if many else waterfall,
         "latency.png": latency_distribution,
         "wer_vs_latency.png": wer_vs_latency,
         "stability.png": stability_over_time,

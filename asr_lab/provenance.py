@@ -10,7 +10,8 @@ adds the rest:
   constants and names of every function and class defined in that module;
 * ``asr_lab`` — a hash of the sources of asr_lab's own run machinery (core, backends,
   every policy — hold-n, stable-prefix, LA-n, AlignAtt, record/replay, the reference LA and
-  VAC —, the replay loop, testing stand-ins); scoring and plotting are not in it,
+  VAC —, the replay loop, the comparison runner that drives each run, testing stand-ins);
+  scoring and plotting are not in it,
   because cached traces are scored again on every load;
 * ``packages`` — versions of the engine packages: a built-in backend's engines, and the
   distributions that provide what the loader's module imports;
@@ -36,7 +37,8 @@ from typing import Any, Iterable, Optional
 
 __all__ = ["run_provenance", "code_fingerprint", "model_files_fingerprint"]
 
-_MACHINERY = ("core", "backends", "policies", "streaming", "replay", "testing")
+_MACHINERY = ("core", "backends", "policies", "replay", "testing")
+_MACHINERY_FILES = ("compare/runner.py",)  # run_task: how compare() drives one run
 # engines behind the built-in backends, beyond the module each requires
 _COMPANIONS = {
     "faster_whisper": ("ctranslate2", "tokenizers", "onnxruntime"),
@@ -105,7 +107,8 @@ def code_fingerprint(obj: Any) -> str:
 def machinery_fingerprint() -> str:
     """Hash of asr_lab's run machinery sources (re-read only when a file's size or mtime changed)."""
     root = Path(__file__).parent
-    files = sorted(p for sub in _MACHINERY for p in (root / sub).rglob("*.py"))
+    files = sorted([p for sub in _MACHINERY for p in (root / sub).rglob("*.py")]
+                   + [root / f for f in _MACHINERY_FILES if (root / f).is_file()])
     stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     return _hash_files(stamp)
 

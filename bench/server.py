@@ -11,7 +11,11 @@ clock, from its first chunk, minus ``end``: this one includes the event loop and
 socket), the time from the client's stop to ``done``, and dropped chunks. The added lag
 compares the received lag with the in-process figure: the same audio through the same
 engine on ``asr_lab.replay`` with a real-time LiveAudio source and no server. "Sustained"
-means no drops, no errors, and a worst received lag within 2 s of the single-stream run's.
+means no drops, no errors, no stream refused, and a worst received lag within 2 s of the
+single-stream run's. The server bounds each stream's lag by ``--max-pending-sec`` (10 s): beyond
+it audio is dropped and reported (``overload`` events), and while a stream sheds, new streams
+are refused (``overloaded``); the table counts both. Print the machine's load average beside
+the figures (``uptime``): capacity is only meaningful with the load it was measured at.
 
 ``--fair N``: one client sends the whole stretch as fast as the socket takes it while N
 clients send in real time; the row gives the real-time clients' received lag, the slowest
@@ -19,7 +23,7 @@ clients send in real time; the row gives the real-time clients' received lag, th
 capped by ``--max-pending-sec``). ``--idle N``: the server's memory (its process and its
 engine processes, RSS) with no connection, with N connections that sent ``start`` and
 nothing else, and after they closed. ``--engine-processes`` is passed to the server (0: the
-engines run in threads of the server process, as before issue 14).
+engines run in threads of the server process, as they did before engine processes existed).
 Figures come from one run on this noisy 2-core machine: read them as ratios.
 """
 
@@ -119,7 +123,11 @@ def run(n: int, address: str, audio: np.ndarray) -> dict:
     lags = [e["lag"] for e in segments]
     received = [e["received_at"] - e["end"] for e in segments]
     dropped = sum(r["events"][-1].get("dropped_chunks", 0) for r in out.values())
-    errors = [r["events"][-1] for r in out.values() if r["events"][-1]["type"] == "error"]
+    dropped_sec = sum(r["events"][-1].get("dropped_sec", 0.0) for r in out.values())
+    overloads = sum(1 for r in out.values() for e in r["events"] if e["type"] == "overload")
+    refused = [r["events"][-1] for r in out.values() if r["events"][-1].get("code") == "overloaded"]
+    errors = [r["events"][-1] for r in out.values()
+              if r["events"][-1]["type"] == "error" and r["events"][-1].get("code") != "overloaded"]
     for e in errors[:1]:
         print(f"  ({n} streams) error: {e.get('message')}", file=sys.stderr)
     nan = float("nan")
@@ -131,6 +139,9 @@ def run(n: int, address: str, audio: np.ndarray) -> dict:
         "received_max": max(received) if received else nan,
         "done_after_stop_max": max(r["done_after_stop"] for r in out.values()),
         "dropped": dropped,
+        "dropped_sec": dropped_sec,
+        "overload_events": overloads,
+        "refused": len(refused),
         "errors": len(errors),
     }
 
@@ -237,7 +248,10 @@ def main() -> None:
                 if time.time() > deadline:
                     raise SystemExit("the server did not start within 60 s")
                 time.sleep(0.2)
-        print(f"# engine processes: {args.engine_processes if args.engine_processes is not None else 'default'}")
+        import os
+
+        print(f"# engine processes: {args.engine_processes if args.engine_processes is not None else 'default'}; "
+              f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         if args.fair:
             r = fairness(args.fair, address, audio)
             fast = r["fast"]
@@ -253,15 +267,17 @@ def main() -> None:
             print(f"| {args.idle} | {before:.0f} | {held:.0f} | {after:.0f} |", flush=True)
         if args.streams:
             print("| streams | lag median (s) | lag max (s) | received lag median (s) | received lag max (s) | "
-                  "added median lag vs in-process (s) | done after stop (s) | dropped | sustained |")
-            print("|---|---|---|---|---|---|---|---|---|")
+                  "added median lag vs in-process (s) | done after stop (s) | dropped (chunks, s) | overload events | "
+                  "refused (overloaded) | sustained |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
         single = None
         for n in [int(x) for x in args.streams.split(",") if x.strip()]:
             r = run(n, address, audio)
             single = single if single is not None else r["received_max"]
-            sustained = r["dropped"] == 0 and r["errors"] == 0 and r["received_max"] <= single + 2.0
+            sustained = r["dropped"] == 0 and r["errors"] == 0 and r["refused"] == 0 and r["received_max"] <= single + 2.0
             print(f"| {n} | {r['lag_median']:.3f} | {r['lag_max']:.3f} | {r['received_median']:.3f} | {r['received_max']:.3f} | "
-                  f"{r['received_median'] - statistics.median(base):+.3f} | {r['done_after_stop_max']:.2f} | {r['dropped']} | "
+                  f"{r['received_median'] - statistics.median(base):+.3f} | {r['done_after_stop_max']:.2f} | "
+                  f"{r['dropped']}, {r['dropped_sec']:.1f} | {r['overload_events']} | {r['refused']} | "
                   f"{'yes' if sustained else 'no'} |", flush=True)
             if server.poll() is not None:
                 print(f"the server process died (exit {server.returncode}); its log: {log_path}", file=sys.stderr)

@@ -100,7 +100,7 @@ def real_speech(repeat: int = 2, seed: int = 7) -> list:
     """The LibriVox utterances joined into one stream with pauses; word times by forced alignment."""
     import soundfile as sf
 
-    from asr_lab.data.align import align_words
+    from asr_lab.data.forced_alignment import align_words
     from asr_lab.data.dataset import Utterance
 
     texts = {}

@@ -252,7 +252,7 @@ def test_real_fast_encoders_transcribe_librivox(real, fields):
 def test_real_alignatt_with_vac_decodes_each_utterance_and_takes_the_vad_knobs(real):
     pytest.importorskip("onnxruntime")
     from asr_lab.metrics import ENGLISH_NORMALIZER, wer
-    from asr_lab.streaming.vac import VACOnlineASRProcessor
+    from asr_lab.policies.vac import VACOnlineASRProcessor
 
     ds = asr_lab.load_dataset("datasets/librivox")
     long = next(u for u in ds if u.id == "librivox-long")

@@ -17,12 +17,14 @@ import soundfile as sf
 
 from asr_lab.data import synth
 from asr_lab.cli import main as cli_main
-from asr_lab.data.build import align_dataset, build_long_form, build_mini, build_utterances
+from asr_lab.data.build import align_dataset, build_long_form, build_utterances
+from asr_lab.data.recipes.mini import build_mini
 
 
 def dataset_cli(argv):
     return cli_main(["dataset", *argv])
-from asr_lab.data.dataset import Dataset, DatasetError, Utterance, load_dataset
+from asr_lab.data.dataset import Dataset, DatasetError, Utterance
+from asr_lab.data.recipes import load_dataset
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER
 
 SR = 16000

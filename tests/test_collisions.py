@@ -2,8 +2,10 @@
 
 import pytest
 
+import asr_lab
 from asr_lab.policies import policy_grid
 from asr_lab.policies.grid import expand_configs
+from asr_lab.testing import TimelineASR, words_from_text
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,7 @@ def test_grid_size_is_bounded_with_a_clear_message():
 
 
 POLICY_FILES = ["policies/hold_n.py", "policies/stable_prefix.py", "policies/local_agreement.py", "policies/alignatt.py",
-                "policies/record_replay.py"]
+                "policies/record_replay.py", "policies/vac.py", "compare/runner.py"]
 
 
 def test_editing_any_policy_changes_the_cache_key(tmp_path):
@@ -66,10 +68,75 @@ def test_editing_any_policy_changes_the_cache_key(tmp_path):
         return run.stdout.strip()
 
     seen = {fingerprint()}
-    # after the restructure the reference LA and VAC live in policies/ too; before, in streaming/
-    others = [p for p in ("streaming/vac.py", "streaming/local_agreement.py", "policies/vac.py") if (pkg / p).exists()]
-    for rel in POLICY_FILES + others:
+    for rel in POLICY_FILES:
         target = pkg / rel
         target.write_text(target.read_text() + "\n# an edit that changes what the policy does\n")
         seen.add(fingerprint())
-    assert len(seen) == 1 + len(POLICY_FILES) + len(others)
+    assert len(seen) == 1 + len(POLICY_FILES)
+
+
+# -- compare(): one row per system name and per utterance id ---------------------------------------
+
+WORDS = words_from_text("the cat sat on the mat", pause_every=3)
+
+
+class SameAudio:
+    """Stand-in utterance: the same audio under every id, each with its own reference text."""
+
+    def __init__(self, id, text):
+        self.id, self.text, self.words = id, text, None
+
+    def load_audio(self):
+        return TimelineASR.stream_audio(WORDS[-1][1] + 1)
+
+
+def _la(**kw):
+    return asr_lab.OnlineASRProcessor(TimelineASR(WORDS), min_chunk_sec=0.5)
+
+
+class Named:
+    """A stand-in processor factory whose name is what it is, not how it was made."""
+
+    def __call__(self):
+        return _la()
+
+
+def test_same_config_under_two_names_gives_two_rows_and_a_rename_comes_back_renamed(tmp_path):
+    pytest.importorskip("pocketsphinx")
+    data = [SameAudio("u0", "the cat sat on the mat")]
+    cfg = {"backend": "pocketsphinx", "lan": "en"}
+    res = asr_lab.compare({"first": cfg, "second": dict(cfg)}, data, clock="unaware", cache_dir=tmp_path, progress=False,
+                          warmup_sec=0)
+    assert res.systems == ["first", "second"]
+    assert res.summary.loc["first", "runs"] == 1 and res.summary.loc["second", "runs"] == 1
+    assert {(r.system, r.trace.meta["system"]) for r in res.records} == {("first", "first"), ("second", "second")}
+    renamed = asr_lab.compare({"renamed": cfg}, data, clock="unaware", cache_dir=tmp_path, progress=False, warmup_sec=0)
+    assert renamed.from_cache == 1 and renamed.systems == ["renamed"] and renamed.records[0].trace.meta["system"] == "renamed"
+
+
+def test_identical_audio_is_one_row_per_utterance_scored_against_its_own_text():
+    data = [SameAudio("a", "the cat sat on the mat"), SameAudio("b", "a dog ran in the park")]
+    res = asr_lab.compare({"la": _la}, data, clock="unaware", progress=False, warmup_sec=0)
+    rows = res.utterances.set_index("utterance")
+    assert list(rows.index) == ["a", "b"]
+    assert rows.loc["a", "wer"] == 0 and rows.loc["b", "wer"] > 0.5
+    assert res.traces[("la", "b", 0)].meta["utterance"] == "b"
+
+
+def test_file_names_never_collide_and_markdown_cells_are_escaped(tmp_path):
+    data = [SameAudio("u0", "the cat sat on the mat")]
+    names = ["a/b", "a_b", "A_B", "pipe | name", "new\nline"]
+    res = asr_lab.compare({n: Named() for n in names}, data, clock="unaware", progress=False, warmup_sec=0)
+    out = res.to_files(tmp_path / "out")
+    traces = sorted((out / "traces").iterdir())
+    assert len(traces) == len(names) == len({p.name.lower() for p in traces})
+    from asr_lab.replay import Trace
+
+    assert sorted(Trace.from_jsonl(p).meta["system"] for p in traces) == sorted(names)
+    assert len(list((out / "simuleval").iterdir())) == len(names)
+    md = (out / "summary.md").read_text().splitlines()
+    rows = [line for line in md if line.startswith("| ") and not line.startswith("| system")]
+    assert len(rows) == len(names)
+    for line in rows:  # each row has as many unescaped cell separators as the header
+        assert len([i for i, c in enumerate(line) if c == "|" and (i == 0 or line[i - 1] != "\\")]) == md[0].count("|")
+    assert any("pipe \\| name" in line for line in rows) and any("new line" in line for line in rows)

@@ -20,9 +20,9 @@ from asr_lab.data.dataset import (
     DatasetError,
     DatasetFileNotFoundError,
     Utterance,
-    load_dataset,
     read_manifest,
 )
+from asr_lab.data.recipes import load_dataset
 
 SR = 16000
 

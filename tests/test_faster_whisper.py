@@ -19,8 +19,8 @@ from asr_lab.backends import hub
 from asr_lab.backends.faster_whisper import FasterWhisperASR, FasterWhisperConfig, FasterWhisperLoader
 from asr_lab.backends.registry import MissingDependencyError, get_loader
 from asr_lab.core.config import ConfigError
-from asr_lab.streaming.local_agreement import OnlineASRProcessor
-from asr_lab.streaming.vac import VACOnlineASRProcessor
+from asr_lab.policies.local_agreement import OnlineASRProcessor
+from asr_lab.policies.vac import VACOnlineASRProcessor
 from asr_lab.testing import sample_speech
 from asr_lab.testing.models import build_tiny_whisper
 

@@ -1,5 +1,5 @@
 """Bad input and faults, tried as a hostile user would: each ends in a clear error or a bounded,
-documented behaviour, and nothing already computed is lost (issue 14)."""
+documented behaviour, and nothing already computed is lost."""
 
 import json
 import math

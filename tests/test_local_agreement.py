@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from asr_lab import HypothesisBuffer, OnlineASRProcessor
-from asr_lab.streaming.local_agreement import split_sentences
+from asr_lab.policies.local_agreement import split_sentences
 from asr_lab.testing import ScriptedASR, ScriptedAnswer, TimelineASR, words_from_text
 
 SR = 16000

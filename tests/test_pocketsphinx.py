@@ -341,7 +341,7 @@ def test_asr_base_words_and_pause_segments(two_sentences):
 
 def test_la_loader_wraps_in_vac_when_asked():
     pytest.importorskip("faster_whisper")  # Silero VAD's model ships in its wheel
-    from asr_lab.streaming.vac import VACOnlineASRProcessor
+    from asr_lab.policies.vac import VACOnlineASRProcessor
 
     processor, meta = PocketSphinxLALoader().load({"backend": "pocketsphinx-la", "vac": True, "min_chunk_size": 0.5})
     assert isinstance(processor, VACOnlineASRProcessor) and meta["vac"] is True

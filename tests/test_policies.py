@@ -341,7 +341,7 @@ def test_vac_around_another_policy_takes_the_configs_vac_knobs():
     pytest.importorskip("faster_whisper")  # Silero VAD ships in the faster-whisper wheel
     from asr_lab.backends.whisper_common import WhisperConfig
     from asr_lab.policies.redecoding import RedecodingProcessor
-    from asr_lab.streaming.vac import VACOnlineASRProcessor
+    from asr_lab.policies.vac import VACOnlineASRProcessor
 
     proc = policy_processor(TimelineASR(WORDS), WhisperConfig(policy="hold-n", vac=True, vac_min_silence_ms=300))
     assert isinstance(proc, VACOnlineASRProcessor) and isinstance(proc.online, RedecodingProcessor)

@@ -1,6 +1,6 @@
 """LocalAgreement's named fixes and VAC's settings, each against a stand-in that reproduces the failure.
 
-Every failure was measured with real Whisper weights (issue 16); the stand-ins in
+Every failure was measured with real Whisper weights (bench/vac.py prints them); the stand-ins in
 ``asr_lab.testing.scripted`` reproduce it without a model, and each test first shows the
 reference policy failing, then the fix holding.
 """
@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from asr_lab import OnlineASRProcessor, replay
 from asr_lab.core.config import ASRConfig
 from asr_lab.replay.clocks import VirtualClock
-from asr_lab.streaming.policy_config import StreamingPolicyConfig, policy_metadata, policy_settings
-from asr_lab.streaming.vac import VACOnlineASRProcessor, VoiceActivityDetector, streaming_processor
+from asr_lab.policies.config import StreamingPolicyConfig, policy_metadata, policy_settings
+from asr_lab.policies.vac import VACOnlineASRProcessor, VoiceActivityDetector, streaming_processor
 from asr_lab.testing import (
     GhostWordASR,
     HallucinatingTailASR,
@@ -263,7 +263,7 @@ def test_vac_keeps_up_when_each_call_costs_more_than_a_chunk():
 def test_compare_steps_a_vac_config_by_its_vad_step_as_the_reference_driver_does():
     pytest.importorskip("pocketsphinx")
     pytest.importorskip("faster_whisper")
-    from asr_lab.compare import _validated
+    from asr_lab.compare.runner import _validated
 
     assert _validated({"backend": "pocketsphinx", "min_chunk_size": 0.5})[1] == 0.5
     assert _validated({"backend": "pocketsphinx-la", "min_chunk_size": 0.5, "vac": True, "vac_chunk_size": 0.08})[1] == 0.08

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 import asr_lab
-from asr_lab.data.dtw_align import align_by_synthesis, boundary_differences, flite_words
+from asr_lab.data.synthesis_alignment import align_by_synthesis, boundary_differences, flite_words
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "datasets" / "librivox"
@@ -71,7 +71,7 @@ def test_bundled_librivox_set():
 def test_bundled_timings_rebuild_and_agree_with_pocketsphinx():
     """The recipe reproduces the bundled timings; pocketsphinx's forced alignment lies close to them."""
     pytest.importorskip("pocketsphinx")
-    from asr_lab.data.align import align_words
+    from asr_lab.data.forced_alignment import align_words
 
     utt = asr_lab.load_dataset(DATASET)["librivox-0930"]
     audio = utt.load_audio()

@@ -1,7 +1,7 @@
 """The server's access rules in a real headless Chromium: a page from another site cannot drive it.
 
 The hostile page is served from ``http://evil.test:<port>`` (Chromium resolves evil.test to
-127.0.0.1 by ``--host-resolver-rules``). It tries what worked before issue 14: a
+127.0.0.1 by ``--host-resolver-rules``). It tries what worked before the server checked Host and Origin: a
 ``text/plain`` POST to ``/load_model`` (no CORS preflight needed) and a WebSocket to
 ``/asr`` (no same-origin rule for WebSockets); then the same server is opened under the
 rebinding name ``evil.test``. The server's own page, opened at 127.0.0.1, still works.
@@ -154,3 +154,72 @@ def test_a_foreign_page_cannot_load_a_model_or_stream_and_the_own_page_can(serve
             assert own[0] == "ready" and own[-1] == "done", own
         finally:
             browser.close()
+
+
+OTHER_APP = """<!doctype html><title>another local app</title><body><script>
+window.result = {};
+const ws = new WebSocket("ws://127.0.0.1:%PORT%/asr");  // no token: only the browser's cookie could carry it
+ws.onopen = () => { window.result.ws_open = true; ws.send(JSON.stringify({type: "start"})); };
+ws.onmessage = m => { window.result.ws_message = m.data; };
+ws.onclose = e => { window.result.ws_closed = e.code; };
+</script></body>"""
+
+
+def test_the_token_cookie_does_not_let_a_page_on_another_loopback_port_drive_the_server():
+    """The browser sends the token cookie to every port of 127.0.0.1 (cookies are per site): a
+    page of another local web app must not ride on it. The server's own page still streams."""
+    asr_lab.register_loader("silent-browser", SilentLoader())
+    port = free_port()
+    app = create_app(settings=ServerSettings(token="s3cret-cookie"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=srv.run, daemon=True).start()
+    deadline = time.time() + 20
+    while not srv.started:
+        assert time.time() < deadline, "uvicorn did not start within 20 s"
+        time.sleep(0.05)
+    page_bytes = OTHER_APP.replace("%PORT%", str(port)).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page_bytes)))
+            self.end_headers()
+            self.wfile.write(page_bytes)
+
+        def log_message(self, *args):
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, timeout=60_000, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            try:
+                context = browser.new_context()
+                page = context.new_page()
+                assert page.request.post(f"http://127.0.0.1:{port}/load_model", data=json.dumps({"backend": "silent-browser"}),
+                                         headers={"content-type": "application/json", "authorization": "Bearer s3cret-cookie"}).status == 200
+                page.goto(f"http://127.0.0.1:{port}/?token=s3cret-cookie", timeout=30_000)  # sets the cookie
+                assert any(c["name"] == "asr_lab_token" for c in context.cookies(f"http://127.0.0.1:{other.server_address[1]}/"))
+                own = page.evaluate("""() => new Promise(done => {
+                    const ws = new WebSocket(`ws://${location.host}/asr`); const seen = [];
+                    ws.onopen = () => {
+                        ws.send(JSON.stringify({type: "start"})); ws.send(new Int16Array(1600).buffer);
+                        ws.send(JSON.stringify({type: "stop"}));
+                    };
+                    ws.onmessage = m => { seen.push(JSON.parse(m.data).type); };
+                    ws.onclose = () => done(seen);
+                })""")
+                assert own[0] == "ready" and own[-1] == "done", own
+                page.goto(f"http://127.0.0.1:{other.server_address[1]}/", timeout=30_000)
+                page.wait_for_function("window.result.ws_closed !== undefined || window.result.ws_message !== undefined",
+                                       timeout=30_000)
+                result = page.evaluate("window.result")
+                assert not result.get("ws_open") and "ws_message" not in result, result
+            finally:
+                browser.close()
+    finally:
+        other.shutdown()
+        srv.should_exit = True
+        registry.unregister_loader("silent-browser")

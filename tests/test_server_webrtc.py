@@ -152,7 +152,7 @@ def test_an_aiortc_peer_streams_opus_and_gets_the_transcript_on_the_data_channel
 def test_the_same_audio_over_websocket_and_webrtc_gives_comparable_transcripts(live_server):
     from asr_lab.web.clients import stream_webrtc, stream_websocket
 
-    address, state = live_server
+    address, _ = live_server
     utt = MINI["rms-001"]
     audio = utt.load_audio()
     pcm, opus = stream_websocket(address, audio), stream_webrtc(address, audio)

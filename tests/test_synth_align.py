@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from asr_lab.data import synth
-from asr_lab.data.align import Aligner, AlignmentError, OutOfVocabularyError, align_words, alignment_tokens
+from asr_lab.data.forced_alignment import Aligner, AlignmentError, OutOfVocabularyError, align_words, alignment_tokens
 from asr_lab.data.synth import CLEAR_FLITE_VOICES, SynthesisError, espeak_voices, flite_voices, synthesize
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (apt-get install flite)")

@@ -7,10 +7,10 @@ pytest.importorskip("faster_whisper")
 pytest.importorskip("onnxruntime")
 
 from asr_lab.core.config import ASRConfig
-from asr_lab.streaming.policy_config import StreamingPolicyConfig
+from asr_lab.policies.config import StreamingPolicyConfig
 from asr_lab.core.protocols import SAMPLE_RATE
-from asr_lab.streaming.local_agreement import OnlineASRProcessor
-from asr_lab.streaming.vac import (
+from asr_lab.policies.local_agreement import OnlineASRProcessor
+from asr_lab.policies.vac import (
     WINDOW,
     SileroVAD,
     VACOnlineASRProcessor,

@@ -18,7 +18,8 @@ pytest.importorskip("pocketsphinx")
 
 import asr_lab
 from asr_lab.core.audio import load_audio, save_audio
-from asr_lab.data.dataset import Dataset, Utterance, load_dataset
+from asr_lab.data.dataset import Dataset, Utterance
+from asr_lab.data.recipes import load_dataset
 from asr_lab.replay import Trace
 from asr_lab.widgets import LiveMicPanel, ReplayPanel, decode_audio_message, encode_audio_message
 

@@ -1,7 +1,7 @@
 """faster-whisper (Whisper on CTranslate2) as an :class:`~asr_lab.ASRBase`, streamed by LocalAgreement-2.
 
 The backend the Whisper-Streaming paper measured. ``FasterWhisperASR`` re-transcribes the
-buffer it is given with word timestamps; :func:`~asr_lab.streaming.vac.streaming_processor`
+buffer it is given with word timestamps; :func:`~asr_lab.policies.vac.streaming_processor`
 wraps it in :class:`~asr_lab.OnlineASRProcessor` (or the voice-activity-controlled variant
 when ``vac=True``).
 
@@ -181,7 +181,8 @@ class FasterWhisperASR:
         result = list(segments)
         self.last_info = info
         self.calls.record(
-            started, len(audio) / 16000, [s.temperature for s in result], self.options.get("temperature", 0.0)
+            started, len(audio) / 16000, [s.temperature for s in result], self.options.get("temperature", 0.0),
+            tokens=sum(len(s.tokens) for s in result),
         )
         return result
 
@@ -208,9 +209,17 @@ class FasterWhisperLoader:
     config_class = FasterWhisperConfig
     description = "Whisper on CTranslate2 (faster-whisper) under the LocalAgreement-2 policy"
 
+    def check(self, config: Union[FasterWhisperConfig, dict]) -> None:
+        """Before any run: the policy runs on CTranslate2, and the model resolves to a local folder."""
+        from asr_lab.policies.processor import check_policy
+
+        cfg = parse_config(config, FasterWhisperConfig)
+        check_policy(cfg, can_step=False)
+        resolve_model(cfg)
+
     def load(self, config: Union[FasterWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
-        from asr_lab.streaming.policy_config import policy_metadata
+        from asr_lab.policies.config import policy_metadata
 
         cfg = parse_config(config, FasterWhisperConfig)
         asr = FasterWhisperASR.from_config(cfg)

@@ -1,7 +1,7 @@
 """mlx-whisper (Whisper on Apple MLX; CPU on Linux) as an :class:`~asr_lab.ASRBase`, streamed by LocalAgreement-2.
 
 ``MLXWhisperASR`` re-transcribes the buffer it is given with word timestamps;
-:func:`~asr_lab.streaming.vac.streaming_processor` wraps it in
+:func:`~asr_lab.policies.vac.streaming_processor` wraps it in
 :class:`~asr_lab.OnlineASRProcessor` (or the voice-activity-controlled variant when
 ``vac=True``).
 
@@ -212,6 +212,7 @@ class MLXWhisperASR(OpenAIResultWords):
                 len(audio) / 16000,
                 [s.get("temperature", 0.0) for s in segments],
                 list(schedule) if isinstance(schedule, tuple) else schedule,
+                tokens=sum(len(s.get("tokens", ())) for s in segments),
             )
         return segments
 
@@ -351,9 +352,15 @@ class MLXWhisperLoader:
     config_class = MLXWhisperConfig
     description = "Whisper on Apple MLX (mlx-whisper; CPU on Linux): every policy, AlignAtt included"
 
+    def check(self, config: Union[MLXWhisperConfig, dict]) -> None:
+        """Before any run: the policy runs on this engine (the model is resolved, and converted once, by the run)."""
+        from asr_lab.policies.processor import check_policy
+
+        check_policy(parse_config(config, MLXWhisperConfig), can_step=True)
+
     def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
-        from asr_lab.streaming.policy_config import policy_metadata
+        from asr_lab.policies.config import policy_metadata
 
         cfg = parse_config(config, MLXWhisperConfig)
         asr = MLXWhisperASR.from_config(cfg)

@@ -418,6 +418,12 @@ class OpenAIWhisperLoader:
     config_class = OpenAIWhisperConfig
     description = "Whisper on torch (openai-whisper): local-agreement, hold-n, stable-prefix or AlignAtt on one model"
 
+    def check(self, config: Union[OpenAIWhisperConfig, dict]) -> None:
+        """Before any run: the policy runs on this engine (the model is resolved, and converted once, by the run)."""
+        from asr_lab.policies.processor import check_policy
+
+        check_policy(parse_config(config, OpenAIWhisperConfig), can_step=True)
+
     def load(self, config: Union[OpenAIWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
 

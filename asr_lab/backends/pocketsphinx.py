@@ -299,6 +299,11 @@ class PocketSphinxLAConfig(PocketSphinxModelConfig, PolicyConfig):
     """Configuration of ``pocketsphinx-la``: the model, LocalAgreement's fields, and the pause length."""
 
     backend: str = Field(default="pocketsphinx-la", description="Registered backend name.")
+    reference_mode: bool = Field(
+        default=True,
+        description="LocalAgreement and VAC as whisper_streaming runs them (their fixes were measured on Whisper, "
+        "not on pocketsphinx); False applies asr_lab's defaults, and a fix named explicitly applies either way.",
+    )
     pause_sec: float = Field(
         default=0.25, ge=0.0, le=5.0,
         description="A gap of at least this many seconds between words ends a segment (where the buffer may be trimmed).",
@@ -495,6 +500,8 @@ class PocketSphinxProcessor:
         self._ready: list[list[Word]] = []  # words of ended utterances, not yet returned
         self._last_end = self._offset
         self._last_words: list[Word] = []
+        self._decoded = 0  # samples given to the live decoder since the last step_info()
+        self._redecoded = 0  # samples re-decoded by the endpoint pass since the last step_info()
 
     def insert_audio_chunk(self, audio: np.ndarray) -> None:
         """Queue ``audio`` (float32 in [-1, 1], 16 kHz, mono; int16 PCM also accepted); decoded in ``process_iter()``."""
@@ -534,6 +541,15 @@ class PocketSphinxProcessor:
     def last_words(self) -> list[Word]:
         """Word timings of the segment the last ``process_iter()``/``finish()`` returned."""
         return list(self._last_words)
+
+    def step_info(self) -> Optional[dict]:
+        """Audio decoded live and re-decoded at endpoints since the previous step (seconds), for the
+        trace and for cost profiles (:mod:`asr_lab.replay.profile`); ``None`` when nothing was decoded."""
+        decoded, redecoded = self._decoded, self._redecoded
+        self._decoded = self._redecoded = 0
+        if not decoded and not redecoded:
+            return None
+        return {"decoded_sec": decoded / SAMPLE_RATE, "redecoded_sec": redecoded / SAMPLE_RATE}
 
     # -- utterances ----------------------------------------------------------------
     def _advance(self, final: bool) -> None:
@@ -582,6 +598,7 @@ class PocketSphinxProcessor:
     def _feed_live(self) -> None:
         if self._live and self._in_decoder_utt:
             pcm = np.concatenate(self._live)
+            self._decoded += len(pcm)
             # in pieces: see LIVE_PIECE for the crash one large call can cause
             for i in range(0, len(pcm), LIVE_PIECE):
                 self.live_decoder.process_raw(pcm[i : i + LIVE_PIECE].tobytes(), full_utt=False)
@@ -597,7 +614,9 @@ class PocketSphinxProcessor:
             # final pass that inherited the live pass's running cepstral mean did measurably worse
             self.decoder.reinit_feat()
             self.decoder.start_utt()
-            self.decoder.process_raw(np.concatenate(utt.chunks).tobytes(), full_utt=True)
+            pcm = np.concatenate(utt.chunks)
+            self._redecoded += len(pcm)
+            self.decoder.process_raw(pcm.tobytes(), full_utt=True)
             self.decoder.end_utt()
         words = self._words(self.decoder.seg(), utt)
         if words:
@@ -659,11 +678,13 @@ class PocketSphinxASR:
         self.decoder_seconds = time.perf_counter() - started
         self.pause_sec = self.config.pause_sec
         self.tail_guard_sec = self.config.tail_guard_sec
+        self._calls: list[dict] = []  # since the last step_info()
 
     def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> PocketSphinxResult:
         """Decode ``audio`` (float32, 16 kHz) from scratch; times are relative to its start."""
         pcm = to_int16(np.asarray(audio).reshape(-1))
         duration = len(pcm) / SAMPLE_RATE
+        self._calls.append({"audio_sec": round(duration, 6)})
         if len(pcm) < VAD_FRAME or not pcm.any():
             # too short for a few feature frames, or digital silence, which the acoustic model
             # cannot normalise (it "hears" a word such as "dog" in pure zeros)
@@ -673,6 +694,11 @@ class PocketSphinxASR:
         self.decoder.process_raw(pcm.tobytes(), full_utt=True)
         self.decoder.end_utt()
         return PocketSphinxResult(clean_words(self.decoder.seg(), limit=duration), duration)
+
+    def step_info(self) -> Optional[dict]:
+        """The calls since the previous step (``{"calls": [{"audio_sec": ...}, ...]}``), or ``None``."""
+        calls, self._calls = self._calls, []
+        return {"calls": calls} if calls else None
 
     def ts_words(self, result: PocketSphinxResult) -> list[Word]:
         """The words of ``result`` (seconds from the buffer's start), without those still being spoken."""
@@ -699,6 +725,10 @@ class PocketSphinxLoader:
     config_class = PocketSphinxConfig
     description = "CMU PocketSphinx, native streaming with partials and endpointing (bundled en-us model)"
 
+    def check(self, config: Union[PocketSphinxConfig, dict]) -> None:
+        """Before any run: the model files exist."""
+        resolve_model(parse_config(config, PocketSphinxConfig))
+
     def load(self, config: Union[PocketSphinxConfig, dict]) -> tuple[PocketSphinxProcessor, dict]:
         cfg = parse_config(config, PocketSphinxConfig)
         processor = PocketSphinxProcessor(cfg)
@@ -710,6 +740,14 @@ class PocketSphinxLALoader:
 
     config_class = PocketSphinxLAConfig
     description = "CMU PocketSphinx re-decoding the buffer under the LocalAgreement-2 policy"
+
+    def check(self, config: Union[PocketSphinxLAConfig, dict]) -> None:
+        """Before any run: the policy runs on pocketsphinx, and the model files exist."""
+        from asr_lab.policies.processor import check_policy
+
+        cfg = parse_config(config, PocketSphinxLAConfig)
+        check_policy(cfg, can_step=False)
+        resolve_model(cfg)
 
     def load(self, config: Union[PocketSphinxLAConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor

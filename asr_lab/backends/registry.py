@@ -9,6 +9,10 @@ One list serves all three. A backend is a :class:`~asr_lab.ModelLoader` under a 
   pointing at a loader instance or class. A plugin that fails to import is a warning,
   never a crash: the other backends keep working.
 * ``register_loader(name, loader)`` (the seed's call) adds or replaces one at run time.
+* ``load_plugin("mymodule")`` / ``load_plugin("mymodule:MyLoader")`` does it for a shell user
+  (``asr-lab compare --plugin mymodule`` / ``--backend mymodule:MyLoader``), who cannot call
+  ``register_loader``. Only the operator's own command line calls it: the server never imports
+  a module a request names.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import os
+import sys
 import warnings
 from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
@@ -29,7 +35,10 @@ __all__ = [
     "MissingDependencyError",
     "UnknownBackendError",
     "available_backends",
+    "call_loader",
+    "check_config",
     "get_loader",
+    "load_plugin",
     "load_processor",
     "register_loader",
     "unregister_loader",
@@ -82,6 +91,12 @@ _BUILTINS: dict[str, _Builtin] = {
         "openai-whisper",
         ("whisper", "torch"),
     ),
+    "remote": _Builtin(
+        "asr_lab.backends.remote:RemoteLoader",
+        "a running server (asr_lab, WhisperLiveKit, WhisperLive, Deepgram-style, whisper_streaming TCP) streamed to in real time",
+        "server",
+        ("websockets",),
+    ),
     "mlx-whisper": _Builtin(
         "asr_lab.backends.mlx_whisper:MLXWhisperLoader",
         "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy",
@@ -113,6 +128,7 @@ class BackendInfo:
 _registered: dict[str, ModelLoader] = {}
 _plugins: Optional[dict[str, Union[ModelLoader, Exception]]] = None
 _plugin_targets: dict[str, str] = {}
+_plugin_modules: dict[str, list[str]] = {}  # module name -> the backends its import registered
 
 
 def register_loader(name: str, loader: ModelLoader) -> None:
@@ -169,8 +185,62 @@ def get_loader(name: str) -> ModelLoader:
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise UnknownBackendError(
         f"unknown backend {name!r}.{hint} Known backends: {', '.join(known)}. "
-        f"Register your own with asr_lab.register_loader(name, loader)."
+        f"Register your own with asr_lab.register_loader(name, loader); from the shell, "
+        f"--backend MODULE:LOADER or --plugin MODULE (a module that calls register_loader)."
     )
+
+
+def load_plugin(spec: str) -> list[str]:
+    """Backends from a module of one's own; returns the backend names it added.
+
+    * ``"mymodule"``: import the module, which registers its loaders when imported
+      (``asr_lab.register_loader("mine", MyLoader())`` at module level);
+    * ``"mymodule:MyLoader"``: register the module's ``MyLoader`` (a loader class, made with no
+      arguments, or an instance) as the backend ``"mymodule:MyLoader"``. A ``config_class``
+      attribute on the loader declares its extra config fields, as for every backend.
+
+    The current directory is searched first (as ``python -m`` does), then ``sys.path``.
+    Calling it again with the same spec adds nothing and returns the same names.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"plugin {spec!r} is empty; give MODULE or MODULE:LOADER, e.g. mymodule:MyLoader")
+    spec = spec.strip()
+    module_name, sep, attr = spec.partition(":")
+    if not module_name or (sep and not attr) or ":" in attr:
+        raise ValueError(f"plugin {spec!r} is not MODULE or MODULE:LOADER; e.g. mymodule or mymodule:MyLoader")
+    if sep and spec in _registered:
+        return [spec]
+    if not sep and module_name in _plugin_modules:
+        return list(_plugin_modules[module_name])
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    before = set(_registered)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ImportError(
+                f"plugin {spec!r}: no module named {exc.name!r} in {os.getcwd()} or on PYTHONPATH; run from the folder "
+                f"that holds {module_name.split('.')[0]}.py, or add its folder to PYTHONPATH"
+            ) from None
+        raise
+    if sep:
+        try:
+            obj = getattr(module, attr)
+        except AttributeError:
+            loaders = sorted(n for n, v in vars(module).items() if not n.startswith("_") and callable(getattr(v, "load", None)))
+            raise ImportError(f"plugin {spec!r}: module {module_name!r} has no attribute {attr!r}; "
+                              f"the loaders in it: {', '.join(loaders) or 'none'}") from None
+        register_loader(spec, _as_loader(obj, where=f"plugin {spec!r}"))
+        return [spec]
+    added = sorted(set(_registered) - before)
+    if not added:
+        raise ValueError(
+            f"plugin {spec!r}: importing module {module_name!r} registered no backend; call "
+            f"asr_lab.register_loader('name', MyLoader()) in it at import time, or name the loader: --backend {module_name}:MyLoader"
+        )
+    _plugin_modules[module_name] = added
+    return added
 
 
 def available_backends() -> list[BackendInfo]:
@@ -199,6 +269,41 @@ def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any)
     declare a ``config_class`` with extra fields, which then validates the input. The
     metadata always holds ``"separator"``, ``"backend"`` and ``"config"`` (a plain dict).
     """
+    backend, loader, cfg = _parse(config, overrides)
+    processor, meta = call_loader(loader, cfg, backend)
+    meta = dict(meta)
+    meta.setdefault("separator", getattr(getattr(processor, "asr", None), "sep", " "))
+    meta.setdefault("backend", backend)
+    meta.setdefault("config", cfg.model_dump())
+    if getattr(processor, "cost_identity", None) is None:
+        from asr_lab.replay.profile import cost_identity
+
+        try:  # what a cost profile matches the processor by (asr_lab.replay.profile)
+            processor.cost_identity = cost_identity(cfg)
+        except (AttributeError, TypeError):  # a processor with __slots__: it can still declare one itself
+            pass
+    return processor, meta
+
+
+def check_config(config: Union[ASRConfig, dict, str, bytes], **overrides: Any) -> ASRConfig:
+    """Can a run of ``config`` start? Checked without loading a model, so that a comparison
+    says it once, before any run, instead of once per utterance.
+
+    The backend must be known and installed, the config valid for its config class, and the
+    loader's own ``check(config)`` — when it has one: model files resolvable, the policy
+    runnable on that engine — must pass. Returns the parsed config; raises the error a
+    run would raise (:class:`UnknownBackendError`, :class:`MissingDependencyError`,
+    :class:`~asr_lab.ConfigError`, :class:`~asr_lab.backends.models.ModelNotFoundError`...).
+    """
+    _, loader, cfg = _parse(config, overrides)
+    check = getattr(loader, "check", None)
+    if callable(check):
+        check(cfg)
+    return cfg
+
+
+def _parse(config: Any, overrides: dict) -> tuple[str, ModelLoader, ASRConfig]:
+    """``(backend, loader, config parsed by the loader's config class)``."""
     if isinstance(config, (str, bytes)):
         config = config_from_json(config)
     if isinstance(config, ASRConfig):
@@ -215,20 +320,42 @@ def load_processor(config: Union[ASRConfig, dict, str, bytes], **overrides: Any)
     backend = parse_config({"backend": data.get("backend", ASRConfig.model_fields["backend"].default)}).backend
     loader = get_loader(backend)
     config_class = getattr(loader, "config_class", None) or ASRConfig
-    cfg = parse_config(data, config_class)
-    processor, meta = loader.load(cfg)
-    missing = [m for m in ("init", "insert_audio_chunk", "process_iter", "finish") if not callable(getattr(processor, m, None))]
+    return backend, loader, parse_config(data, config_class)
+
+
+_PROCESSOR_METHODS = ("init", "insert_audio_chunk", "process_iter", "finish")
+
+
+def call_loader(loader: Any, config: ASRConfig, backend: Optional[str] = None) -> tuple[ASRProcessor, dict]:
+    """``loader.load(config)``, checked: it must return ``(processor, metadata)`` with an
+    ASRProcessor and a dict. A TypeError names the backend, what came back and the fix
+    (the seed's loaders return a pair; one that returns the bare processor is a common slip)."""
+    name = f"backend {backend!r}" if backend else f"loader {type(loader).__name__}"
+    result = loader.load(config)
+
+    def lacks(obj: Any) -> list[str]:
+        return [m for m in _PROCESSOR_METHODS if not callable(getattr(obj, m, None))]
+
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        if not lacks(result):
+            raise TypeError(
+                f"{name}: {type(loader).__name__}.load() returned a bare {type(result).__name__}, not "
+                f"(processor, metadata); return the processor with a metadata dict, e.g. "
+                f'`return processor, {{"separator": " "}}`'
+            )
+        raise TypeError(
+            f"{name}: {type(loader).__name__}.load() returned {type(result).__name__} ({result!r:.60}), not "
+            f"(processor, metadata); a loader returns an ASRProcessor and a dict, e.g. `return processor, {{\"separator\": \" \"}}`"
+        )
+    processor, meta = result
+    missing = lacks(processor)
     if missing:
         raise TypeError(
-            f"backend {backend!r} returned {type(processor).__name__}, which lacks {', '.join(missing)}: "
+            f"{name} returned {type(processor).__name__}, which lacks {', '.join(missing)}: "
             f"a loader must return an ASRProcessor (see asr_lab.ASRProcessor)"
         )
     if not isinstance(meta, dict):
-        raise TypeError(f"backend {backend!r} returned metadata of type {type(meta).__name__}; a loader returns (processor, dict)")
-    meta = dict(meta)
-    meta.setdefault("separator", getattr(getattr(processor, "asr", None), "sep", " "))
-    meta.setdefault("backend", backend)
-    meta.setdefault("config", cfg.model_dump())
+        raise TypeError(f"{name} returned metadata of type {type(meta).__name__}; a loader returns (processor, dict)")
     return processor, meta
 
 

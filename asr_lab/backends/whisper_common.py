@@ -27,7 +27,6 @@ from pydantic import Field, field_validator
 
 from asr_lab.core.config import ConfigError
 from asr_lab.policies.config import PolicyConfig
-from asr_lab.streaming.policy_config import StreamingPolicyConfig
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -70,11 +69,11 @@ class OpenAIResultWords:
         return [float(segment["end"]) for segment in result]
 
 
-class WhisperConfig(PolicyConfig, StreamingPolicyConfig):
+class WhisperConfig(PolicyConfig):
     """Decoding fields shared by the Whisper backends (each backend's config adds its own), and the policy fields.
 
-    LocalAgreement's named fixes and the VAC knobs come from
-    :class:`~asr_lab.streaming.policy_config.StreamingPolicyConfig`.
+    The policy's choice, LocalAgreement's named fixes and the VAC knobs come from
+    :class:`~asr_lab.policies.config.PolicyConfig`.
     """
 
     model: Optional[str] = Field(
@@ -207,13 +206,16 @@ class CallLog:
     def start(self) -> float:
         return time.perf_counter()
 
-    def record(self, started: float, audio_sec: float, temperatures: list[float], schedule: Union[float, list[float]]) -> dict:
+    def record(self, started: float, audio_sec: float, temperatures: list[float], schedule: Union[float, list[float]],
+               tokens: Optional[int] = None) -> dict:
         call = {
             "seconds": round(time.perf_counter() - started, 4),
             "audio_sec": round(audio_sec, 3),
             "temperatures": [round(float(t), 2) for t in temperatures],
             "fallbacks": fallbacks(temperatures, schedule),
         }
+        if tokens is not None:  # decoded tokens: a cost profile weighs them (asr_lab.replay.profile)
+            call["tokens"] = int(tokens)
         self._pending.append(call)
         self.total_calls += 1
         self.total_fallbacks += call["fallbacks"]

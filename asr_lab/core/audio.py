@@ -44,6 +44,11 @@ class AudioError(ValueError):
     """Audio that cannot be used: the message says what is wrong with it and how to fix it."""
 
 
+def _is_utterance(source: object) -> bool:
+    # a dataset Utterance, recognised by its shape: core sits below data and does not import it
+    return not isinstance(source, (str, os.PathLike, np.ndarray)) and callable(getattr(source, "load_audio", None)) and hasattr(source, "id")
+
+
 def load_audio(source: AudioSource, sr: Optional[int] = None) -> np.ndarray:
     """Return ``source`` as a 1-D float32 array at 16 kHz, mono.
 
@@ -56,9 +61,7 @@ def load_audio(source: AudioSource, sr: Optional[int] = None) -> np.ndarray:
     Raises :class:`FileNotFoundError` for a missing file and :class:`AudioError` for an
     unreadable file, empty audio, NaN/inf samples or an unusable shape or dtype.
     """
-    from asr_lab.data.dataset import Utterance
-
-    if isinstance(source, Utterance):
+    if _is_utterance(source):
         if sr is not None:
             raise AudioError(f"sr={sr!r} was given with utterance {source.id!r}; its audio is already 16 kHz — drop sr")
         return source.load_audio()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 __all__ = ["ASRConfig", "ConfigError", "config_from_json", "parse_config"]
 
@@ -88,6 +90,22 @@ class ASRConfig(BaseModel):
                 )
         return data
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true/false as 1/0 for int and float fields, so
+        # {"min_chunk_size": true} became a 1.0 s chunk; a boolean is only a boolean
+        # (in this class and in every subclass, whose fields this validator covers too)
+        if isinstance(value, bool) and info.field_name in cls.model_fields:
+            kinds = _number_kinds(cls.model_fields[info.field_name].annotation)
+            if kinds and bool not in kinds:
+                default = cls.model_fields[info.field_name].default
+                example = default if isinstance(default, (int, float)) and not isinstance(default, bool) else (
+                    1.0 if float in kinds else 1)
+                raise ValueError(f"{info.field_name}={value!r} is a boolean, not a number; give a number, "
+                                 f"e.g. {info.field_name}={example!r}")
+        return value
+
     @field_validator("backend")
     @classmethod
     def _backend_name(cls, value: str) -> str:
@@ -115,6 +133,16 @@ class ASRConfig(BaseModel):
     def field_help(cls) -> dict[str, str]:
         """Field name -> description, for forms and ``--help`` texts."""
         return {name: (f.description or "") for name, f in cls.model_fields.items()}
+
+
+def _number_kinds(annotation: Any) -> set:
+    """The number types (int, float, bool) an annotation admits, through Optional/Union/Annotated."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _number_kinds(typing.get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return set().union(*(_number_kinds(a) for a in typing.get_args(annotation)))
+    return {annotation} & {int, float, bool}
 
 
 def config_from_json(text: Union[str, bytes]) -> dict:

@@ -3,11 +3,15 @@
 ``import asr_lab`` stays cheap (no engine, librosa, matplotlib or pandas) while
 ``asr_lab.load_dataset`` and friends still work as plain attributes: a package lists
 ``name -> defining module`` and installs the two module-level hooks made here.
+:func:`callable_package` lets a package named after its main function (``asr_lab.compare``,
+``asr_lab.replay``) be called as that function and still reached as a package.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
 
 
@@ -48,3 +52,22 @@ def lazy_exports(
         return sorted({*namespace.get("__all__", ()), *also_listed})
 
     return __getattr__, __dir__
+
+
+def callable_package(name: str, function: Callable[..., Any]) -> None:
+    """Make the already-imported package ``name`` callable as ``function``.
+
+    Without this, ``asr_lab.compare`` can be either the package or the function, never both:
+    binding the function hides the package's modules (``asr_lab.replay.retime`` would raise
+    AttributeError), and importing any submodule rebinds the attribute to the package. With
+    it, ``asr_lab.compare(...)`` runs the comparison, ``asr_lab.compare.results`` is the
+    module and ``from asr_lab.compare import compare`` is the function itself.
+    ``inspect.signature`` and ``help`` follow ``__wrapped__`` to the function.
+
+    The package's class gets ``function`` itself as ``__call__`` (a staticmethod), so a call
+    adds no frame of its own: warnings the function raises with a ``stacklevel`` still point
+    at the caller's line.
+    """
+    module = sys.modules[name]
+    module.__class__ = type(f"CallablePackage[{name}]", (types.ModuleType,), {"__call__": staticmethod(function)})
+    module.__wrapped__ = function

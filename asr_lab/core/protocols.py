@@ -30,7 +30,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from asr_lab.core.config import ASRConfig
 
-__all__ = ["SAMPLE_RATE", "Segment", "ASRProcessor", "SupportsPartial", "SupportsWords", "ASRBase", "ModelLoader"]
+__all__ = ["SAMPLE_RATE", "Segment", "ASRProcessor", "SupportsPartial", "SupportsWords", "ASRBase", "ModelLoader",
+           "checked_ts_words"]
 
 SAMPLE_RATE = 16000
 """Samples per second of every array that crosses a contract."""
@@ -109,6 +110,25 @@ class ASRBase(Protocol):
 
     def segments_end_ts(self, result: Any) -> list[float]:
         """End time of every segment of ``result``, seconds from the start of the buffer."""
+
+
+def checked_ts_words(asr: Any, result: Any) -> list:
+    """``asr.ts_words(result)``, checked against the contract: a list (or tuple) of
+    ``(start, end, word)`` with numeric times and a string word. A backend that returns
+    ``None`` or a malformed word fails here with a TypeError naming the backend and the
+    value, instead of somewhere inside a policy's bookkeeping."""
+    words = asr.ts_words(result)
+    name = type(asr).__name__
+    if not isinstance(words, (list, tuple)):
+        raise TypeError(
+            f"{name}.ts_words() returned {words!r:.60} ({type(words).__name__}), not a list of (start, end, word); "
+            f"return [] when the buffer holds no words"
+        )
+    for i, w in enumerate(words):
+        if not (isinstance(w, (list, tuple)) and len(w) == 3 and isinstance(w[2], str)
+                and all(isinstance(t, (int, float, np.number)) and not isinstance(t, bool) for t in w[:2])):
+            raise TypeError(f"{name}.ts_words() word {i} is {w!r:.80}; each word must be (start_sec, end_sec, text)")
+    return list(words)
 
 
 @runtime_checkable

@@ -3,7 +3,7 @@
 Why: tests and notebooks need audio with an exact transcript *and* the time of every
 word (latency metrics measure from a word's end), and nothing can be downloaded here.
 Offline synthesis (:mod:`asr_lab.data.synth`, flite / espeak-ng) gives the audio and
-transcript; pocketsphinx forced alignment (:mod:`asr_lab.data.align`) gives the word times.
+transcript; pocketsphinx forced alignment (:mod:`asr_lab.data.forced_alignment`) gives the word times.
 
 Every builder is an idempotent *prepare* step that returns a manifest-backed
 :class:`~asr_lab.data.dataset.Dataset` (the lhotse recipe pattern): each output records a
@@ -13,10 +13,12 @@ word times without synthesising or aligning again, and leaves the manifest untou
 
 * :func:`build_utterances` — sentences → one FLAC per sentence + ``manifest.jsonl``.
 * :func:`build_long_form` — utterances → one long stream with pauses, word times shifted.
-* :func:`build_mini` — the bundled ``datasets/mini`` set; ``python -m asr_lab.data.build
-  datasets/mini`` rebuilds it.
-* :func:`align_dataset`, :func:`dataset_info`, :func:`main` (``asr-lab dataset``) — what the
-  ``asr-lab dataset build|info|align`` commands call.
+* :func:`align_dataset`, :func:`dataset_info` — what the ``asr-lab dataset info|align``
+  commands call.
+
+The bundled sets are recipes built with these: :mod:`asr_lab.data.recipes.mini` and
+:mod:`asr_lab.data.recipes.librivox`. ``python -m asr_lab.data.build datasets/mini`` (the same
+as ``asr-lab dataset build datasets/mini``) rebuilds the mini set.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,20 +41,17 @@ from asr_lab.data.dataset import (
     Dataset,
     DatasetError,
     Utterance,
-    _write_text_if_changed,
-    load_dataset,
     read_manifest,
 )
+from asr_lab.data.recipes import load_dataset
 
 __all__ = [
     "DEFAULT_VOICES",
     "RECIPE_VERSION",
     "align_dataset",
     "build_long_form",
-    "build_mini",
     "build_utterances",
     "dataset_info",
-    "main",
 ]
 
 PathLike = str | os.PathLike
@@ -64,9 +62,6 @@ DEFAULT_VOICES: tuple[str, ...] = ("slt", "rms", "awb", "kal16")
 
 RECIPE_VERSION = "1"
 """Part of every build key: bump it when the recipe changes so old outputs are rebuilt."""
-
-MINI_LONG_FORM_SEEDS = {"long-a": 11, "long-b": 23}
-MINI_PAUSE_SEC = (0.6, 1.5)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -256,7 +251,7 @@ def _flite_timed(audio: np.ndarray, text: str, voice: str, uid: str) -> list[tup
     flite is run again with timing output; its audio must equal ``audio`` sample for
     sample, so the times are those of this very recording.
     """
-    from asr_lab.data.dtw_align import flite_words
+    from asr_lab.data.synthesis_alignment import flite_words
 
     try:
         timed_audio, words = flite_words(text, voice)
@@ -265,14 +260,14 @@ def _flite_timed(audio: np.ndarray, text: str, voice: str, uid: str) -> list[tup
     if not np.array_equal(timed_audio, audio):
         raise DatasetError(
             f"utterance {uid!r}: flite did not reproduce the same audio when asked for timings; build with "
-            f"align=False, or align with pocketsphinx (asr_lab.data.align)"
+            f"align=False, or align with pocketsphinx (asr_lab.data.forced_alignment)"
         )
     return words
 
 
 def _align_or_fail(audio: np.ndarray, text: str, uid: str) -> list[tuple[float, float, str]]:
     """Forced alignment of ``text`` on ``audio``; times clipped to the audio's length."""
-    from asr_lab.data import align as _align
+    from asr_lab.data import forced_alignment as _align
 
     try:
         words = _align.align_words(audio, text)
@@ -388,134 +383,6 @@ def build_long_form(
     )
 
 
-def build_mini(out_dir: PathLike = "datasets/mini", *, log: Log = None) -> Dataset:
-    """Build (or bring up to date) the bundled ``datasets/mini`` set and return it.
-
-    Contents, from :mod:`asr_lab.data.mini_sentences`:
-
-    * ``audio/``: the 24 :data:`SENTENCES`, voices slt, rms, awb, kal16 in turn
-      (ids ``<voice>-<index>``), with their own ``manifest.jsonl``;
-    * ``long/``: two long-form streams, ``long-a`` and ``long-b`` (16 other sentences
-      each, the four voices in turn, 0.6–1.5 s pauses, fixed seeds), with their own
-      ``manifest.jsonl``; their source utterances are built in a temporary folder and not kept;
-    * ``manifest.jsonl``: both parts together (what ``load_dataset("datasets/mini")`` reads);
-    * ``README.md``: how it was made, with the current counts and durations.
-
-    Idempotent: unchanged outputs are reused (nothing synthesised or aligned), so a second
-    run takes about a second and leaves every file untouched.
-    """
-    from asr_lab.data import mini_sentences as ms
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _say(log, f"building the mini set in {out}")
-    short = build_utterances(ms.SENTENCES, out / "audio", DEFAULT_VOICES, "flite", name="mini", log=log)
-
-    long_dir = out / "long"
-    long_dir.mkdir(exist_ok=True)
-    long_manifest = long_dir / MANIFEST_NAME
-    previous = _previous_entries(long_manifest, log)
-    streams: list[Utterance] = []
-    for stream_id, sentences, voices in (
-        ("long-a", ms.LONG_FORM_A, DEFAULT_VOICES),
-        ("long-b", ms.LONG_FORM_B, DEFAULT_VOICES[1:] + DEFAULT_VOICES[:1]),
-    ):
-        seed = MINI_LONG_FORM_SEEDS[stream_id]
-        key = _build_key(
-            kind="long_form",
-            sentences=list(sentences),
-            voices=list(voices),
-            engine="flite",
-            timings=_timings_source("flite"),
-            pause_sec=list(MINI_PAUSE_SEC),
-            seed=seed,
-        )
-        old = previous.get(stream_id)
-        if _reusable(old, key, need_words=True):
-            streams.append(old)
-            continue
-        with tempfile.TemporaryDirectory(prefix=f"asr_lab_{stream_id}_") as tmp:
-            ids = [(f"{stream_id}-{i:02d}", s) for i, s in enumerate(sentences)]
-            sources = build_utterances(ids, tmp, voices, "flite", log=log)
-            stream = build_long_form(sources, long_dir / f"{stream_id}.flac", MINI_PAUSE_SEC, seed, id=stream_id)
-        stream.meta.update(build_key=key, audio_sha256=_sha256_file(stream.audio))
-        _say(log, f"  built {stream_id}.flac: {stream.duration:.1f} s from {len(sources)} utterances")
-        streams.append(stream)
-    _remove_stale(previous, streams, long_dir, log)
-    Dataset(streams, name="mini-long", root=long_dir).to_manifest(long_manifest)
-
-    combined = Dataset([*short, *streams], name="mini", root=out)
-    manifest = combined.to_manifest(out / MANIFEST_NAME)
-    dataset = read_manifest(manifest, name="mini")
-    _write_text_if_changed(out / "README.md", _mini_readme(dataset, out))
-    _say(log, dataset.info())
-    return dataset
-
-
-def _mini_readme(ds: Dataset, out: Path) -> str:
-    short = ds.filter(kind="utterance")
-    long = ds.filter(kind="long_form")
-    size = sum(f.stat().st_size for f in out.rglob("*.flac"))
-    used = {u.meta.get("voice") for u in short}
-    voices = [v for v in DEFAULT_VOICES if v in used] + sorted(str(v) for v in used - set(DEFAULT_VOICES))
-    long_lines = "\n".join(
-        f"| `{u.id}` | {u.duration:.1f} s | {len(u.meta.get('sources', []))} | {len(u.words or [])} |" for u in long
-    )
-    return f"""# datasets/mini — a small synthetic speech set with word timings
-
-Generated by the project (asr_lab); no recorded speech. Licence: the same as asr_lab's
-(the sentences in `asr_lab/data/mini_sentences.py` were written for it; the audio is
-machine-generated by the flite synthesiser).
-
-## How it was made
-
-1. Sentences: `asr_lab/data/mini_sentences.py` — everyday English, only words in
-   pocketsphinx's en-us dictionary, numbers spelled out.
-2. Speech: Debian `flite`, voices {", ".join(voices)} in turn, resampled to 16 kHz mono,
-   stored as 16-bit FLAC.
-3. Word timings: flite's own phone durations (`flite -psdur`), grouped into words by its
-   lexicon (`asr_lab.data.dtw_align.flite_words`): exact for this audio, and made by no
-   recogniser (pocketsphinx, which the lab scores, used to time this set).
-4. Long-form streams: other sentences spoken the same way, joined with random pauses of
-   {MINI_PAUSE_SEC[0]}–{MINI_PAUSE_SEC[1]} s (fixed seeds); every word time is shifted into
-   the stream and `meta.sources` lists where each source utterance lies.
-
-Rebuild (idempotent — unchanged files are kept, only what changed is rebuilt):
-
-    python -m asr_lab.data.build datasets/mini
-
-Load: `asr_lab.load_dataset("datasets/mini")`; one part: `load_dataset("datasets/mini/audio")`
-or `load_dataset("datasets/mini/long")`.
-
-## Contents
-
-| part | utterances | total | shortest | longest |
-|---|---|---|---|---|
-| `audio/` | {len(short)} | {short.total_duration:.1f} s | {_min_dur(short):.2f} s | {_max_dur(short):.2f} s |
-| `long/` | {len(long)} | {long.total_duration:.1f} s | {_min_dur(long):.1f} s | {_max_dur(long):.1f} s |
-
-| stream | duration | source utterances | word times |
-|---|---|---|---|
-{long_lines}
-
-All {len(ds)} entries have word timings. Audio on disk: {size / 1e6:.2f} MB of FLAC.
-
-## Manifest format (`manifest.jsonl`, one JSON object per line)
-
-`id`, `audio` (path relative to the manifest's folder), `text`, `duration` (s),
-`words` (`[[start, end, word], ...]` in seconds, or null), `meta` (voice, engine, kind
-= utterance | long_form, sources, build_key, audio_sha256).
-"""
-
-
-def _min_dur(ds: Dataset) -> float:
-    return min((u.duration or 0.0 for u in ds), default=0.0)
-
-
-def _max_dur(ds: Dataset) -> float:
-    return max((u.duration or 0.0 for u in ds), default=0.0)
-
-
 # ----------------------------------------------------------------------------- CLI helpers
 
 
@@ -557,15 +424,8 @@ def dataset_info(source: Any, *, as_json: bool = False) -> str:
     return json.dumps(ds.summary(), indent=2) if as_json else ds.info()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m asr_lab.data.build [OUT_DIR]``: the same as ``asr-lab dataset build [OUT_DIR]``."""
+if __name__ == "__main__":  # the script's own module (__main__), so importing the CLI here forms no cycle
     from asr_lab.cli import main as cli_main
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("build", "info", "align"):
-        return cli_main(["dataset", *argv])
-    return cli_main(["dataset", "build", *argv])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    _argv = sys.argv[1:]
+    sys.exit(cli_main(["dataset", *(_argv if _argv and _argv[0] in ("build", "info", "align") else ["build", *_argv])]))

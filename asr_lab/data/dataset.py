@@ -1,4 +1,4 @@
-"""Utterances, datasets, manifests, and loaders for the corpora people already have.
+"""Utterances, datasets and the manifest format every corpus is turned into.
 
 An :class:`Utterance` is one recording with its transcript and, when known, the time of
 every word (``[(start, end, word), ...]`` in seconds); a :class:`Dataset` is a named list
@@ -15,15 +15,15 @@ moved or zipped as a whole (the lhotse/NeMo convention)::
 
 ``words`` is ``null`` when timings are unknown; ``meta`` is optional and free-form.
 
-:func:`load_dataset` reads a manifest (or a folder holding ``manifest.jsonl``), a
-LibriSpeech-style folder, a Common Voice TSV, or a Hugging Face ``datasets.Dataset``.
-Heavy libraries (soundfile, pandas, datasets) are imported inside the functions that need
-them, so importing this module stays cheap.
+:func:`read_manifest` reads that form back. Corpora in other forms (LibriSpeech, Common
+Voice, Hugging Face ``datasets``, the bundled sets) are read by their recipes in
+:mod:`asr_lab.data.recipes`, and :func:`~asr_lab.data.recipes.load_dataset` picks the right
+one. Heavy libraries (soundfile, librosa) are imported inside the functions that need them,
+so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
 import json
 import math
@@ -44,7 +44,7 @@ __all__ = [
     "DatasetFileNotFoundError",
     "Utterance",
     "WordTiming",
-    "load_dataset",
+    "WordTimeError",
     "read_manifest",
 ]
 
@@ -55,13 +55,15 @@ SAMPLE_RATE = 16000
 WordTiming = tuple[float, float, str]
 PathLike = str | os.PathLike
 
-_TEXT_COLUMN_GUESSES = ("text", "sentence", "transcription", "transcript", "normalized_text")
-_CV_META_COLUMNS = ("client_id", "sentence_id", "age", "gender", "accents", "variant", "locale", "segment")
 _AUDIO_SUFFIXES = (".flac", ".wav", ".mp3", ".ogg", ".opus", ".m4a")
 
 
 class DatasetError(ValueError):
     """A dataset source that cannot be read as given; the message names it, what is allowed and the fix."""
+
+
+class WordTimeError(DatasetError):
+    """Reference word times out of order or outside the audio (:meth:`Dataset.check`)."""
 
 
 class DatasetFileNotFoundError(DatasetError, FileNotFoundError):
@@ -347,6 +349,17 @@ class Dataset:
                 )
             self._by_id[utt.id] = k
 
+    def check(self, *, where: str | None = None) -> Dataset:
+        """Fail loudly (:class:`WordTimeError`, naming utterance, word and times) when any utterance's word
+        times run backwards or past its audio (:mod:`asr_lab.data.word_check`); returns the dataset.
+        Every manifest read is checked."""
+        from asr_lab.data.word_check import describe_problems, word_time_problems
+
+        problems = [p for u in self.utterances for p in word_time_problems(u)]
+        if problems:
+            raise WordTimeError(describe_problems(problems, where or f"dataset {self.name!r}"))
+        return self
+
     # -- container protocol ---------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -570,100 +583,7 @@ def _write_text_if_changed(path: Path, content: str) -> bool:
     return True
 
 
-# ----------------------------------------------------------------------------- loaders
-
-
-def load_dataset(
-    source: Any,
-    *,
-    name: str | None = None,
-    text_column: str | None = None,
-    audio_column: str = "audio",
-    id_column: str | None = None,
-    sampling_rate: int | None = None,
-    split: str | None = None,
-    check_audio: bool = True,
-    compute_durations: bool = True,
-) -> Dataset:
-    """Load a dataset from whatever form it is in; the form is detected.
-
-    ``source`` may be:
-
-    * a folder holding ``manifest.jsonl`` (e.g. ``"datasets/mini"``), or a manifest
-      ``.jsonl`` file: audio paths relative to the manifest's folder;
-    * a LibriSpeech-style folder: ``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt``
-      (lines ``<id> <TEXT>``) beside ``<id>.flac`` (found at any depth, so the
-      ``LibriSpeech/`` root with several splits works too);
-    * a Common Voice ``.tsv`` (columns ``path`` and ``sentence``) with its ``clips/``
-      folder beside it; ``clip_durations.tsv`` is used for durations when present;
-    * a Hugging Face ``datasets.Dataset`` (or a ``DatasetDict`` with ``split=``): the
-      ``audio_column`` holds ``{"array", "sampling_rate"}``, an ``Audio`` feature, a
-      path, or raw samples (then give ``sampling_rate=``); ``text_column`` defaults to the
-      first of text, sentence, transcription, transcript, normalized_text; ``id_column``
-      defaults to ``id`` when present, else ``<name>-<row>``. Audio stays in the HF
-      dataset and is decoded when :meth:`Utterance.load_audio` is called;
-    * a :class:`Dataset` (returned as is).
-
-    ``check_audio`` checks that every audio file exists (cheap, and it fails early with
-    the path instead of in the middle of a comparison); ``compute_durations`` reads file
-    headers (or decodes HF audio) for utterances whose duration is not recorded.
-    """
-    if isinstance(source, Dataset):
-        return source
-    if _is_hf_dataset(source):
-        return _load_hf(
-            source,
-            name=name,
-            text_column=text_column,
-            audio_column=audio_column,
-            id_column=id_column,
-            sampling_rate=sampling_rate,
-            split=split,
-            compute_durations=compute_durations,
-        )
-    if not isinstance(source, (str, os.PathLike)):
-        raise DatasetError(
-            f"cannot load a dataset from {type(source).__name__} ({source!r:.60}); give a folder with "
-            f"{MANIFEST_NAME}, a manifest .jsonl, a LibriSpeech folder, a Common Voice .tsv, or a "
-            f"Hugging Face datasets.Dataset"
-        )
-    path = Path(source)
-    if not path.exists():
-        raise DatasetFileNotFoundError(
-            f"dataset source {os.fspath(source)!r} does not exist (absolute: {path.resolve()}); give a folder with "
-            f"{MANIFEST_NAME}, a manifest .jsonl, a LibriSpeech folder or a Common Voice .tsv — the bundled "
-            f"set is 'datasets/mini' (rebuild it with `python -m asr_lab.data.build datasets/mini`)"
-        )
-    if path.is_dir():
-        if (path / MANIFEST_NAME).is_file():
-            return read_manifest(path / MANIFEST_NAME, name=name, check_audio=check_audio)
-        transcripts = sorted(path.glob("*/*/*.trans.txt")) or sorted(path.rglob("*.trans.txt"))
-        if transcripts:
-            return _load_librispeech(path, transcripts, name=name, compute_durations=compute_durations)
-        tsvs = sorted(p.name for p in path.glob("*.tsv"))
-        manifests = sorted(p.name for p in path.glob("*.jsonl"))
-        found = ""
-        if tsvs:
-            found += (
-                f"; it holds TSV files ({', '.join(tsvs[:5])}): pass one of them, e.g. {os.fspath(path / tsvs[0])!r}"
-            )
-        if manifests:
-            found += f"; it holds JSONL files ({', '.join(manifests[:5])}): pass one of them as the manifest"
-        raise DatasetError(
-            f"folder {os.fspath(source)!r} is not a dataset this loader knows: no {MANIFEST_NAME} in it and no "
-            f"LibriSpeech transcripts (<speaker>/<chapter>/*.trans.txt){found}. Build a manifest with "
-            f"asr_lab.data.build_utterances(...) or Dataset(...).to_manifest(folder)"
-        )
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        return read_manifest(path, name=name, check_audio=check_audio)
-    if suffix == ".tsv":
-        return _load_common_voice(path, name=name, check_audio=check_audio, compute_durations=compute_durations)
-    raise DatasetError(
-        f"file {os.fspath(source)!r} has an unknown dataset format ({suffix or 'no extension'}); allowed: a manifest "
-        f".jsonl, a Common Voice .tsv, or a folder (manifest.jsonl inside, or LibriSpeech layout). To use a single "
-        f"audio file, build Dataset([Utterance(id='x', audio=path, text='...')])"
-    )
+# ----------------------------------------------------------------------------- manifest files
 
 
 def read_manifest(path: PathLike, *, name: str | None = None, check_audio: bool = True) -> Dataset:
@@ -718,7 +638,9 @@ def read_manifest(path: PathLike, *, name: str | None = None, check_audio: bool 
                     f"check_audio=False"
                 )
             utterances.append(utt)
-    return Dataset(utterances, name=name or (root.name if path.name == MANIFEST_NAME else path.stem), root=root)
+    dataset = Dataset(utterances, name=name or (root.name if path.name == MANIFEST_NAME else path.stem), root=root)
+    dataset.check(where=os.fspath(path))
+    return dataset
 
 
 def _file_duration(path: PathLike) -> float | None:
@@ -743,236 +665,3 @@ def _file_duration(path: PathLike) -> float | None:
         return None
 
 
-def _load_librispeech(root: Path, transcripts: list[Path], *, name: str | None, compute_durations: bool) -> Dataset:
-    utterances = []
-    for trans in transcripts:
-        folder = trans.parent
-        chapter = folder.name
-        speaker = folder.parent.name
-        with open(trans, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                uid, _, text = line.strip().partition(" ")
-                audio = next((folder / (uid + s) for s in _AUDIO_SUFFIXES if (folder / (uid + s)).exists()), None)
-                if audio is None:
-                    raise DatasetFileNotFoundError(
-                        f"{os.fspath(trans)}, line {lineno}: no audio for utterance {uid!r}; expected "
-                        f"{os.fspath(folder / (uid + '.flac'))!r} (LibriSpeech layout: <speaker>/<chapter>/<id>.flac "
-                        f"beside <speaker>-<chapter>.trans.txt)"
-                    )
-                meta = {"speaker": speaker, "chapter": chapter}
-                split = folder.parent.parent
-                if split != root and split.parent != split:
-                    meta["split"] = split.name
-                utterances.append(
-                    Utterance(
-                        id=uid,
-                        audio=os.path.abspath(audio),
-                        text=text.strip(),
-                        duration=_file_duration(audio) if compute_durations else None,
-                        meta=meta,
-                    )
-                )
-    return Dataset(utterances, name=name or root.name, root=root)
-
-
-def _load_common_voice(tsv: Path, *, name: str | None, check_audio: bool, compute_durations: bool) -> Dataset:
-    clips = tsv.parent / "clips"
-    with open(tsv, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        columns = reader.fieldnames or []
-        missing = [c for c in ("path", "sentence") if c not in columns]
-        if missing:
-            raise DatasetError(
-                f"{os.fspath(tsv)}: not a Common Voice TSV — missing column(s) {', '.join(missing)}; found columns "
-                f"{columns[:12]}. A Common Voice TSV is tab-separated with at least 'path' (clip file name) and "
-                f"'sentence' (transcript)"
-            )
-        rows = list(reader)
-    if not clips.is_dir():
-        raise DatasetFileNotFoundError(
-            f"{os.fspath(tsv)}: the clips folder {os.fspath(clips)!r} does not exist; Common Voice keeps audio in "
-            f"'clips/' beside the TSV files — put the TSV back in the extracted release folder"
-        )
-    known_durations: dict[str, float] = {}
-    durations_tsv = tsv.parent / "clip_durations.tsv"
-    if compute_durations and durations_tsv.is_file():
-        with open(durations_tsv, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-                clip, ms = row.get("clip"), row.get("duration[ms]")
-                if clip and ms:
-                    try:
-                        known_durations[clip] = float(ms) / 1000.0
-                    except ValueError:
-                        pass
-    utterances = []
-    for lineno, row in enumerate(rows, start=2):
-        clip = (row.get("path") or "").strip()
-        if not clip:
-            raise DatasetError(f"{os.fspath(tsv)}, line {lineno}: empty 'path'; every row needs its clip file name")
-        audio = clips / clip
-        if check_audio and not audio.exists():
-            raise DatasetFileNotFoundError(
-                f"{os.fspath(tsv)}, line {lineno}: clip {clip!r} not found at {os.fspath(audio)!r}; download/extract "
-                f"the clips, or load with check_audio=False"
-            )
-        duration = known_durations.get(clip)
-        if duration is None and compute_durations and audio.exists():
-            duration = _file_duration(audio)
-        meta = {k: row[k] for k in _CV_META_COLUMNS if row.get(k)}
-        if "client_id" in meta:
-            meta["speaker"] = meta.pop("client_id")
-        utterances.append(
-            Utterance(
-                id=Path(clip).stem,
-                audio=os.path.abspath(audio),
-                text=(row.get("sentence") or "").strip(),
-                duration=duration,
-                meta=meta,
-            )
-        )
-    return Dataset(utterances, name=name or f"{tsv.parent.name}-{tsv.stem}", root=tsv.parent)
-
-
-# -- Hugging Face datasets -----------------------------------------------------------------
-
-
-def _is_hf_dataset(obj: Any) -> bool:
-    module = type(obj).__module__ or ""
-    return module.split(".")[0] == "datasets" and hasattr(obj, "column_names")
-
-
-def _load_hf(
-    hf: Any,
-    *,
-    name: str | None,
-    text_column: str | None,
-    audio_column: str,
-    id_column: str | None,
-    sampling_rate: int | None,
-    split: str | None,
-    compute_durations: bool,
-) -> Dataset:
-    kind = type(hf).__name__
-    if kind == "DatasetDict" or (isinstance(hf, Mapping) and not hasattr(hf, "features")):
-        splits = list(hf.keys())
-        if split is None:
-            raise DatasetError(
-                f"got a DatasetDict with splits {splits}; choose one with split=, e.g. split={splits[0]!r}"
-            )
-        if split not in splits:
-            raise DatasetError(f"split={split!r} is not in this DatasetDict; its splits are {splits}")
-        hf = hf[split]
-        kind = type(hf).__name__
-    elif split is not None:
-        raise DatasetError(f"split={split!r} was given with a single {kind}; drop split= (it is for a DatasetDict)")
-    if not hasattr(hf, "__getitem__") or not hasattr(hf, "__len__") or kind.startswith("Iterable"):
-        raise DatasetError(
-            f"a streaming {kind} cannot be indexed; materialise it first, e.g. "
-            f"datasets.Dataset.from_list(list(ds.take(100)))"
-        )
-    columns = list(hf.column_names)
-    if audio_column not in columns:
-        raise DatasetError(
-            f"the Hugging Face dataset has no audio column {audio_column!r}; its columns are {columns}; "
-            f"pass audio_column=<the column with the audio>"
-        )
-    if text_column is None:
-        text_column = next((c for c in _TEXT_COLUMN_GUESSES if c in columns), None)
-        if text_column is None:
-            raise DatasetError(
-                f"cannot tell which column holds the transcript: none of {list(_TEXT_COLUMN_GUESSES)} is among "
-                f"{columns}; pass text_column=<name>"
-            )
-    elif text_column not in columns:
-        raise DatasetError(
-            f"text_column={text_column!r} is not a column of the Hugging Face dataset; its columns are {columns}"
-        )
-    if id_column is not None and id_column not in columns:
-        raise DatasetError(
-            f"id_column={id_column!r} is not a column of the Hugging Face dataset; its columns are {columns}"
-        )
-    if id_column is None and "id" in columns:
-        id_column = "id"
-    if sampling_rate is None and "sampling_rate" in columns:
-        sr_column: str | None = "sampling_rate"
-    else:
-        sr_column = None
-
-    # An Audio feature decodes through torchcodec (and torch); read the stored bytes/paths
-    # instead and decode them here with soundfile, which the project already depends on.
-    feature = getattr(hf, "features", {}).get(audio_column)
-    if type(feature).__name__ == "Audio" and getattr(feature, "decode", False):
-        import datasets
-
-        hf = hf.cast_column(audio_column, datasets.Audio(decode=False))
-
-    name = name or (getattr(getattr(hf, "info", None), "dataset_name", None) or "hf")
-    other = hf.remove_columns([audio_column]).to_dict() if len(columns) > 1 else {}
-    n = len(hf)
-    utterances = []
-    for i in range(n):
-        uid = str(other[id_column][i]) if id_column else f"{name}-{i:06d}"
-        text = other[text_column][i]
-        if not isinstance(text, str):
-            raise DatasetError(f"row {i}: text column {text_column!r} holds {text!r:.60}, not a string")
-        meta = {
-            k: v[i]
-            for k, v in other.items()
-            if k not in (text_column, id_column, sr_column) and isinstance(v[i], (str, int, float, bool))
-        }
-        loader = _hf_row_loader(hf, i, audio_column, sampling_rate, sr_column)
-        duration = None
-        if compute_durations:
-            duration = len(loader()) / SAMPLE_RATE
-        utterances.append(Utterance(id=uid, audio=None, text=text, duration=duration, meta=meta, _array_loader=loader))
-    return Dataset(utterances, name=name)
-
-
-def _hf_row_loader(hf: Any, i: int, column: str, sampling_rate: int | None, sr_column: str | None):
-    def load() -> np.ndarray:
-        row = hf[i]
-        sr = sampling_rate if sampling_rate is not None else (row[sr_column] if sr_column else None)
-        return _decode_hf_audio(row[column], sr, f"row {i}, column {column!r}")
-
-    return load
-
-
-def _decode_hf_audio(value: Any, sr: int | None, where: str) -> np.ndarray:
-    from asr_lab.core.audio import load_audio
-
-    if isinstance(value, Mapping):
-        if value.get("array") is not None:
-            rate = value.get("sampling_rate", sr)
-            if rate is None:
-                raise DatasetError(
-                    f"{where}: audio array without 'sampling_rate'; pass sampling_rate=16000 (or the rate)"
-                )
-            return load_audio(np.asarray(value["array"], dtype=np.float32), sr=int(rate))
-        if value.get("bytes"):
-            import io
-
-            import soundfile as sf
-
-            samples, rate = sf.read(io.BytesIO(value["bytes"]), dtype="float32")
-            return load_audio(samples, sr=int(rate))
-        if value.get("path"):
-            return load_audio(value["path"])
-        raise DatasetError(f"{where}: audio dict has no 'array', 'bytes' or 'path' (keys: {sorted(value)})")
-    if isinstance(value, (str, os.PathLike)):
-        return load_audio(value)
-    if hasattr(value, "get_all_samples"):  # a torchcodec AudioDecoder
-        samples = value.get_all_samples()
-        return load_audio(np.asarray(samples.data).T, sr=int(samples.sample_rate))
-    if isinstance(value, (list, tuple, np.ndarray)):
-        if sr is None:
-            raise DatasetError(
-                f"{where}: raw samples without a rate; pass sampling_rate=<Hz> to load_dataset or add a "
-                f"'sampling_rate' column"
-            )
-        return load_audio(np.asarray(value, dtype=np.float32), sr=int(sr))
-    raise DatasetError(
-        f"{where}: cannot read audio from {type(value).__name__}; expected {{'array', 'sampling_rate'}}, "
-        f"{{'bytes'|'path'}}, a file path, or a list of samples"
-    )

@@ -7,7 +7,7 @@
   -aware), first-word latency, finish delay, RTF; :class:`LatencyAccumulator`.
 * :mod:`~asr_lab.metrics.stability` — normalized erasure, revisions and time-to-stable of
   the displayed text; :class:`StabilityAccumulator`.
-* :mod:`~asr_lab.metrics.align` — the word aligner they share, and :class:`Summary`.
+* :mod:`~asr_lab.metrics.word_alignment` — the word aligner they share, and :class:`Summary`.
 * :mod:`~asr_lab.metrics.simultaneous` — :func:`simuleval_metrics`: AL, LAAL, DAL, AP,
   StartOffset, EndOffset, YAAL, computation-unaware and -aware (SimulEval, OmniSTEval).
 * :mod:`~asr_lab.metrics.decomposition` — :func:`latency_decomposition`: each word's latency
@@ -22,7 +22,7 @@ its formula and source. Corpus numbers come from accumulators that sum counts or
 never from means of per-utterance rates.
 """
 
-from asr_lab.metrics.align import AlignedPair, Summary, align_words, summarize
+from asr_lab.metrics.word_alignment import AlignedPair, Summary, align_words, summarize
 from asr_lab.metrics.bootstrap import Interval, Significance, bootstrap_interval, paired_bootstrap
 from asr_lab.metrics.decomposition import Decomposition, latency_decomposition
 from asr_lab.metrics.latency import (

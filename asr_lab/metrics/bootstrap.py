@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from asr_lab.metrics.align import _show
+from asr_lab.metrics.word_alignment import _show
 from asr_lab.metrics.simultaneous import SIMULEVAL_KEYS
 
 __all__ = ["BOOTSTRAP_METRICS", "Interval", "Significance", "bootstrap_interval", "paired_bootstrap"]

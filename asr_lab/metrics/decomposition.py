@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from asr_lab.metrics.align import Summary, align_words, summarize
+from asr_lab.metrics.word_alignment import Summary, align_words, summarize
 from asr_lab.metrics.latency import word_latencies
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER, Normalize, normalize_text
 

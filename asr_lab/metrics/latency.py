@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from asr_lab.metrics.align import (
+from asr_lab.metrics.word_alignment import (
     Summary,
     _check_text,
     _check_time,

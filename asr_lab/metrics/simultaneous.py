@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asr_lab.metrics.align import _check_time, _show
+from asr_lab.metrics.word_alignment import _check_time, _show
 
 __all__ = [
     "SIMULEVAL_KEYS",
@@ -427,7 +427,7 @@ def long_yaal(trace: Any, segments: Sequence[tuple[float, float, str]], *, norma
         (its SoftSegmenter aligns words by character overlap with a time constraint; on
         output without errors both assign every word to the same segment).
     """
-    from asr_lab.metrics.align import align_words
+    from asr_lab.metrics.word_alignment import align_words
     from asr_lab.metrics.wer import ENGLISH_NORMALIZER, normalize_text
 
     norm = normalize or ENGLISH_NORMALIZER

@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from asr_lab.metrics.align import Summary, _check_text, _check_time, _field, _show, summarize
+from asr_lab.metrics.word_alignment import Summary, _check_text, _check_time, _field, _show, summarize
 from asr_lab.metrics.wer import ENGLISH_NORMALIZER, Normalize, normalize_text
 
 __all__ = [

@@ -3,8 +3,8 @@
 * :func:`wer` / :func:`cer` — one utterance; jiwer does the alignment (imported on first
   call, so ``import asr_lab.metrics`` stays light).
 * :class:`ErrorCounts` — substitutions, deletions, insertions, hits and the rate.
-* :class:`TextNormalizer` — the configurable normaliser; :data:`ENGLISH_NORMALIZER` is the
-  default used by every metric in this package.
+* :class:`TextNormalizer`, :data:`ENGLISH_NORMALIZER`, :func:`normalize_text` — re-exported
+  from :mod:`asr_lab.metrics.normalizers`, where every normaliser lives (by name too).
 * :class:`WERAccumulator` — corpus error rate = summed errors / summed reference length.
 
 Arguments are keyword-only (``reference=``, ``hypothesis=``) because the libraries the field
@@ -15,12 +15,11 @@ uses disagree on the order: jiwer takes ``(reference, hypothesis)``, torchmetric
 from __future__ import annotations
 
 import math
-import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from asr_lab.metrics.align import _check_text, _show
+from asr_lab.metrics.normalizers import ENGLISH_NORMALIZER, Normalize, TextNormalizer, normalize_text
+from asr_lab.metrics.word_alignment import _check_text, _show
 
 __all__ = [
     "ENGLISH_NORMALIZER",
@@ -32,143 +31,6 @@ __all__ = [
     "normalize_text",
     "wer",
 ]
-
-_APOSTROPHES = {"'", "\u2019", "\u02bc"}  # ASCII, right single quotation mark, modifier letter apostrophe
-_NUMBER_MARKS = {".", ","}
-
-
-@dataclass(frozen=True)
-class TextNormalizer:
-    """A text normaliser for scoring: a callable ``str -> str`` made of small, optional steps.
-
-    What (in this order)
-        1. Unicode normal form ``unicode_form`` (NFKC by default: full-width letters,
-           ligatures and compatibility characters become their plain forms).
-        2. ``lowercase``: ``str.lower()``.
-        3. ``remove_punctuation``: every Unicode punctuation character (category ``P*``)
-           becomes a space, so ``"well-known"`` → ``"well known"`` and ``"end.Next"`` →
-           ``"end next"``. Exceptions: with ``keep_apostrophes`` an apostrophe (``'``,
-           ``’`` or ``ʼ``) *between two letters or digits* is kept as ``'``
-           (``"don't"``, ``"o'clock"``); quotes and possessive-plural apostrophes
-           (``"dogs'"``) go. With ``keep_number_punctuation`` a ``.`` or ``,`` between two
-           digits is kept (``"3.5"``, ``"1,000"``). Symbols (category ``S*``: ``$``, ``+``,
-           ``€``) are not punctuation and stay; ``%``, ``#``, ``&``, ``@`` are (``Po``) and go.
-        4. ``replacements``: whole-word substitutions ``(("okay", "ok"), ...)``.
-        5. ``extra_steps``: any further callables ``str -> str``, in order (see :meth:`then`).
-        6. Whitespace is always collapsed to single spaces and stripped.
-
-        Numbers are left as they are: ``"twenty"`` and ``"20"`` stay different words.
-
-    Source
-        Punctuation to space, as OpenAI Whisper's ``BasicTextNormalizer``
-        (openai/whisper, ``whisper/normalizers/basic.py``); jiwer's ``RemovePunctuation``
-        deletes it instead (``"well-known"`` → ``"wellknown"``). Own implementation.
-
-    Compose
-        ``ENGLISH_NORMALIZER.then(my_step)`` returns a new normaliser with ``my_step``
-        appended; ``replace(ENGLISH_NORMALIZER, lowercase=False)`` (``dataclasses.replace``)
-        changes one option.
-    """
-
-    lowercase: bool = True
-    remove_punctuation: bool = True
-    keep_apostrophes: bool = True
-    keep_number_punctuation: bool = True
-    unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = "NFKC"
-    replacements: tuple[tuple[str, str], ...] = ()
-    extra_steps: tuple[Callable[[str], str], ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.unicode_form not in (None, "NFC", "NFKC", "NFD", "NFKD"):
-            raise ValueError(
-                f"unicode_form must be one of None, 'NFC', 'NFKC', 'NFD', 'NFKD', got {_show(self.unicode_form)}"
-            )
-        for k, pair in enumerate(self.replacements):
-            if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
-                raise TypeError(
-                    f"replacements[{k}] must be a (word, replacement) tuple of two str, got {_show(pair)}; "
-                    "e.g. replacements=(('okay', 'ok'),)"
-                )
-        for k, step in enumerate(self.extra_steps):
-            if not callable(step):
-                raise TypeError(f"extra_steps[{k}] must be a callable str -> str, got {_show(step)}")
-
-    def then(self, step: Callable[[str], str]) -> TextNormalizer:
-        """A copy of this normaliser with ``step`` (a callable ``str -> str``) appended."""
-        if not callable(step):
-            raise TypeError(f"step must be a callable str -> str, got {_show(step)}")
-        return replace(self, extra_steps=(*self.extra_steps, step))
-
-    def __call__(self, text: str) -> str:
-        text = _check_text(text, "text")
-        if self.unicode_form is not None:
-            text = unicodedata.normalize(self.unicode_form, text)
-        if self.lowercase:
-            text = text.lower()
-        if self.remove_punctuation:
-            text = self._strip_punctuation(text)
-        if self.replacements:
-            table = dict(self.replacements)
-            text = " ".join(table.get(w, w) for w in text.split())
-        for k, step in enumerate(self.extra_steps):
-            text = step(text)
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"extra_steps[{k}] ({_show(step)}) returned {type(text).__name__}, not str; "
-                    "a normalising step must map str -> str"
-                )
-        return " ".join(text.split())
-
-    def _strip_punctuation(self, text: str) -> str:
-        out = []
-        last = len(text) - 1
-        for k, ch in enumerate(text):
-            if not unicodedata.category(ch).startswith("P"):
-                out.append(ch)
-                continue
-            before = text[k - 1] if k > 0 else " "
-            after = text[k + 1] if k < last else " "
-            if self.keep_apostrophes and ch in _APOSTROPHES and before.isalnum() and after.isalnum():
-                out.append("'")
-            elif self.keep_number_punctuation and ch in _NUMBER_MARKS and before.isdigit() and after.isdigit():
-                out.append(ch)
-            else:
-                out.append(" ")
-        return "".join(out)
-
-
-ENGLISH_NORMALIZER = TextNormalizer()
-"""The default normaliser of every metric: NFKC, lower-case, punctuation to spaces (keeping
-intra-word apostrophes and digit-internal ``.``/``,``), whitespace collapsed."""
-
-Normalize = Callable[[str], str] | None
-"""What ``normalize=`` accepts: a callable ``str -> str`` (e.g. a :class:`TextNormalizer`),
-or ``None`` to compare the texts as they are, only split on whitespace."""
-
-
-def normalize_text(text: str, normalize: Normalize = ENGLISH_NORMALIZER) -> str:
-    """Apply ``normalize`` to ``text`` and collapse whitespace; checks both arguments.
-
-    ``normalize=None`` only collapses whitespace. Raises a clear error if ``normalize`` is not
-    callable or does not return a ``str``.
-    """
-    text = _check_text(text, "text")
-    if normalize is None:
-        return " ".join(text.split())
-    if not callable(normalize):
-        raise TypeError(
-            f"normalize must be a callable str -> str (e.g. asr_lab.metrics.TextNormalizer()) or None, "
-            f"got {type(normalize).__name__} {_show(normalize)}"
-        )
-    out = normalize(text)
-    if not isinstance(out, str):
-        raise TypeError(
-            f"normalize ({_show(normalize)}) returned {type(out).__name__}, not str; "
-            "pass a callable that maps one str to one str (a jiwer.Compose that ends in "
-            "ReduceToListOfListOfWords returns lists: drop that last step)"
-        )
-    return " ".join(out.split())
-
 
 @dataclass(frozen=True)
 class ErrorCounts:

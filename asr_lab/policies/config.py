@@ -1,23 +1,47 @@
-"""The ``policy`` fields every policy-driven backend config shares, checked in one place.
+"""The policy fields of every policy-driven backend config, in one class: :class:`PolicyConfig`.
 
 A backend whose config class derives from :class:`PolicyConfig` lets the user choose the
-streaming policy by name (``policy``) and tune it with the fields below. A field that
-belongs to another policy than the chosen one is refused rather than ignored, because a
-silently ignored setting mislabels every result measured with it.
+streaming policy by name (``policy``) and tune it (``agreement_n``, ``hold_n``,
+``stable_delta_sec``, ``frame_threshold``). A field that belongs to another policy than the
+chosen one is refused rather than ignored, because a silently ignored setting mislabels
+every result measured with it.
+
+The same class carries LocalAgreement's named fixes and the VAC knobs. ``reference_mode=True``
+makes every default whisper_streaming's (no fix, no buffer cap, VAC without ``transcribe_tail``
+or context and with 100 ms of speech padding), so it reproduces the reference exactly; a fix
+named explicitly is still applied on top (that is how each fix is measured against the
+reference baseline). Otherwise asr_lab's defaults apply: the ghost filter, the guarded finish,
+the 30 s buffer cap, ``vac_transcribe_tail``, 300 ms of VAC speech padding and 10 s of VAC
+context (each measured in ``bench/vac.py``; the figures are in the README).
+:func:`policy_settings` resolves a config (of any backend) to the keyword arguments the
+processors take. ``StreamingPolicyConfig`` is the same class under its former name.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from asr_lab.core.config import ASRConfig
+from asr_lab.policies.registry import BUILTIN_POLICIES, policy_names
 
-__all__ = ["ALIGNATT_LAB", "ALIGNATT_REFERENCE", "POLICIES", "POLICY_FIELDS", "PolicyConfig", "alignatt_settings", "policy_label"]
+__all__ = [
+    "ALIGNATT_LAB",
+    "ALIGNATT_REFERENCE",
+    "DEFAULT_MAX_BUFFER_SEC",
+    "POLICIES",
+    "POLICY_FIELDS",
+    "PolicyConfig",
+    "StreamingPolicyConfig",
+    "alignatt_settings",
+    "policy_label",
+    "policy_metadata",
+    "policy_settings",
+]
 
-POLICIES = ("local-agreement", "hold-n", "stable-prefix", "alignatt")
-"""Policy names, in the order tables list them."""
+POLICIES = BUILTIN_POLICIES
+"""The built-in policy names, in the order tables list them (registered ones: :func:`~asr_lab.policies.registry.policy_names`)."""
 
 _OWN_FIELDS = {
     "agreement_n": "local-agreement",
@@ -39,15 +63,42 @@ POLICY_FIELDS = ("policy", *_OWN_FIELDS)
 """Config fields that choose or tune the policy; everything else configures the engine."""
 
 
-class PolicyConfig(ASRConfig):
-    """Policy selection for a backend (all :class:`~asr_lab.ASRConfig` fields, plus these)."""
+DEFAULT_MAX_BUFFER_SEC = 30.0
+"""Whisper's window: beyond it every call decodes two windows and the cost doubles."""
 
-    policy: Literal["local-agreement", "hold-n", "stable-prefix", "alignatt"] = Field(
+REFERENCE = {
+    "ghost_filter": False,
+    "guarded_finish": False,
+    "max_buffer_sec": None,
+    "vac_transcribe_tail": False,
+    "vac_threshold": 0.5,
+    "vac_min_silence_ms": 500.0,
+    "vac_speech_pad_ms": 100.0,
+    "vac_context_sec": 0.0,
+}
+"""whisper_streaming's behaviour, field by field (what a plain ASRConfig gets)."""
+
+LAB_DEFAULTS = {
+    "ghost_filter": True,
+    "guarded_finish": True,
+    "vac_transcribe_tail": True,
+    "vac_speech_pad_ms": 300.0,
+    "vac_context_sec": 10.0,
+}
+"""asr_lab's defaults where they differ from the reference (fields left ``None`` outside reference_mode);
+the buffer cap's, which follows ``buffer_trimming_sec``, is set in :func:`policy_settings`."""
+
+
+class PolicyConfig(ASRConfig):
+    """All :class:`~asr_lab.ASRConfig` fields, plus the policy's choice, its parameters, LocalAgreement's fixes and VAC's knobs."""
+
+    policy: str = Field(
         default="local-agreement",
         description="Streaming policy: 'local-agreement' (commit what the last agreement_n hypotheses agree on; "
         "n=2 is Whisper-Streaming's reference OnlineASRProcessor), 'hold-n' (commit all but the last hold_n "
         "words), 'stable-prefix' (commit words ending more than stable_delta_sec before the buffer end), "
-        "'alignatt' (SimulStreaming's attention-guided decoding; only engines with a steppable decoder).",
+        "'alignatt' (SimulStreaming's attention-guided decoding; only engines with a steppable decoder), or a name "
+        "registered with asr_lab.policies.register_policy.",
     )
     agreement_n: int = Field(
         default=2, ge=1, le=10,
@@ -119,6 +170,62 @@ class PolicyConfig(ASRConfig):
         "reference_mode.",
     )
 
+    reference_mode: bool = Field(
+        default=False,
+        description="Defaults of whisper_streaming: no buffer cap, no VAC transcribe_tail (with no fix named, "
+        "the reference exactly); fixes named explicitly still apply.",
+    )
+    ghost_filter: Optional[bool] = Field(
+        default=None,
+        description="Drop words of zero length or beginning after the audio buffer (Whisper emits them at cuts); "
+        "None = on, off in reference_mode.",
+    )
+    guarded_finish: Optional[bool] = Field(
+        default=None,
+        description="finish() commits no pending sentence that mostly repeats committed text (4-word runs) and no more words than "
+        "the remaining audio can hold (5 words/s); None = on, off in reference_mode.",
+    )
+    max_buffer_sec: Optional[float] = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description=f"Hard cap on LocalAgreement's audio buffer (s) when trimming cannot cut; None = "
+        f"{DEFAULT_MAX_BUFFER_SEC:g} s, or no cap in reference_mode.",
+    )
+    vac_transcribe_tail: Optional[bool] = Field(
+        default=None,
+        description="VAC: recognise an utterance's last audio once more before finishing it (the reference "
+        "does not, and loses its last words); None = on, off in reference_mode.",
+    )
+    vac_context_sec: Optional[float] = Field(
+        default=None,
+        ge=0,
+        le=25,
+        description="VAC: seconds of the previous utterance's audio the recogniser hears (already committed) before "
+        "each new utterance, after a pause of up to 3 s; None = 10, 0 in reference_mode (each utterance alone).",
+    )
+    vac_threshold: float = Field(default=0.5, gt=0, lt=1, description="VAC: Silero speech probability that starts speech.")
+    vac_min_silence_ms: float = Field(
+        default=500.0, ge=0, le=10000, description="VAC: silence (ms) that ends an utterance."
+    )
+    vac_speech_pad_ms: Optional[float] = Field(
+        default=None,
+        ge=0,
+        le=2000,
+        description="VAC: padding (ms) added before and after each utterance; None = 300 (Whisper misreads "
+        "utterances cut right at their onset), 100 in reference_mode.",
+    )
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in policy_names():
+            raise ValueError(
+                f"unknown policy {value!r}; known: {', '.join(policy_names())}. A new one is registered with "
+                f"asr_lab.policies.register_policy({value!r}, lambda config: MyRule())"
+            )
+        return value
+
     @model_validator(mode="after")
     def _fields_of_the_chosen_policy(self) -> "PolicyConfig":
         for name, owner in _OWN_FIELDS.items():
@@ -135,6 +242,19 @@ class PolicyConfig(ASRConfig):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _cap_above_trimming(self) -> "PolicyConfig":
+        if self.max_buffer_sec is not None and self.max_buffer_sec < self.buffer_trimming_sec:
+            raise ValueError(
+                f"max_buffer_sec={self.max_buffer_sec!r} is below buffer_trimming_sec={self.buffer_trimming_sec!r}; "
+                f"the cap acts only when trimming cannot: set it >= buffer_trimming_sec (default {DEFAULT_MAX_BUFFER_SEC:g})"
+            )
+        return self
+
+
+StreamingPolicyConfig = PolicyConfig
+"""The former name of :class:`PolicyConfig` (the fixes and VAC knobs had a class of their own)."""
+
 
 def policy_label(config: ASRConfig) -> str:
     """A short name of the policy and its parameter: ``"local-agreement-2"``, ``"hold-2"``, ``"stable-1.0s"``, ``"alignatt-25"``."""
@@ -145,7 +265,31 @@ def policy_label(config: ASRConfig) -> str:
         return f"hold-{config.hold_n}"
     if policy == "stable-prefix":
         return f"stable-{config.stable_delta_sec:g}s"
-    return f"alignatt-{config.frame_threshold}"
+    if policy == "alignatt":
+        return f"alignatt-{config.frame_threshold}"
+    return policy  # a registered policy: its name
+
+
+def policy_settings(config: Any) -> dict[str, Any]:
+    """The fixes and VAC knobs ``config`` asks for, resolved (``None`` defaults filled in).
+
+    A config without these fields (pocketsphinx's, a plain ASRConfig) gets the reference's.
+    """
+    if not isinstance(config, PolicyConfig):
+        return dict(REFERENCE)
+    out = {name: getattr(config, name) for name in REFERENCE}
+    defaults = REFERENCE if config.reference_mode else LAB_DEFAULTS
+    for name, value in defaults.items():
+        if out[name] is None:
+            out[name] = value
+    if not config.reference_mode and out["max_buffer_sec"] is None:
+        out["max_buffer_sec"] = max(DEFAULT_MAX_BUFFER_SEC, config.buffer_trimming_sec)
+    return out
+
+
+def policy_metadata(config: Any) -> dict[str, Any]:
+    """The resolved settings for a trace's metadata (``reference_mode`` included), so results say how they were made."""
+    return {"reference_mode": bool(getattr(config, "reference_mode", False)), **policy_settings(config)}
 
 
 ALIGNATT_LAB = {

@@ -95,8 +95,9 @@ def policy_grid(
     grid of more than ``max_configs`` configurations. The other field rules are checked
     when :func:`asr_lab.compare` (or :func:`asr_lab.load_processor`) reads the configs.
     """
-    from asr_lab.policies.config import POLICIES
+    from asr_lab.policies.registry import policy_names
 
+    POLICIES = policy_names()
     if not policies:
         raise ValueError(f"policy_grid needs at least one policy, e.g. {{'hold-n': {{'hold_n': [1, 2]}}}}; known: {', '.join(POLICIES)}")
     if not isinstance(policies, Mapping):
@@ -152,7 +153,7 @@ def _name(config: dict, swept: list[str]) -> str:
         "hold-n": lambda: f"hold-{config.get('hold_n', 2)}",
         "stable-prefix": lambda: f"stable-{_num(config.get('stable_delta_sec', 1.0))}s",
         "alignatt": lambda: f"alignatt-{config.get('frame_threshold', 25)}",
-    }[policy]()
+    }.get(policy, lambda: policy)()  # a registered policy is labelled by its name
     for key in swept:
         value = config[key]
         label += f" @{_num(value)}s" if key == "min_chunk_size" else f" @{key}={_num(value)}"

@@ -3,7 +3,7 @@
 Loaders call :func:`policy_processor` with their engine; the engine never learns which
 policy drives it. ``local-agreement`` with ``agreement_n=2`` is the reference
 :class:`~asr_lab.OnlineASRProcessor` itself (through
-:func:`asr_lab.streaming.vac.streaming_processor`, so VAC works as before); the other
+:func:`asr_lab.policies.vac.streaming_processor`, so VAC works as before); the other
 re-decoding policies run on :class:`~asr_lab.policies.redecoding.RedecodingProcessor`;
 ``alignatt`` needs an engine with a steppable decoder. Inside a
 :func:`asr_lab.policies.record_replay` block (``compare()`` opens one) the engine is wrapped
@@ -18,7 +18,7 @@ from typing import Any
 from asr_lab.core.config import ConfigError
 from asr_lab.policies.config import POLICY_FIELDS, policy_label
 
-__all__ = ["ALIGNATT_BACKENDS", "engine_identity", "engine_key", "policy_processor"]
+__all__ = ["ALIGNATT_BACKENDS", "check_policy", "engine_identity", "engine_key", "policy_processor"]
 
 ALIGNATT_BACKENDS = ("openai-whisper", "mlx-whisper")
 """Backends whose engine can run AlignAtt (a decoder stepped token by token, with cross-attention)."""
@@ -45,6 +45,19 @@ def engine_key(config: Any) -> str:
     return f"{engine_identity(config)}|provenance:{digest}"
 
 
+def check_policy(config: Any, *, can_step: bool) -> None:
+    """Raise :class:`~asr_lab.ConfigError` when ``config.policy`` cannot run on an engine that
+    can (``can_step``) or cannot give a decoder stepped token by token — before any model loads."""
+    if getattr(config, "policy", "local-agreement") != "alignatt":
+        return
+    if not can_step:
+        raise ConfigError(
+            f"policy='alignatt' needs a decoder the lab steps token by token with cross-attention; backend "
+            f"{config.backend!r} cannot give it (CTranslate2 and pocketsphinx do not expose it). Backends that run "
+            f"AlignAtt: {', '.join(ALIGNATT_BACKENDS)}. Or choose policy 'local-agreement', 'hold-n' or 'stable-prefix'"
+        )
+
+
 def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
     """The :class:`~asr_lab.ASRProcessor` for ``config.policy`` over ``asr`` (an ASRBase).
 
@@ -56,12 +69,7 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
 
     policy = getattr(config, "policy", "local-agreement")
     if policy == "alignatt":
-        if decoder is None:
-            raise ConfigError(
-                f"policy='alignatt' needs a decoder the lab steps token by token with cross-attention; backend "
-                f"{config.backend!r} cannot give it (CTranslate2 and pocketsphinx do not expose it). Backends that run "
-                f"AlignAtt: {', '.join(ALIGNATT_BACKENDS)}. Or choose policy 'local-agreement', 'hold-n' or 'stable-prefix'"
-            )
+        check_policy(config, can_step=decoder is not None)
         from asr_lab.policies.alignatt import AlignAttProcessor
         from asr_lab.policies.config import alignatt_settings
 
@@ -72,7 +80,7 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
         processor = AlignAttProcessor(decoder, **settings["processor"])
         processor.settings = settings["fields"]
         if config.vac:  # each utterance the VAD finds is decoded on its own, from a fresh init()
-            from asr_lab.streaming.vac import vac_processor
+            from asr_lab.policies.vac import vac_processor
 
             wrapped = vac_processor(processor, config)
             wrapped.settings = settings["fields"]
@@ -84,23 +92,17 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
     recorder = RecordingASR(asr, store, engine_key(config)) if store is not None else None
     engine = recorder or asr
     if policy == "local-agreement" and getattr(config, "agreement_n", 2) == 2:
-        from asr_lab.streaming.vac import streaming_processor
+        from asr_lab.policies.vac import streaming_processor
 
         processor = streaming_processor(engine, config)
     else:
-        from asr_lab.policies.hold_n import HoldN
-        from asr_lab.policies.local_agreement import LocalAgreementN
         from asr_lab.policies.redecoding import RedecodingProcessor
-        from asr_lab.policies.stable_prefix import StablePrefix
+        from asr_lab.policies.registry import get_rule_factory
 
-        rule = {
-            "local-agreement": lambda: LocalAgreementN(config.agreement_n),
-            "hold-n": lambda: HoldN(config.hold_n),
-            "stable-prefix": lambda: StablePrefix(config.stable_delta_sec),
-        }[policy]()
+        rule = get_rule_factory(policy)(config)
         processor = RedecodingProcessor(engine, rule, trim_sec=config.buffer_trimming_sec, min_chunk_sec=config.min_chunk_size)
         if config.vac:
-            from asr_lab.streaming.vac import vac_processor
+            from asr_lab.policies.vac import vac_processor
 
             processor = vac_processor(processor, config)
     if recorder is not None:

@@ -43,6 +43,8 @@ from typing import Any, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
+from asr_lab.core.protocols import checked_ts_words
+
 __all__ = ["HypothesisStore", "RecordedAnswer", "RecordingASR", "active_store", "recording"]
 
 Word = Tuple[float, float, str]
@@ -55,6 +57,9 @@ class RecordedAnswer:
     words: list
     segment_ends: list
     compute_sec: float
+    calls: Optional[list] = None
+    """What the engine reported about the request (its ``step_info()`` calls: audio seconds, tokens,
+    fallbacks), so that a replayed answer tells a cost profile the same as a live one."""
 
     def __post_init__(self) -> None:
         self.words = [tuple(w) for w in self.words]
@@ -81,7 +86,10 @@ class RecordedAnswer:
         compute = d.get("compute_sec")
         if not _finite(compute) or compute < 0:
             raise ValueError(f"'compute_sec' is {compute!r:.40}; it must be a finite number of seconds >= 0 (it is charged to the clock)")
-        return (d["engine"], d["audio"], d["prompt"]), cls(words, ends, float(compute))
+        calls = d.get("calls")
+        if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
+            raise ValueError(f"'calls' is {calls!r:.60}; it must be a list of objects (what the engine reported per call)")
+        return (d["engine"], d["audio"], d["prompt"]), cls(words, ends, float(compute), calls)
 
 
 def _finite(v: Any) -> bool:
@@ -165,6 +173,9 @@ class RecordingASR:
         self.sep = asr.sep
         self.thread_safe = getattr(asr, "thread_safe", False)
         self._charged = 0.0
+        self._calls: list[dict] = []  # step_info of the requests since the last step, live or replayed
+        inner = getattr(asr, "step_info", None)
+        self._inner_info = inner if callable(inner) else None
 
     def transcribe(self, audio: np.ndarray, init_prompt: str = "") -> RecordedAnswer:
         samples = np.ascontiguousarray(audio, dtype=np.float32)
@@ -173,12 +184,18 @@ class RecordingASR:
         if answer is not None:
             self.store.replayed += 1
             self._charged += answer.compute_sec
+            self._calls.extend(answer.calls if answer.calls is not None else [{"audio_sec": round(len(samples) / 16000, 3)}])
             return answer
         started = time.perf_counter()
+        if self._inner_info is not None:
+            self._inner_info()  # what the engine did before this request is not this request's
         result = self.asr.transcribe(samples, init_prompt=init_prompt)
-        words = [(float(a), float(b), str(w)) for a, b, w in self.asr.ts_words(result)]
+        words = [(float(a), float(b), str(w)) for a, b, w in checked_ts_words(self.asr, result)]
         ends = list(self.asr.segments_end_ts(result))
-        answer = RecordedAnswer(words, ends, time.perf_counter() - started)
+        info = self._inner_info() if self._inner_info is not None else None
+        calls = list(info.get("calls") or []) if info else [{"audio_sec": round(len(samples) / 16000, 3)}]
+        self._calls.extend(calls)
+        answer = RecordedAnswer(words, ends, time.perf_counter() - started, calls)
         self.store.live += 1
         if all(math.isfinite(x) for w in words for x in w[:2]) and all(math.isfinite(e) for e in answer.segment_ends):
             self.store.put(key, answer)  # an answer with non-finite times is used live, never replayed
@@ -189,6 +206,14 @@ class RecordingASR:
 
     def segments_end_ts(self, result: RecordedAnswer) -> list[float]:
         return list(result.segment_ends)
+
+    def step_info(self) -> Optional[dict]:
+        """The requests since the previous step as the engine reported them (``{"calls": [...],
+        "fallbacks": n}``; replayed ones from the store), or ``None`` when there were none."""
+        calls, self._calls = self._calls, []
+        if not calls:
+            return None
+        return {"calls": calls, "fallbacks": sum(int(c.get("fallbacks", 0)) for c in calls)}
 
     def replayed_compute(self) -> float:
         """Recorded compute of the answers replayed since the last call (and reset it)."""

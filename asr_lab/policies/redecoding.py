@@ -16,7 +16,7 @@ answers, never on what the rule committed:
 
 So the engine's answers can be recorded once and any rule replayed from them exactly
 (:mod:`asr_lab.policies.record_replay`). The tail of a hypothesis is found as LocalAgreement
-finds it (:class:`~asr_lab.streaming.local_agreement.HypothesisBuffer`: words starting
+finds it (:class:`~asr_lab.policies.local_agreement.HypothesisBuffer`: words starting
 before the last commit are dropped, and up to 5 leading words that repeat the committed
 end). Committed words keep the timestamps of the hypothesis that committed them.
 """
@@ -27,8 +27,8 @@ from typing import Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
-from asr_lab.core.protocols import SAMPLE_RATE, ASRBase
-from asr_lab.streaming.local_agreement import PROMPT_CHARS, HypothesisBuffer
+from asr_lab.core.protocols import SAMPLE_RATE, ASRBase, checked_ts_words
+from asr_lab.policies.local_agreement import PROMPT_CHARS, HypothesisBuffer
 
 __all__ = ["CommitRule", "RedecodingProcessor"]
 
@@ -86,7 +86,7 @@ class RedecodingProcessor:
 
     def process_iter(self) -> Optional[Tuple[float, float, str]]:
         result = self.asr.transcribe(self.audio_buffer, init_prompt=self.prompt())
-        words = self.asr.ts_words(result)
+        words = checked_ts_words(self.asr, result)
         ends = list(self.asr.segments_end_ts(result))
         self.hypotheses.insert(words, self.buffer_time_offset)
         tail, self.hypotheses.current = self.hypotheses.current, []
@@ -133,7 +133,7 @@ class RedecodingProcessor:
         unless the engine is ``thread_safe`` (as :meth:`OnlineASRProcessor.spawn`)."""
         import copy
 
-        from asr_lab.streaming.local_agreement import SerializedASR
+        from asr_lab.policies.local_agreement import SerializedASR
 
         if not getattr(self.asr, "thread_safe", False) and not isinstance(self.asr, SerializedASR):
             self.asr = SerializedASR(self.asr)

@@ -25,29 +25,47 @@ latencies reproduce. Three measures, all taken around every call (each is one
 processor (or its ``asr``) when one is declared, else from the warm-up: if the process spent
 clearly more CPU than the calling thread (:data:`OTHER_THREADS_SHARE`), work ran elsewhere.
 Without a warm-up the choice made for the same processor object earlier is reused, else
-``"process"`` (the safe superset).
+``"process"`` (the safe superset). A warm-up does not always show helper threads (torch's
+OpenMP pool burned 60–85 % more than the calling thread in later calls, not in the warm-up), so
+a ``"thread"`` choice is checked at every step too: the first step whose process CPU exceeds
+the thread's by the same rule is charged process CPU, and so is every later one
+(``meta["compute"]`` becomes ``"process"``, ``meta["compute_switched_at_step"]`` says where;
+:func:`upgrade_scope`).
 
-No CPU measure counts time spent waiting for a GPU, a server or a sleep: use ``"wall"``
-for such engines (``replay`` warns when a ``"cpu"`` run's CPU time is a small share of its
-wall time). CPU time is immune to time-sharing with other programs, not to sharing a
-physical core (SMT siblings, caches, memory bandwidth): expect a few percent of drift there.
+No CPU measure counts time spent waiting for a GPU, a server or a sleep. So under ``"cpu"``
+a warm-up whose process CPU time is below :data:`WAITING_SHARE` of the time it could have
+computed means an engine that waits: elapsed time minus the time its threads sat runnable in
+the scheduler's queue (Linux ``/proc/self/task/*/schedstat``, :func:`runqueue_wait`), or, where
+the kernel does not say, elapsed × min(1, cores / load). Then the run is charged
+elapsed time (``meta["compute"] == "wall"``, the reason in ``meta["compute_chosen_by"]``;
+:func:`waits`). Without a warm-up there is nothing to detect it from (``replay`` then warns
+when a run's CPU time is a small share of its wall time). CPU time is immune to time-sharing
+with other programs, not to sharing a physical core (SMT siblings, caches, memory bandwidth):
+expect a few percent of drift there — or, for numbers that reproduce exactly, ``"profile"``:
+a fitted model of each call's cost on a named machine (:mod:`asr_lab.replay.profile`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-__all__ = ["COMPUTE", "CallCost", "Meter", "resolve_compute", "detect_scope", "OTHER_THREADS_SHARE"]
+__all__ = ["COMPUTE", "CallCost", "Meter", "resolve_compute", "detect_scope", "upgrade_scope", "waits",
+           "OTHER_THREADS_SHARE", "WAITING_SHARE", "runqueue_wait", "queued_between"]
 
-COMPUTE = ("wall", "cpu", "thread", "process")
+COMPUTE = ("wall", "cpu", "thread", "process", "profile")
 """Accepted values of ``compute=``."""
 
 OTHER_THREADS_SHARE = 0.2
 """Warm-up test: the engine works in other threads when process CPU − thread CPU exceeds
 this share of the thread's CPU (plus 5 ms); single-threaded engines stay well below it."""
+
+WAITING_SHARE = 0.25
+"""Warm-up test: an engine waits (GPU, server, sleep) when its process CPU time is below this share of
+the CPU time the load leaves it; a CPU-bound engine stays near 1, a sleeping one near 0."""
 
 _SCOPES: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 
@@ -102,7 +120,8 @@ def validate_compute(compute: Optional[str], clock_name: str) -> str:
     if compute not in COMPUTE:
         raise ValueError(
             f"compute={compute!r} is not one of {', '.join(map(repr, COMPUTE))}; use 'cpu' for latencies that "
-            f"reproduce on a busy machine, 'wall' for engines that wait on a GPU or a server"
+            f"reproduce on a busy machine, 'wall' for engines that wait on a GPU or a server, 'profile' (with "
+            f"profile=PATH) for latencies computed from a machine's cost profile"
         )
     if clock_name == "wall" and compute != "wall":
         raise ValueError(
@@ -127,14 +146,68 @@ def detect_scope(cost: CallCost) -> str:
     return "process" if elsewhere > OTHER_THREADS_SHARE * cost.thread + 0.005 else "thread"
 
 
-def resolve_compute(compute: str, processor: Any, warmup: Optional[CallCost]) -> tuple[str, str]:
-    """``(scope, how)``: the measure this run uses and how it was chosen (recorded in the trace)."""
+def runqueue_wait() -> Optional[dict]:
+    """Seconds each thread of this process has spent runnable but not running (waiting for a core),
+    by thread id (Linux schedstat, field 2); ``None`` where the kernel does not report it.
+    :func:`queued_between` turns two readings into the wait in between."""
+    waits: dict = {}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                waits[tid] = int(f.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):  # a thread that just ended
+            continue
+    return waits or None
+
+
+def queued_between(before: Optional[dict], after: Optional[dict]) -> Optional[float]:
+    """Run-queue wait of this process's threads between two :func:`runqueue_wait` readings (threads
+    started in between count from their start; threads that ended in between are not seen)."""
+    if before is None or after is None:
+        return None
+    return sum(max(0.0, v - before.get(tid, 0.0)) for tid, v in after.items())
+
+
+def waits(cost: CallCost, cores: int, load: Optional[float], queued: Optional[float] = None) -> bool:
+    """Whether a measured call (the warm-up) mostly waited: process CPU below :data:`WAITING_SHARE`
+    of the time it could compute — elapsed minus ``queued`` (its threads' run-queue wait, see
+    :func:`runqueue_wait`), else ``elapsed × min(1, cores / load)`` — over at least 20 ms elapsed."""
+    if cost.wall < 0.02:
+        return False
+    if queued is not None:
+        could = max(0.0, cost.wall - queued)
+    else:
+        could = cost.wall * (min(1.0, cores / load) if load and load > 0 else 1.0)
+    return cost.process < WAITING_SHARE * could
+
+
+def upgrade_scope(scope: str, cost: CallCost) -> str:
+    """``"process"`` when a ``"thread"``-charged step shows CPU work in other threads (the
+    :func:`detect_scope` rule), else ``scope``."""
+    return "process" if scope == "thread" and detect_scope(cost) == "process" else scope
+
+
+def resolve_compute(compute: str, processor: Any, warmup: Optional[CallCost], *, cores: int = 1,
+                    load: Optional[float] = None, queued: Optional[float] = None) -> tuple[str, str]:
+    """``(scope, how)``: the measure this run uses and how it was chosen (recorded in the trace).
+
+    ``cores``/``load``/``queued``: usable cores, the load average and the warm-up's run-queue
+    wait, for the waiting test (:func:`waits`).
+    """
     if compute != "cpu":
         return compute, "asked"
     scope = declared_scope(processor)
     if scope is not None:
         return scope, "declared by the processor"
     if warmup is not None:
+        if waits(warmup, cores, load, queued):
+            _remember(processor, "wall")
+            return "wall", (f"warm-up: process CPU {warmup.process:.3f} s of {warmup.wall:.3f} s elapsed, the engine "
+                            f"waits (GPU, server, sleep): charged elapsed time")
         scope = detect_scope(warmup)
         _remember(processor, scope)
         return scope, f"warm-up: thread CPU {warmup.thread:.3f} s, process CPU {warmup.process:.3f} s"

@@ -30,6 +30,7 @@ answer or a hung call ends the loop the same way, as the trace's error.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -40,7 +41,8 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
 from asr_lab.replay.clocks import Clock, make_clock
-from asr_lab.replay.compute import Meter, resolve_compute, validate_compute
+from asr_lab.replay.compute import Meter, queued_between, resolve_compute, runqueue_wait, upgrade_scope, validate_compute
+from asr_lab.replay.profile import step_features
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, CallDeadline, check_timeout
 from asr_lab.replay.live import LiveAudio
 from asr_lab.environment import after_run_conditions, run_conditions
@@ -54,12 +56,26 @@ CPU_SHARE_WARN = 0.25
 """A CPU-accounted run warns when its CPU time is below this fraction of the CPU share the load leaves it."""
 
 
+MAX_WARMUP_SEC = 60.0  # warm-up wakes the engine; more is a mistake (1e9 s asked for 64 TB of zeros)
+
+
+def check_warmup(warmup_sec: Any) -> float:
+    """``warmup_sec`` as seconds in [0, MAX_WARMUP_SEC], or a ValueError naming the value."""
+    if (isinstance(warmup_sec, bool) or not isinstance(warmup_sec, (int, float))
+            or not math.isfinite(warmup_sec) or not 0 <= warmup_sec <= MAX_WARMUP_SEC):
+        raise ValueError(
+            f"warmup_sec={warmup_sec!r} must be seconds from 0 to {MAX_WARMUP_SEC:g} (the audio run through the "
+            f"engine before the clock starts); e.g. warmup_sec=1.0, or 0 for none"
+        )
+    return float(warmup_sec)
+
+
 def replay(
     processor: ASRProcessor,
     audio,
     *,
     clock: Union[str, Clock] = "virtual",
-    chunk_sec: Optional[float] = None,
+    chunk_sec: Union[float, str, None] = None,
     speed: float = 1.0,
     slowdown: float = 1.0,
     compute: Optional[str] = None,
@@ -71,6 +87,7 @@ def replay(
     stop: Optional[threading.Event] = None,
     meta: Optional[dict] = None,
     call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
+    profile=None,
 ) -> Trace:
     """Stream ``audio`` into ``processor`` on ``clock`` and record every emission.
 
@@ -78,12 +95,17 @@ def replay(
     takes), a dataset :class:`~asr_lab.Utterance`, or a :class:`LiveAudio` (then the clock
     must be ``"wall"``).
     ``chunk_sec``: new audio to wait for between calls (default: the processor's
-    ``min_chunk_sec``, else 1.0). ``speed``: stream seconds per wall second.
+    ``min_chunk_sec``, else 1.0); ``"whole"``: all the audio in one chunk, then one
+    ``process_iter()`` and ``finish()`` — the engine run offline on the whole utterance
+    (with the unaware clock, the streaming penalty's baseline). ``speed``: stream seconds per wall second.
     ``slowdown``: virtual clock only, multiplies measured compute. ``compute``: how a
     call's cost is measured — ``"cpu"`` (default on the virtual clock: CPU time, so a busy
     machine does not move latencies), ``"wall"`` (elapsed time; the wall clock's only
-    choice), or ``"thread"``/``"process"`` explicitly; see :mod:`asr_lab.replay.compute`.
-    Every step records all three measures. ``start_at``: skip
+    choice), ``"thread"``/``"process"`` explicitly, or ``"profile"``: the modelled cost of each
+    step from ``profile`` (a cost profile's path or :class:`~asr_lab.replay.profile.CostProfile`,
+    matched to the processor by its ``cost_identity``), the same on every machine; see
+    :mod:`asr_lab.replay.compute` and :mod:`asr_lab.replay.profile`. Every step records all
+    three measures and its features (what it did, :func:`~asr_lab.replay.profile.step_features`). ``start_at``: skip
     the audio before this many seconds; the stream (and ``init(offset)``) starts there.
     ``on_emission`` / ``on_partial`` are called as the text appears (exceptions in them
     are warned about, not raised). ``stop`` ends a live stream early (``finish()`` still
@@ -96,13 +118,30 @@ def replay(
     live = isinstance(audio, LiveAudio)
     if live and clk.name != "wall":
         raise ValueError(f"live audio arrives in real time: use clock='wall', not {clk.name!r}")
+    whole = chunk_sec == "whole"
+    if whole and live:
+        raise ValueError("chunk_sec='whole' needs the whole audio at once; live audio arrives in chunks")
     if chunk_sec is None:
         chunk_sec = float(getattr(processor, "min_chunk_sec", 1.0) or 1.0)
-    if not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
-        raise ValueError(f"chunk_sec={chunk_sec!r} must be a positive number of seconds up to 60, e.g. 1.0")
+    if not whole and not (isinstance(chunk_sec, (int, float)) and 0 < chunk_sec <= 60):
+        raise ValueError(
+            f"chunk_sec={chunk_sec!r} must be a positive number of seconds up to 60, e.g. 1.0, or 'whole' (one chunk)"
+        )
     if not (isinstance(start_at, (int, float)) and start_at >= 0):
         raise ValueError(f"start_at={start_at!r} must be a non-negative number of seconds")
+    warmup_sec = check_warmup(warmup_sec)
     call_timeout_sec = check_timeout(call_timeout_sec)
+    cost_model = None
+    if compute == "profile":
+        from asr_lab.replay.profile import load_profile
+
+        if profile is None:
+            raise ValueError("compute='profile' needs profile=: the path of a cost profile (configs/profiles/*.json, "
+                             "made by asr-lab calibrate) or a CostProfile")
+        profile = load_profile(profile)
+        cost_model = profile.engine_for(processor)
+    elif profile is not None:
+        raise ValueError(f"profile= is used by compute='profile' only, not compute={compute!r}; pass compute='profile'")
     for method in ("init", "insert_audio_chunk", "process_iter", "finish"):
         if not callable(getattr(processor, method, None)):
             raise TypeError(f"{type(processor).__name__} is not an ASRProcessor: it has no {method}() method")
@@ -119,6 +158,8 @@ def replay(
             raise ValueError(
                 f"start_at={start_at} s is at or past the end of the audio ({len(samples) / SAMPLE_RATE:.2f} s)"
             )
+    if whole:
+        chunk_sec = max((len(samples) - first) / SAMPLE_RATE, 1 / SAMPLE_RATE)
     partial_fn = getattr(processor, "partial", None) if callable(getattr(processor, "partial", None)) else None
     words_fn = getattr(processor, "last_words", None) if callable(getattr(processor, "last_words", None)) else None
     if separator is None:
@@ -138,6 +179,9 @@ def replay(
             "separator": separator,
             "has_partial": partial_fn is not None,
             "call_timeout_sec": call_timeout_sec,
+            **({"cost_identity": processor.cost_identity} if isinstance(getattr(processor, "cost_identity", None), str) else {}),
+            **({"compute_profile": {**profile.describe(), "engine": cost_model.key, "calibrated_as": cost_model.system}}
+               if cost_model is not None else {}),
             **(meta or {}),
         }
     )
@@ -148,10 +192,11 @@ def replay(
 
     # 1. warm-up
     warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
-    warm_cost = None
+    warm_cost = warm_queued = None
     if warmup_sec > 0:
         warm = np.zeros(int(warmup_sec * SAMPLE_RATE), dtype=np.float32) if warm is None else warm
         meter = Meter(engine_cpu)
+        queued_before = runqueue_wait()
         try:
             if callable(getattr(processor, "warmup", None)):
                 # a processor that knows how to run its engine (VAC's steps would not reach it)
@@ -166,10 +211,17 @@ def replay(
             guard.close()
             return trace
         warm_cost = meter.stop()
+        queued_after = runqueue_wait()
+        warm_queued = queued_between(queued_before, queued_after)
         trace.meta["warmup_sec"] = len(warm) / SAMPLE_RATE
         trace.meta["warmup_compute_sec"] = warm_cost.wall
-    scope, how = resolve_compute(compute, processor, warm_cost)
-    trace.meta.update(compute=scope, compute_chosen_by=how, **run_conditions())
+    conditions = run_conditions()
+    scope, how = resolve_compute(compute, processor, warm_cost, cores=conditions["threads"].get("usable_cores", 1),
+                                 load=conditions.get("load_before"), queued=warm_queued)
+    if cost_model is not None:
+        how = f"cost profile {profile.name!r} ({profile.digest}), fitted on {profile.measure}"
+    trace.meta.update(compute=scope, compute_chosen_by=how, **conditions)
+    charge = _Charger(scope, cost_model, trace)
 
     step_info = _step_info_fn(processor)
     if step_info is not None:
@@ -212,10 +264,12 @@ def replay(
             out = call(processor.process_iter, what="process_iter", step=step)
             part = call(partial_fn, what="partial", step=step) if partial_fn is not None else None
             cost = meter.stop().plus(replayed_compute())
-            compute = cost.get(scope)
-            returned = clk.after_call(compute, until / SAMPLE_RATE)
             info = step_info() if step_info is not None else None
-            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, *_costs(cost), info))
+            features = step_features((until - fed) / SAMPLE_RATE, info, final=False)
+            compute = charge(cost, features, step)
+            returned = clk.after_call(compute, until / SAMPLE_RATE)
+            trace.steps.append(Step(step, fed / SAMPLE_RATE, until / SAMPLE_RATE, compute, returned, *_costs(cost), info,
+                                    features))
             fed = until
             recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step)
             if partial_fn is not None:
@@ -225,10 +279,12 @@ def replay(
         meter = Meter(engine_cpu)
         out = call(processor.finish, what="finish", step=step)
         cost = meter.stop().plus(replayed_compute())
-        compute = cost.get(scope)
-        returned = clk.after_call(compute, fed / SAMPLE_RATE)
         info = step_info() if step_info is not None else None
-        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, *_costs(cost), info))
+        features = step_features(0.0, info, final=True)
+        compute = charge(cost, features, step)
+        returned = clk.after_call(compute, fed / SAMPLE_RATE)
+        trace.steps.append(Step(step, fed / SAMPLE_RATE, fed / SAMPLE_RATE, compute, returned, *_costs(cost), info,
+                                features))
         recorder.emit(out, returned, compute, fed / SAMPLE_RATE, step, final=True)
         if partial_fn is not None:
             recorder.partial(None, returned, step)
@@ -243,8 +299,27 @@ def replay(
         trace.meta["dropped_sec"] = audio.dropped_sec
     trace.meta["wall_sec"] = time.perf_counter() - wall_start
     trace.meta.update(after_run_conditions())
-    _check_cpu_share(trace, scope)
+    _check_cpu_share(trace, charge.scope)
     return trace
+
+
+class _Charger:
+    """What the clock counts for a step: the profile's modelled cost, or the run's measure — a
+    ``"thread"`` measure turning into ``"process"`` from the first step with CPU work in other
+    threads (:func:`~asr_lab.replay.compute.upgrade_scope`), recorded in the trace's meta."""
+
+    def __init__(self, scope: str, cost_model, trace: Trace) -> None:
+        self.scope, self.model, self.trace = scope, cost_model, trace
+
+    def __call__(self, cost, features: dict, step: int) -> float:
+        if self.model is not None:
+            return self.model.cost(features)
+        if self.trace.meta.get("compute_asked") == "cpu":
+            scope = upgrade_scope(self.scope, cost)
+            if scope != self.scope:
+                self.scope = scope
+                self.trace.meta.update(compute=scope, compute_switched_at_step=step)
+        return cost.get(self.scope)
 
 
 class _EngineThreadCPU:
@@ -279,7 +354,7 @@ def _check_cpu_share(trace: Trace, scope: str) -> None:
     On a machine with load L and c usable cores a CPU-bound engine gets about min(1, c / L) of
     a core; warn below :data:`CPU_SHARE_WARN` of that share.
     """
-    if scope == "wall" or not trace.steps:
+    if scope in ("wall", "profile") or not trace.steps:
         return
     wall = sum(s.wall_sec or 0.0 for s in trace.steps)
     cpu = sum(s.compute_sec for s in trace.steps)

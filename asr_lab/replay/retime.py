@@ -20,14 +20,23 @@ step, as soon as a step would be fed differently; then only a re-run
 audio was chunked could be re-timed beyond that point, but asr_lab cannot know that, so it
 does not. It also assumes each call's cost scales by ``slowdown`` (a uniformly slower CPU).
 
+Beyond that point :func:`retime` can re-run instead: given ``processor=`` (and ``audio=`` when
+the trace's source is not a file), a run whose schedule would change is replayed again with the
+recorded settings at the new ``slowdown`` (``meta["retimed_by"] == "re-run"``). Under a cost
+profile (``compute="profile"``) that re-run is exact and the same on every machine; and a
+profile trace can be re-timed with *another* machine's profile (``profile=``): each step's
+recorded features give its cost there (:mod:`asr_lab.replay.profile`).
+
 Unaware-clock traces do not depend on compute at all (returned unchanged); wall-clock
 traces were timed by real waiting and cannot be re-timed (raise).
+
+``asr_lab.replay.retime(trace, slowdown=2)`` and ``from asr_lab.replay import retime`` are the same function.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Any, Optional
 
 from asr_lab.core.protocols import SAMPLE_RATE
 from asr_lab.replay.trace import Trace
@@ -39,16 +48,57 @@ class RetimeError(ValueError):
     """The recorded run cannot be re-timed exactly (its feed schedule would change)."""
 
 
-def retime(trace: Trace, slowdown: float = 1.0, *, compute: Optional[str] = None) -> Trace:
+def retime(trace: Trace, slowdown: float = 1.0, *, compute: Optional[str] = None, profile: Any = None,
+           processor: Any = None, audio: Any = None) -> Trace:
     """A copy of ``trace`` re-timed as if each call cost ``slowdown`` × its recorded cost.
 
-    ``compute``: the cost measure to re-time with (``"wall"``, ``"thread"``, ``"process"``;
-    default: the one the run used, ``meta["compute"]``). ``slowdown`` is relative to the
-    measured costs, whatever ``slowdown`` the recorded run used. Raises
-    :class:`RetimeError` when a step would be fed different audio (see the module docstring).
+    ``compute``: the cost measure to re-time with (``"wall"``, ``"thread"``, ``"process"``,
+    ``"profile"``; default: the one the run used, ``meta["compute"]``). ``profile``: with
+    ``compute="profile"``, the cost profile (path or :class:`~asr_lab.replay.profile.CostProfile`)
+    whose model prices each recorded step's features (default: the costs the run was charged).
+    ``slowdown`` is relative to the measured costs, whatever ``slowdown`` the recorded run used.
+    When a step would be fed different audio (see the module docstring) it raises
+    :class:`RetimeError`, or, given ``processor`` (the engine that made the trace; ``audio``
+    when the trace's source is not a file), replays it again at this ``slowdown``.
     """
     if not (isinstance(slowdown, (int, float)) and slowdown > 0):
         raise ValueError(f"slowdown={slowdown!r} must be a positive number (2.0 = a machine half as fast)")
+    try:
+        return _retime(trace, slowdown, compute, profile)
+    except RetimeError:
+        if processor is None:
+            raise
+        return _rerun(trace, slowdown, compute, profile, processor, audio)
+
+
+def _rerun(trace: Trace, slowdown: float, compute: Optional[str], profile: Any, processor: Any, audio: Any) -> Trace:
+    """The recorded run replayed again at ``slowdown`` with its recorded settings."""
+    from pathlib import Path
+
+    from asr_lab.replay.replayer import replay
+
+    meta = trace.meta
+    if audio is None:
+        source = meta.get("source")
+        if not (isinstance(source, str) and Path(source).is_file()):
+            raise RetimeError(f"re-timing needs a re-run, and the trace's source {source!r} is not a file: pass audio=")
+        audio = source
+    scope = compute or meta.get("compute_asked") or meta.get("compute")
+    if scope == "profile" and profile is None:
+        src = (meta.get("compute_profile") or {}).get("source")
+        if not src:
+            raise RetimeError("re-timing a profile run needs its profile: pass profile= (the .json it ran with)")
+        profile = src
+    kept = {k: meta[k] for k in ("system", "utterance", "repeat") if k in meta}
+    out = replay(processor, audio, clock="virtual", chunk_sec=meta["chunk_sec"], speed=float(meta.get("speed", 1.0)),
+                 slowdown=float(slowdown) * float(meta.get("slowdown", 1.0)), compute=scope,
+                 start_at=float(meta.get("start_at", 0.0)), separator=meta.get("separator"),
+                 profile=profile if scope == "profile" else None, meta=kept)
+    out.meta.update(retimed_by="re-run", retimed_from={"slowdown": meta.get("slowdown", 1.0), "compute": meta.get("compute")})
+    return out
+
+
+def _retime(trace: Trace, slowdown: float, compute: Optional[str], profile: Any) -> Trace:
     clock = trace.meta.get("clock")
     if clock == "unaware":
         return copy.deepcopy(trace)
@@ -61,7 +111,21 @@ def retime(trace: Trace, slowdown: float = 1.0, *, compute: Optional[str] = None
         raise RetimeError(f"the recorded run stopped with an error ({trace.error}); re-timing would miss its end")
     speed = float(trace.meta.get("speed", 1.0))
     scope = compute or trace.meta.get("compute", "wall")
-    costs = [_cost(s, scope) for s in trace.steps]  # measured, before speed × slowdown
+    if profile is not None:
+        if scope != "profile":
+            raise ValueError(f"profile= prices steps under compute='profile', not compute={scope!r}")
+        from asr_lab.replay.profile import load_profile
+
+        profile = load_profile(profile)
+        identity = trace.meta.get("cost_identity")
+        model = profile.engine_for(identity=identity) if identity else None
+        if model is None:
+            raise RetimeError("this trace records no cost_identity, so no profile entry can price it; re-run it")
+        if any(s.features is None for s in trace.steps):
+            raise RetimeError("this trace's steps record no features (made by an older asr_lab); re-run it")
+        costs = [model.cost(s.features) for s in trace.steps]
+    else:
+        costs = [_cost(s, scope, trace) for s in trace.steps]  # measured, before speed × slowdown
 
     chunk = max(1, int(round(float(trace.meta["chunk_sec"]) * SAMPLE_RATE)))
     first = int(round(float(trace.meta.get("start_at", 0.0)) * SAMPLE_RATE))
@@ -95,15 +159,21 @@ def retime(trace: Trace, slowdown: float = 1.0, *, compute: Optional[str] = None
         p.at = by_step[p.step].returned_at
     out.meta.update(slowdown=float(slowdown), compute=scope, retimed_from={
         "slowdown": trace.meta.get("slowdown", 1.0), "compute": trace.meta.get("compute")})
+    if profile is not None:
+        out.meta["compute_profile"] = {**profile.describe(), "engine": model.key, "calibrated_as": model.system}
     return out
 
 
-def _cost(step, scope: str) -> float:
+def _cost(step, scope: str, trace: Trace) -> float:
     """The step's measured cost under ``scope`` (steps record costs before speed × slowdown)."""
     if scope == "cpu":
         raise ValueError("give the measure itself: compute='thread' or 'process' ('cpu' is chosen per run)")
+    if scope == "profile":
+        if trace.meta.get("compute") != "profile":
+            raise ValueError("compute='profile' re-prices recorded steps with profile=PATH; give the profile")
+        return float(step.compute_sec)  # the modelled cost the run was charged
     if scope not in ("wall", "thread", "process"):
-        raise ValueError(f"compute={scope!r} is not one of 'wall', 'thread', 'process'")
+        raise ValueError(f"compute={scope!r} is not one of 'wall', 'thread', 'process', 'profile'")
     value = getattr(step, f"{scope}_sec")
     if value is None:
         raise RetimeError(f"this trace has no {scope!r} cost per step (recorded before asr_lab stored them); re-run it")
@@ -118,8 +188,6 @@ def retime_results(results, slowdown: float, *, compute: Optional[str] = None):
     """
     from dataclasses import replace
 
-    from asr_lab.compare import Results
-
     records = []
     for r in results.records:
         if r.trace is None or not r.ok:
@@ -129,5 +197,6 @@ def retime_results(results, slowdown: float, *, compute: Optional[str] = None):
             records.append(replace(r, trace=retime(r.trace, slowdown, compute=compute)))
         except RetimeError as exc:
             records.append(replace(r, trace=None, error=f"RetimeError: {exc}"))
-    return Results(records, results.references, normalize=results.normalize,
+    # the same class as the input (replay sits below compare, so it does not import Results)
+    return type(results)(records, results.references, normalize=results.normalize,
                    environment=getattr(results, "environment", None))

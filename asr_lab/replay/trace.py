@@ -140,6 +140,8 @@ class Step(_Record):
     process_sec: Optional[float] = None
     info: Optional[dict] = None
     """What the processor reported about this step (its ``step_info()``; e.g. Whisper calls and fallbacks)."""
+    features: Optional[dict] = None
+    """What the step did, as the counts a cost profile weighs (:func:`asr_lab.replay.profile.step_features`)."""
 
 
 @dataclass

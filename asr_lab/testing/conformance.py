@@ -136,7 +136,7 @@ def check_processor(
     Exceptions raised by the processor become failed checks; the other checks still run.
     """
     if audio is None:
-        from asr_lab.testing import sample_speech
+        from asr_lab.testing.samples import sample_speech
 
         audio = sample_speech("pauses").audio
     from asr_lab.core.audio import load_audio

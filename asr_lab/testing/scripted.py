@@ -13,7 +13,7 @@ named so. Real engines are tested with real models elsewhere.
   for AlignAtt's token-stepped decoder (:class:`~asr_lab.policies.TokenDecoder`): each
   token comes with the encoder frame it "attends" to.
 
-Stand-ins that reproduce failures measured with real Whisper weights (issue 16), each on
+Stand-ins that reproduce failures measured with real Whisper weights (bench/vac.py prints them), each on
 top of :class:`TimelineASR`:
 
 * :class:`GhostWordASR` adds a word of zero length (or one beyond the audio) at the end of

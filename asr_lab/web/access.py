@@ -35,7 +35,9 @@ WebSocket handshake passes :class:`AccessGuard` first:
   refused (it would mean no authentication: an unset shell variable).
   :class:`TokenMask` keeps the token out of logs (uvicorn's access log shows the query).
 * **Bodies**: ``POST`` needs ``Content-Type: application/json`` (415 otherwise; this also
-  forces a CORS preflight on cross-origin pages) and at most ``max_body_bytes`` (413).
+  forces a CORS preflight on cross-origin pages) and at most ``max_body_bytes`` (413). The
+  routes in ``upload_paths`` take ``multipart/form-data`` instead, up to ``max_upload_bytes``:
+  a form needs no preflight, so there the Origin check above is what keeps foreign pages out.
 
 Refusals are JSON ``{"error", "message"}`` that say what was refused and how to allow it; a
 refused WebSocket handshake is closed with code 1008 (policy violation) before it opens.
@@ -69,6 +71,8 @@ class AccessPolicy:
     allowed_origins: tuple[str, ...] = ()
     token: Optional[str] = None
     max_body_bytes: int = 64 * 1024
+    upload_paths: tuple[str, ...] = ()  # POST routes taking multipart/form-data files (OpenAI's transcriptions)
+    max_upload_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.token is not None and not self.token.strip():
@@ -105,8 +109,9 @@ class AccessPolicy:
             return True
         offered = []
         auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            offered.append(auth[7:].strip())
+        scheme, _, credential = auth.partition(" ")
+        if scheme.lower() in ("bearer", "token"):  # "Token KEY" is how Deepgram's clients send theirs
+            offered.append(credential.strip())
         offered += query.get("token", [])
         if self.own_origin(headers.get("origin"), headers.get("host")):
             offered += [v for k, v in _cookies(headers.get("cookie", "")) if k == COOKIE]
@@ -159,12 +164,17 @@ class AccessGuard:
             return await self.app(scope, receive, send)
         if scope["method"] in ("POST", "PUT", "PATCH"):
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype != "application/json":
+            upload = scope.get("path") in p.upload_paths
+            limit = p.max_upload_bytes if upload else p.max_body_bytes
+            if upload and ctype != "multipart/form-data":
+                return await _refuse(scope, receive, send, 415, "multipart_required",
+                                     f"this route takes a file as multipart/form-data, not {ctype or 'no content type'!r}")
+            if not upload and ctype != "application/json":
                 return await _refuse(scope, receive, send, 415, "json_required",
                                      f"the body must be JSON sent with Content-Type: application/json, not {ctype or 'no content type'!r}")
             declared = headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > p.max_body_bytes:
-                return await _refuse(scope, receive, send, 413, "body_too_big", f"a body of {declared} bytes exceeds the limit of {p.max_body_bytes}")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                return await _refuse(scope, receive, send, 413, "body_too_big", f"a body of {declared} bytes exceeds the limit of {limit}")
             body, more = b"", True
             while more:  # read it all here, counting: a chunked body has no Content-Length
                 message = await receive()
@@ -172,8 +182,8 @@ class AccessGuard:
                     return
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
-                if len(body) > p.max_body_bytes:
-                    return await _refuse(scope, receive, send, 413, "body_too_big", f"the body exceeds the limit of {p.max_body_bytes} bytes")
+                if len(body) > limit:
+                    return await _refuse(scope, receive, send, 413, "body_too_big", f"the body exceeds the limit of {limit} bytes")
             receive = _replay_body(body, receive)
         if p.token and query.get("token"):
             send = _with_cookie(send, p.token)

@@ -38,9 +38,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from asr_lab.backends.registry import call_loader
 from asr_lab.replay import LiveAudio, replay
 
-__all__ = ["EnginePool", "EngineProcessError", "run_stream"]
+__all__ = ["EnginePool", "EngineProcessError", "Shedder", "run_stream"]
 
 NORMAL, INTERNAL_ERROR = 1000, 1011
 _POOLS: "weakref.WeakSet[EnginePool]" = weakref.WeakSet()
@@ -61,14 +62,59 @@ class EngineProcessError(RuntimeError):
         self.config_error = config_error
 
 
+class Shedder:
+    """Feeds a stream's :class:`LiveAudio` and makes its load shedding visible.
+
+    When the engine falls behind real time, LiveAudio drops new chunks (counted): beyond
+    ``max_behind_sec`` of lag (the server's ``max_lag_sec``), or beyond ``max_pending_sec``
+    of queued audio (a client sending faster than real time). That bounds a stream's lag
+    instead of letting it grow without end. Each drop is also *reported*: an ``overload``
+    event goes to the client at the first drop and again whenever another
+    ``report_every_sec`` of audio has been dropped (one message per second of lost audio,
+    not one per chunk), with the totals, the reason and the limit. The server also refuses
+    new streams while one is shedding (see :mod:`asr_lab.web.server`)."""
+
+    def __init__(self, live: LiveAudio, post: Callable[[dict], None], report_every_sec: float = 1.0) -> None:
+        self.live, self.post, self.report_every_sec = live, post, report_every_sec
+        self._reported_sec: Optional[float] = None
+
+    def push(self, samples: np.ndarray) -> bool:
+        behind = self.live.behind_sec()  # before the push: a dropped chunk counts as skipped after it
+        accepted = self.live.push(samples)
+        if not accepted and not self.live.closed:
+            dropped = self.live.dropped_sec
+            if self._reported_sec is None or dropped - self._reported_sec >= self.report_every_sec:
+                self._reported_sec = dropped
+                self.post(overload_event(self.live, behind))
+        return accepted
+
+
+def overload_event(live: LiveAudio, behind: float) -> dict:
+    """The ``overload`` event: audio dropped because the engine is ``behind`` seconds behind
+    real time (or its queue is full), with the totals so far."""
+    behind = max(0.0, behind)
+    limit = live.max_behind_sec
+    why = (f"the engine is {behind:.1f} s behind real time (limit {limit:g} s; machine or server overloaded)"
+           if limit is not None and behind > limit else
+           f"more than {live.max_pending_sec:g} s of audio wait for the engine (sent faster than real time, or the engine is slow)")
+    return {"type": "overload", "code": "engine_behind", "dropped_chunks": live.dropped_chunks,
+            "dropped_sec": round(live.dropped_sec, 3), "behind_sec": round(behind, 3), "max_lag_sec": limit,
+            "max_pending_sec": live.max_pending_sec,
+            "message": (f"{why}: {live.dropped_chunks} chunks ({live.dropped_sec:.1f} s of audio) dropped so far; "
+                        f"the transcript has gaps there. Send fewer streams, or use a faster engine")}
+
+
 def run_stream(processor: Any, live: LiveAudio, stop: threading.Event, post: Callable[[dict], None], *,
                chunk_sec: Optional[float], separator: Optional[str], backend: str):
     """Replay ``live`` into ``processor`` on the wall clock, posting the protocol's events
     (``segment``, ``partial``, then ``done`` or ``error`` with the close code to use)."""
 
     def on_emission(e) -> None:
-        post({"type": "segment", "start": e.start, "end": e.end, "text": e.text, "emitted_at": round(e.emitted_at, 4),
-              "lag": round(e.emitted_at - e.end, 4), "final": e.final})
+        event = {"type": "segment", "start": e.start, "end": e.end, "text": e.text, "emitted_at": round(e.emitted_at, 4),
+                 "lag": round(e.emitted_at - e.end, 4), "final": e.final}
+        if e.words:
+            event["words"] = [list(w) for w in e.words]
+        post(event)
 
     def on_partial(p) -> None:
         post({"type": "partial", "text": p.text, "start": p.start, "end": p.end, "at": round(p.at, 4)})
@@ -79,7 +125,8 @@ def run_stream(processor: Any, live: LiveAudio, stop: threading.Event, post: Cal
         post({"type": "error", "code": "processor_failed", "message": str(trace.error), "close": INTERNAL_ERROR})
     elif not stop.is_set():
         post({"type": "done", "text": trace.text, "segments": len(trace.emissions), "audio_sec": round(trace.duration, 3),
-              "rtf": round(trace.rtf, 4), "dropped_chunks": trace.meta.get("dropped_chunks", 0), "close": NORMAL})
+              "rtf": round(trace.rtf, 4), "dropped_chunks": trace.meta.get("dropped_chunks", 0),
+              "dropped_sec": round(live.dropped_sec, 3), "close": NORMAL})
     return trace
 
 
@@ -93,10 +140,11 @@ class EnginePool:
     """
 
     def __init__(self, loader: Any, config: Any, processes: int, *, max_pending_sec: float,
-                 chunk_sec: Optional[float], backend: str) -> None:
+                 chunk_sec: Optional[float], backend: str, max_lag_sec: Optional[float] = None) -> None:
         if processes < 1:
             raise ValueError(f"processes={processes!r} must be at least 1")
-        self._args = (loader, config, {"max_pending_sec": max_pending_sec, "chunk_sec": chunk_sec, "backend": backend})
+        self._args = (loader, config, {"max_pending_sec": max_pending_sec, "chunk_sec": chunk_sec, "backend": backend,
+                                       "max_lag_sec": max_lag_sec})
         self.meta: dict = {}
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
@@ -122,7 +170,8 @@ class EnginePool:
         with self._lock:
             return len(self._where)
 
-    def open(self, on_message: Callable[[tuple], None]) -> int:
+    def open(self, on_message: Callable[[tuple], None], kind: str = "open") -> int:
+        """``kind="file"``: reserve a stream for :meth:`transcribe`, whose message starts it."""
         with self._lock:
             sid = next(self._ids)
             worker = min(self._workers, key=lambda w: w.load) if self._workers else None
@@ -133,8 +182,31 @@ class EnginePool:
             on_message(("opened", "the engine processes are restarting after a crash; try again in a few seconds"))
             on_message(("ended", None))
         else:
-            worker.send(("open", sid))
+            if kind == "open":  # a file's stream starts with its ("file", sid, audio) message
+                worker.send(("open", sid))
         return sid
+
+    def transcribe(self, audio: np.ndarray, timeout: Optional[float] = None):
+        """A whole recording through a worker's engine on the unaware clock; the Trace."""
+        from asr_lab.replay.trace import Trace
+
+        answers: queue.SimpleQueue = queue.SimpleQueue()
+        sid = self.open(answers.put, kind="file")
+        self._send(sid, ("file", sid, np.ascontiguousarray(audio, dtype=np.float32).tobytes()))
+        trace, problem = None, None
+        while True:
+            kind, payload = answers.get(timeout=timeout)
+            if kind == "opened" and payload:
+                problem = payload
+            elif kind == "event" and payload.get("type") == "trace":
+                trace = Trace.from_jsonl(payload["trace"])
+            elif kind == "event" and payload.get("type") == "error":
+                problem = payload.get("message")
+            elif kind == "ended":
+                break
+        if trace is None:
+            raise RuntimeError(problem or "the engine process returned no transcript")
+        return trace
 
     def audio(self, sid: int, samples: np.ndarray) -> None:
         self._send(sid, ("audio", sid, np.ascontiguousarray(samples, dtype=np.float32).tobytes()))
@@ -263,7 +335,7 @@ def _worker_main(conn, loader, config, options: dict) -> None:
                 pass  # the server is gone; the main loop ends on its own
 
     try:
-        template, meta = loader.load(config)
+        template, meta = call_loader(loader, config, options.get("backend"))
     except BaseException as exc:  # noqa: BLE001 -- reported to the server, which answers the request
         from asr_lab.core.config import ConfigError
 
@@ -275,7 +347,7 @@ def _worker_main(conn, loader, config, options: dict) -> None:
     spawn = getattr(template, "spawn", None)
     idle = [] if callable(spawn) else [template]
     idle_lock = threading.Lock()
-    streams: dict[int, tuple[LiveAudio, threading.Event]] = {}
+    streams: dict[int, tuple[LiveAudio, threading.Event, Shedder]] = {}
 
     def processor():
         if callable(spawn):
@@ -283,7 +355,29 @@ def _worker_main(conn, loader, config, options: dict) -> None:
         with idle_lock:
             if idle:
                 return idle.pop()
-        return loader.load(config)[0]
+        return call_loader(loader, config, options.get("backend"))[0]
+
+    def serve_file(sid: int, audio: np.ndarray) -> None:
+        """A whole recording on the unaware clock (the OpenAI-style REST route)."""
+        try:
+            proc = processor()
+        except Exception as exc:  # noqa: BLE001
+            send("opened", sid, f"could not create a processor: {type(exc).__name__}: {exc}")
+            send("ended", sid, None)
+            return
+        send("opened", sid, None)
+        try:
+            trace = replay(proc, audio, clock="unaware", chunk_sec=options["chunk_sec"], warmup_sec=0,
+                           separator=meta.get("separator"), meta={"backend": options["backend"], "route": "file"})
+            send("event", sid, {"type": "trace", "trace": trace.to_jsonl()})
+            if not callable(spawn):
+                with idle_lock:
+                    if not idle:
+                        idle.append(proc)
+        except Exception:  # noqa: BLE001 -- replay records processor errors; this is a bug of ours
+            send("event", sid, {"type": "error", "code": "internal", "message": traceback.format_exc(limit=3), "close": INTERNAL_ERROR})
+        finally:
+            send("ended", sid, None)
 
     def serve(sid: int, live: LiveAudio, stop: threading.Event) -> None:
         try:
@@ -317,22 +411,38 @@ def _worker_main(conn, loader, config, options: dict) -> None:
         if message is None:
             break
         kind, sid = message[0], message[1]
+        if kind == "file":  # ("file", sid, float32 bytes): a whole recording, not a stream
+            audio = np.frombuffer(message[2], dtype=np.float32).copy()
+            threading.Thread(target=serve_file, args=(sid, audio), daemon=True, name=f"asr_lab-file-{sid}").start()
+            continue
         if kind == "open":
-            live, stop = LiveAudio(max_pending_sec=options["max_pending_sec"]), threading.Event()
+            live = LiveAudio(max_pending_sec=options["max_pending_sec"], max_behind_sec=options.get("max_lag_sec"))
+            stop = threading.Event()
             live.recording = None  # the server keeps no recording; memory stays bounded
-            streams[sid] = (live, stop)
+            streams[sid] = (live, stop, Shedder(live, lambda event, sid=sid: send("event", sid, event)))
             threading.Thread(target=serve, args=(sid, live, stop), daemon=True, name=f"asr_lab-stream-{sid}").start()
             continue
         stream = streams.get(sid)
         if stream is None:
             continue
         if kind == "audio":
-            stream[0].push(np.frombuffer(message[2], dtype=np.float32))
+            stream[2].push(np.frombuffer(message[2], dtype=np.float32))
         elif kind == "close":
             stream[0].close()
         elif kind == "stop":
             stream[1].set()
             stream[0].close()
-    for live, stop in list(streams.values()):
+    for live, stop, _ in list(streams.values()):
         stop.set()
         live.close()
+
+
+def retire_engine(loaded: Any, state: Any) -> None:
+    """Stop a replaced engine's worker processes once its last stream has ended.
+
+    ``loaded``: the server's record of a loaded engine (its ``pool``), ``state``: the server's
+    state (its current ``loaded``). Here, beside the pool, so that the WebSocket and the WebRTC
+    transports both reach it without importing each other.
+    """
+    if loaded is not None and loaded.pool is not None and loaded is not state.loaded and loaded.pool.streams == 0 and not loaded.pool.closed:
+        loaded.pool.shutdown()

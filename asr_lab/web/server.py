@@ -10,18 +10,40 @@ Endpoints
     engine's package is missing (with the pip command); 500 when loading fails. Any request:
     403 for a foreign Host or Origin, 401 without the token (when one is set), 415 for a
     body that is not JSON, 413 for a body over ``max_body_bytes``.
+    Loads run one at a time, and a request for the configuration already loaded shares it
+    (``"reused": true``): concurrent requests never start more than one load, so at most
+    ``engine_processes`` new engine processes start at once (plus those of the replaced
+    model while its last streams finish).
 ``GET /backends``, ``GET /health``
     What can be loaded; whether a model is loaded and how many streams are open.
-``WS /asr``
+``WS /asr`` (and ``WS /asr_lab``)
     One audio stream per connection, through its own processor (the loaded model is shared
-    when the backend allows, see ``OnlineASRProcessor.spawn``). The client first sends
+    when the backend allows, see ``OnlineASRProcessor.spawn``). ``/asr`` speaks two
+    protocols and the client's first move decides: asr_lab's client sends a JSON ``start``
+    at once; WhisperLiveKit's clients and page wait for the server's ``config`` message, so
+    a client silent for ``protocol_sniff_sec`` (or sending binary audio first) is served
+    WhisperLiveKit's protocol (:mod:`asr_lab.web.protocols.whisperlivekit`). ``/asr_lab``
+    speaks asr_lab's protocol only (no wait). asr_lab's protocol: the client first sends
     ``{"type": "start", "format": "int16" | "float32", "sample_rate": 16000}``, then binary
     frames of little-endian mono PCM, then ``{"type": "stop"}`` (or just closes). The server
     answers ``ready``, then ``segment`` events (``start``, ``end``, ``text``, ``emitted_at``,
     ``lag``) as text is committed, ``partial`` events when the processor has ``partial()``,
-    ``done`` with a summary, or ``error`` (``code``, ``message``) before closing with a
-    WebSocket close code. The socket is an audio source arriving in real time, driven by
+    ``done`` with a summary (``dropped_chunks``, ``dropped_sec``), or ``error`` (``code``,
+    ``message``) before closing with a WebSocket close code. Load shedding: when the engine
+    falls more than ``max_lag_sec`` behind real time (or more than ``max_pending_sec`` of audio
+    waits for it), new audio is dropped, and the
+    client gets ``overload`` events (``dropped_chunks``, ``dropped_sec``, ``message``) at the
+    first drop and per further second dropped; while any stream is shedding (dropped within
+    ``overload_hold_sec``), new streams are refused with ``error`` ``overloaded`` and close
+    code 1013 (try again later). So a busy server bounds its lag and says so. The socket is an audio source arriving in real time, driven by
     the same replay loop as everything else (:func:`asr_lab.replay` on the wall clock).
+``WS /v1/listen``
+    Deepgram's live transcription protocol (:mod:`asr_lab.web.protocols.deepgram`).
+``POST /v1/audio/transcriptions``, ``GET /v1/models``
+    OpenAI's transcription API for whole files (:mod:`asr_lab.web.protocols.openai`).
+TCP ``tcp_port`` (``asr-lab serve --tcp-port N``)
+    whisper_streaming's raw PCM-in, ``beg_ms end_ms text``-out protocol
+    (:mod:`asr_lab.web.protocols.whisper_streaming`).
 ``POST /webrtc/offer``
     The same stream over WebRTC: an SDP offer with a microphone track and a data channel in,
     the answer out; events come back on the data channel (:mod:`asr_lab.web.webrtc`).
@@ -35,12 +57,15 @@ The server only instantiates registered backends: a request names a backend, nev
 Every request first passes :class:`~asr_lab.web.access.AccessGuard` (Host and Origin
 allow-lists, optional token, JSON bodies of bounded size), so that only its user's own
 pages and programs can drive it; a stream that goes quiet is closed after
-``idle_timeout_sec``.
+``idle_timeout_sec``. Every streaming route, whatever its protocol, is one
+:class:`_Stream` (the same limits, engine and replay loop); a protocol only decodes frames
+and renders events (:mod:`asr_lab.web.protocols`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -48,26 +73,31 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Optional
 
-import numpy as np
-
 try:
-    from fastapi import Body, FastAPI, WebSocket
+    from fastapi import FastAPI, Request, WebSocket
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect, WebSocketState
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(f"the asr_lab server needs FastAPI ({exc.name} is missing): pip install 'asr-lab[server]'") from exc
 
-from asr_lab.backends.registry import MissingDependencyError, UnknownBackendError, available_backends, get_loader
+from asr_lab.backends.registry import MissingDependencyError, UnknownBackendError, available_backends, call_loader, get_loader
 from asr_lab.core.config import ASRConfig, ConfigError, parse_config
-from asr_lab.core.protocols import SAMPLE_RATE
 from asr_lab.replay import LiveAudio
 from asr_lab.web.access import AccessGuard, AccessPolicy
-from asr_lab.web.engines import EnginePool, EngineProcessError, run_stream
+from asr_lab.web.engines import EnginePool, EngineProcessError, Shedder, retire_engine as _retire, run_stream
+from asr_lab.web.protocols import IGNORE, STOP, StreamProtocol
+from asr_lab.web.protocols.asr_lab import FORMATS, AsrLabProtocol
+from asr_lab.web.protocols.deepgram import DeepgramProtocol
+from asr_lab.web.protocols.openai import add_openai_routes
+from asr_lab.web.protocols.whisper_streaming import TcpConnection, WhisperStreamingProtocol
+from asr_lab.web.protocols.whisperlivekit import WhisperLiveKitProtocol
 from asr_lab.web.webrtc import add_webrtc_routes
 
 __all__ = ["create_app", "ServerSettings"]
 
-FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
+__all__ += ["FORMATS"]
+UPLOAD_PATHS = ("/v1/audio/transcriptions",)
 
 
 class CloseCode:
@@ -89,7 +119,9 @@ class ServerSettings:
 
     max_message_bytes: int = 1 << 20  # 1 MiB: ~32 s of int16 audio in one frame
     max_connections: int = 16
-    max_pending_sec: float = 30.0  # audio waiting for the engine before new chunks are dropped
+    max_pending_sec: float = 30.0  # audio waiting for the engine before new chunks are dropped (a fast sender)
+    max_lag_sec: Optional[float] = 10.0  # an engine this far behind real time has new chunks dropped (reported); None: no limit
+    overload_hold_sec: float = 5.0  # new streams are refused until this long after an open stream last dropped audio
     start_timeout_sec: float = 10.0  # time allowed for the first (start) message
     idle_timeout_sec: float = 30.0  # a started stream that sends nothing for this long is closed
     chunk_sec: Optional[float] = None  # replay step; default: the engine's min chunk
@@ -98,6 +130,10 @@ class ServerSettings:
     token: Optional[str] = None  # when set, every request must carry it
     max_body_bytes: int = 64 * 1024
     engine_processes: int = 0  # 0: engines in threads of the server process; N: in N worker processes (asr_lab.web.engines)
+    protocol_sniff_sec: float = 1.0  # WS /asr: a client silent this long is served WhisperLiveKit's protocol
+    tcp_port: Optional[int] = None  # whisper_streaming's raw TCP protocol on this port (asr_lab.web.protocols.whisper_streaming)
+    tcp_host: str = "127.0.0.1"
+    max_upload_bytes: int = 64 * 1024 * 1024  # POST /v1/audio/transcriptions
 
 
 @dataclass
@@ -115,7 +151,7 @@ class _Loaded:
         # one at a time: model loading is not generally safe to run concurrently
         with self.lock:
             spawn = getattr(self.template, "spawn", None)
-            return spawn() if callable(spawn) else self.loader.load(self.config)[0]
+            return spawn() if callable(spawn) else call_loader(self.loader, self.config, self.backend)[0]
 
 
 @dataclass
@@ -123,20 +159,44 @@ class _State:
     settings: ServerSettings
     loaded: Optional[_Loaded] = None
     connections: int = 0
+    streams: set = field(default_factory=set)  # the open _Stream objects (for load shedding)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    load_lock: threading.Lock = field(default_factory=threading.Lock)  # one model load at a time
 
 
 def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None):
     """The FastAPI application; ``config`` (dict / JSON / ASRConfig) is loaded at start if given."""
     state = _State(settings or ServerSettings())
-    app = FastAPI(title="asr_lab server", description="Streaming speech recognition with any registered asr_lab backend.")
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        tcp = None
+        if state.settings.tcp_port is not None:  # whisper_streaming's raw TCP protocol, served by the same handler
+            async def on_tcp(reader, writer):
+                await _Stream(TcpConnection(reader, writer), state, WhisperStreamingProtocol()).run()
+
+            tcp = await asyncio.start_server(on_tcp, state.settings.tcp_host, state.settings.tcp_port)
+        try:
+            yield
+        finally:
+            if tcp is not None:
+                tcp.close()
+                await tcp.wait_closed()
+
+    if state.settings.tcp_port is not None and state.settings.token:
+        raise ConfigError("a raw TCP port (tcp_port) cannot check a token: whisper_streaming's protocol has no place for one; "
+                          "serve the TCP port without --token, or leave --tcp-port out")
+    app = FastAPI(title="asr_lab server", description="Streaming speech recognition with any registered asr_lab backend.",
+                  lifespan=lifespan)
     app.state.asr = state
     s = state.settings
-    app.add_middleware(AccessGuard, policy=AccessPolicy(tuple(s.allowed_hosts), tuple(s.allowed_origins), s.token, s.max_body_bytes))
+    app.add_middleware(AccessGuard, policy=AccessPolicy(tuple(s.allowed_hosts), tuple(s.allowed_origins), s.token, s.max_body_bytes,
+                                                        upload_paths=UPLOAD_PATHS, max_upload_bytes=s.max_upload_bytes))
 
     def load(body: Any) -> tuple[int, dict]:
         try:
-            data = json.loads(body) if isinstance(body, (str, bytes)) else body
+            if isinstance(body, bytes):
+                body = _utf8(body)
+            data = json.loads(body) if isinstance(body, str) else body
             if not isinstance(data, dict):
                 raise ConfigError(f'the body must be a JSON object such as {{"backend": "pocketsphinx"}}, not {data!r:.60}')
             backend = parse_config({"backend": data.get("backend", ASRConfig.model_fields["backend"].default)}).backend
@@ -146,17 +206,31 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
             return 404, {"error": "unknown_backend", "message": str(exc), "known": [b.name for b in available_backends()]}
         except MissingDependencyError as exc:
             return 424, {"error": "missing_dependency", "message": str(exc)}
-        except (ConfigError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:
+            return 422, {"error": "invalid_config", "fields": [],
+                         "message": f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                                    f'send a JSON object such as {{"backend": "pocketsphinx"}}'}
+        except ConfigError as exc:
             return 422, {"error": "invalid_config", "message": str(exc), "fields": _field_errors(str(exc))}
+        # Loads run one at a time (each may start engine processes and load a model: six at
+        # once multiplied memory), and a request for the configuration already loaded shares it.
+        with state.load_lock:
+            current = state.loaded
+            if current is not None and current.backend == backend and current.config == cfg:
+                return 200, _loaded_answer(current, reused=True)
+            return _load_now(backend, loader, cfg)
+
+    def _load_now(backend: str, loader: Any, cfg: ASRConfig) -> tuple[int, dict]:
         t0 = time.perf_counter()
         pool = None
         try:
             if state.settings.engine_processes:
                 pool = EnginePool(loader, cfg, state.settings.engine_processes, max_pending_sec=state.settings.max_pending_sec,
+                                  max_lag_sec=state.settings.max_lag_sec,
                                   chunk_sec=state.settings.chunk_sec, backend=backend)
                 template, meta = None, pool.meta
             else:
-                template, meta = loader.load(cfg)
+                template, meta = call_loader(loader, cfg, backend)
         except EngineProcessError as exc:
             if exc.config_error:
                 return 422, {"error": "invalid_config", "message": str(exc), "fields": _fields_named(str(exc), cfg)}
@@ -169,8 +243,7 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
         with state.lock:
             old, state.loaded = state.loaded, loaded
         _retire(old, state)
-        return 200, {"status": "loaded", "backend": backend, "separator": meta.get("separator", " "),
-                     "load_sec": round(loaded.load_sec, 3), "config": cfg.model_dump()}
+        return 200, _loaded_answer(loaded, reused=False)
 
     if config is not None:
         status, body = load(config.model_dump() if isinstance(config, ASRConfig) else config)
@@ -178,8 +251,8 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
             raise ConfigError(f"cannot load the server's initial model: {body['message']}")
 
     @app.post("/load_model")
-    def load_model(body: Any = Body(...)):
-        status, payload = load(body)
+    async def load_model(request: Request):
+        status, payload = await run_in_threadpool(load, await request.body())
         return JSONResponse(payload, status_code=status)
 
     @app.get("/backends")
@@ -198,34 +271,79 @@ def create_app(config: Any = None, *, settings: Optional[ServerSettings] = None)
         )
 
     @app.websocket("/asr")
-    async def asr_socket(ws: WebSocket):
+    async def asr_socket(ws: WebSocket):  # asr_lab's protocol or WhisperLiveKit's: the first message decides
         await _Stream(ws, state).run()
 
+    @app.websocket("/asr_lab")
+    async def asr_lab_socket(ws: WebSocket):  # asr_lab's protocol only: no wait to tell it apart
+        await _Stream(ws, state, AsrLabProtocol()).run()
+
+    @app.websocket("/v1/listen")
+    async def deepgram_socket(ws: WebSocket):
+        await _Stream(ws, state, DeepgramProtocol(ws.query_params)).run()
+
+    add_openai_routes(app, state)
     add_webrtc_routes(app, state)  # POST /webrtc/offer: the same streams over WebRTC (asr_lab.web.webrtc)
 
     return app
 
 
 class _Stream:
-    """One WebSocket connection: decode frames into a LiveAudio, replay it in a thread, send events."""
+    """One stream connection, whatever its protocol: the handshake, audio into a LiveAudio, the
+    replay in a thread (or a worker process), the engine's events rendered by the protocol.
 
-    def __init__(self, ws, state: _State) -> None:
+    ``conn``: a Starlette WebSocket, or anything with its ``accept``/``receive``/``send_json``/
+    ``send_text``/``close`` (the raw TCP route's :class:`~asr_lab.web.protocols.whisper_streaming.TcpConnection`).
+    ``protocol``: a :class:`~asr_lab.web.protocols.StreamProtocol`, or ``None`` on ``/asr``,
+    where the first message decides (see :meth:`_choose`).
+    """
+
+    def __init__(self, ws, state: _State, protocol: Optional[StreamProtocol] = None) -> None:
         self.ws, self.state, self.settings = ws, state, state.settings
+        self.protocol = protocol
         self.events: asyncio.Queue = asyncio.Queue()
         self.stop = threading.Event()
-        self.live = LiveAudio(max_pending_sec=self.settings.max_pending_sec)
+        self.live = LiveAudio(max_pending_sec=self.settings.max_pending_sec, max_behind_sec=self.settings.max_lag_sec)
         self.live.recording = None  # the server saves no sessions: a long stream must not grow memory
-        self.push = self.live.push
+        self.push = Shedder(self.live, lambda event: self.events.put_nowait(event)).push
+        self.last_overload: Optional[float] = None  # monotonic time of the last overload event relayed
+
+    # -- what protocols use during their handshake ---------------------------------------------
+    async def receive(self, timeout: float) -> Optional[dict]:
+        """The next client message, or ``None`` after ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self.ws.receive(), timeout=timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def send(self, out) -> None:
+        if isinstance(out, dict):
+            await self.ws.send_json(out)
+        else:
+            await self.ws.send_text(out)
+
+    def _connected(self) -> bool:
+        connected = getattr(self.ws, "connected", None)
+        if connected is not None:
+            return connected
+        return self.ws.client_state == WebSocketState.CONNECTED
 
     async def run(self) -> None:
         ws = self.ws
         await ws.accept()
         with self.state.lock:
             full = self.state.connections >= self.settings.max_connections
-            if not full:
+            shedding = sum(1 for st in self.state.streams if st.shedding())
+            if not full and not shedding:
                 self.state.connections += 1
+                self.state.streams.add(self)
         if full:
             await self._fail(CloseCode.TRY_AGAIN_LATER, "too_many_streams", f"the server already serves {self.settings.max_connections} streams; try again later")
+            return
+        if shedding:
+            await self._fail(CloseCode.TRY_AGAIN_LATER, "overloaded",
+                             f"the server is overloaded: {shedding} of its {self.state.connections} streams are dropping audio "
+                             f"because the engine cannot keep up in real time; try again when they end")
             return
         try:
             await self._serve()
@@ -236,30 +354,44 @@ class _Stream:
             self.live.close()
             with self.state.lock:
                 self.state.connections -= 1
+                self.state.streams.discard(self)
             loaded = getattr(self, "loaded", None)
             if loaded is not None and loaded is not self.state.loaded:
                 _retire(loaded, self.state)
 
+    async def _choose(self) -> tuple[Optional[StreamProtocol], list]:
+        """``/asr`` serves two protocols: asr_lab's client speaks first (JSON ``start``), a
+        WhisperLiveKit client waits for the server's ``config``. So: text within
+        ``protocol_sniff_sec`` means asr_lab's protocol; binary audio, or silence that long,
+        WhisperLiveKit's (the binary frame is kept as its first audio)."""
+        first = await self.receive(self.settings.protocol_sniff_sec)
+        if first is None:
+            return WhisperLiveKitProtocol(mode=self.ws.query_params.get("mode", "full")), []
+        if first.get("type") == "websocket.disconnect":
+            return None, []
+        if first.get("text") is not None:
+            return AsrLabProtocol(first), []
+        return WhisperLiveKitProtocol(mode=self.ws.query_params.get("mode", "full")), [first]
+
     async def _serve(self) -> None:
-        ws = self.ws
         loaded = self.state.loaded
         if loaded is None:
             await self._fail(CloseCode.POLICY_VIOLATION, "no_model", "no model is loaded: POST /load_model first")
             return
-        try:
-            first = await asyncio.wait_for(ws.receive(), timeout=self.settings.start_timeout_sec)
-        except asyncio.TimeoutError:
-            await self._fail(CloseCode.POLICY_VIOLATION, "no_start", f"no start message within {self.settings.start_timeout_sec:g} s")
+        pending: list = []
+        if self.protocol is None:
+            self.protocol, pending = await self._choose()
+            if self.protocol is None:
+                return
+        problem = await self.protocol.open(self)
+        if getattr(self.protocol, "disconnected", False):
             return
-        if first.get("type") == "websocket.disconnect":
-            return
-        dtype, problem = _parse_start(first)
         if problem:
-            await self._fail(CloseCode.UNSUPPORTED_DATA if "format" in problem or "sample_rate" in problem else CloseCode.PROTOCOL_ERROR, "bad_start", problem)
+            await self._fail(problem[0], problem[1], problem[2])
             return
         self.loaded = loaded
         if loaded.pool is not None:
-            await self._serve_in_pool(loaded, dtype)
+            await self._serve_in_pool(loaded, pending)
             return
         loop = asyncio.get_running_loop()
         created: asyncio.Future = loop.create_future()
@@ -272,20 +404,23 @@ class _Stream:
             await asyncio.to_thread(worker.join)
             await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", problem)
             return
-        await ws.send_json({"type": "ready", "backend": loaded.backend, "separator": loaded.meta.get("separator", " "),
-                            "sample_rate": SAMPLE_RATE, "format": first_format(dtype)})
+        await self._ready(loaded)
         sender = asyncio.create_task(self._send_events())
         try:
-            await self._receive(dtype)
+            await self._receive(pending)
         finally:
             self.live.close()
             await asyncio.to_thread(worker.join)
             await self.events.put(None)
             await sender
 
-    async def _serve_in_pool(self, loaded: _Loaded, dtype: np.dtype) -> None:
+    async def _ready(self, loaded: _Loaded) -> None:
+        for out in self.protocol.ready(loaded.backend, loaded.meta.get("separator", " ")):
+            await self.send(out)
+
+    async def _serve_in_pool(self, loaded: _Loaded, pending: list) -> None:
         """The same stream, with the engine in a worker process: audio goes down a pipe, events come back."""
-        ws, pool, loop = self.ws, loaded.pool, asyncio.get_running_loop()
+        pool, loop = loaded.pool, asyncio.get_running_loop()
         created, ended = loop.create_future(), loop.create_future()
 
         def arrive(message) -> None:  # on the event loop
@@ -317,27 +452,29 @@ class _Stream:
             await self._fail(CloseCode.INTERNAL_ERROR, "processor_failed", problem)
             return
         self.push = lambda audio: pool.audio(sid, audio)
-        await ws.send_json({"type": "ready", "backend": loaded.backend, "separator": loaded.meta.get("separator", " "),
-                            "sample_rate": SAMPLE_RATE, "format": first_format(dtype)})
+        await self._ready(loaded)
         sender = asyncio.create_task(self._send_events())
         try:
-            await self._receive(dtype)
+            await self._receive(pending)
         finally:
             (pool.stop if self.stop.is_set() else pool.close)(sid)
             await ended
             await self.events.put(None)
             await sender
 
-    async def _receive(self, dtype: np.dtype) -> None:
+    async def _receive(self, pending: list) -> None:
         ws, limit = self.ws, self.settings.max_message_bytes
         while True:
-            try:
-                message = await asyncio.wait_for(ws.receive(), timeout=self.settings.idle_timeout_sec)
-            except asyncio.TimeoutError:  # a silent client must not hold a slot forever
-                await self._error_event(CloseCode.POLICY_VIOLATION, "idle_timeout",
-                                        f"nothing received for {self.settings.idle_timeout_sec:g} s; the stream is closed")
-                self.stop.set()
-                return
+            if pending:
+                message = pending.pop(0)
+            else:
+                try:
+                    message = await asyncio.wait_for(ws.receive(), timeout=self.settings.idle_timeout_sec)
+                except asyncio.TimeoutError:  # a silent client must not hold a slot forever
+                    await self._error_event(CloseCode.POLICY_VIOLATION, "idle_timeout",
+                                            f"nothing received for {self.settings.idle_timeout_sec:g} s; the stream is closed")
+                    self.stop.set()
+                    return
             kind = message.get("type")
             if kind == "websocket.disconnect":
                 self.stop.set()  # a client that left mid-stream gets nothing more
@@ -348,26 +485,21 @@ class _Stream:
                     await self._error_event(CloseCode.TOO_BIG, "message_too_big", f"a frame of {len(data)} bytes exceeds the limit of {limit}; send smaller chunks (e.g. 100-500 ms)")
                     self.stop.set()
                     return
-                if len(data) % dtype.itemsize:
-                    await self._error_event(CloseCode.INVALID_PAYLOAD, "bad_frame",
-                                            f"a frame of {len(data)} bytes is not a whole number of {first_format(dtype)} samples ({dtype.itemsize} bytes each)")
+                audio, problem = self.protocol.audio(data)
+                if problem:
+                    await self._error_event(*problem)
                     self.stop.set()
                     return
-                samples = np.frombuffer(data, dtype=dtype)
-                audio = samples.astype(np.float32) / 32768.0 if dtype.kind == "i" else samples.astype(np.float32)
-                if not np.isfinite(audio).all():
-                    await self._error_event(CloseCode.INVALID_PAYLOAD, "bad_frame", "a float32 frame holds NaN or infinite samples")
-                    self.stop.set()
-                    return
+                if audio is None:
+                    return  # the protocol's end of audio: the worker finishes and sends the rest
                 self.push(audio)
             elif text is not None:
-                try:
-                    msg = json.loads(text)
-                except json.JSONDecodeError:
-                    msg = None
-                if isinstance(msg, dict) and msg.get("type") == "stop":
+                action = self.protocol.control(text)
+                if action == STOP:
                     return  # the stream ends: the worker finishes and sends the rest
-                await self._error_event(CloseCode.PROTOCOL_ERROR, "bad_message", f"expected binary audio or {{\"type\": \"stop\"}}, got {text[:80]!r}")
+                if action == IGNORE:
+                    continue
+                await self._error_event(*action)
                 self.stop.set()
                 return
 
@@ -385,20 +517,28 @@ class _Stream:
         run_stream(processor, self.live, self.stop, lambda event: loop.call_soon_threadsafe(self.events.put_nowait, event),
                    chunk_sec=self.settings.chunk_sec, separator=loaded.meta.get("separator"), backend=loaded.backend)
 
+    def shedding(self) -> bool:
+        """Whether this stream dropped audio (engine behind real time) within ``overload_hold_sec``."""
+        last = self.last_overload
+        return last is not None and time.monotonic() - last < self.settings.overload_hold_sec
+
     async def _send_events(self) -> None:
         close_code = None
         while (event := await self.events.get()) is not None:
             code = event.pop("close", None)
-            if self.ws.client_state != WebSocketState.CONNECTED:
+            if event.get("type") == "overload":
+                self.last_overload = time.monotonic()
+            if not self._connected():
                 continue
             try:
-                await self.ws.send_json(event)
+                for out in self.protocol.render(event):
+                    await self.send(out)
             except Exception:  # the client went away; keep draining so the worker never blocks
                 self.stop.set()
                 continue
             if code is not None:
                 close_code = code
-        if close_code is not None and self.ws.client_state == WebSocketState.CONNECTED:
+        if close_code is not None and self._connected():
             await self.ws.close(code=close_code)
 
     async def _error_event(self, code: int, name: str, message: str) -> None:
@@ -406,37 +546,26 @@ class _Stream:
         await self.events.put({"type": "error", "code": name, "message": message, "close": code})
 
     async def _fail(self, code: int, name: str, message: str) -> None:
-        await self.ws.send_json({"type": "error", "code": name, "message": message})
+        protocol = self.protocol or AsrLabProtocol()
+        for out in protocol.error(name, message):
+            await self.send(out)
         await self.ws.close(code=code)
 
 
-def _retire(loaded: Optional[_Loaded], state: _State) -> None:
-    """Stop a replaced engine's worker processes once its last stream has ended."""
-    if loaded is not None and loaded.pool is not None and loaded is not state.loaded and loaded.pool.streams == 0 and not loaded.pool.closed:
-        loaded.pool.shutdown()
+def _loaded_answer(loaded: _Loaded, reused: bool) -> dict:
+    """The 200 answer of ``/load_model``; ``reused``: the configuration was already loaded, and is shared."""
+    return {"status": "loaded", "backend": loaded.backend, "separator": loaded.meta.get("separator", " "),
+            "load_sec": round(loaded.load_sec, 3), "config": loaded.config.model_dump(), "reused": reused}
 
 
-def first_format(dtype: np.dtype) -> str:
-    return next(name for name, d in FORMATS.items() if d == dtype)
-
-
-def _parse_start(message: dict) -> tuple[Optional[np.dtype], Optional[str]]:
-    text = message.get("text")
-    if text is None:
-        return None, 'the first message must be JSON text {"type": "start", "format": "int16"|"float32", "sample_rate": 16000}, not binary audio'
+def _utf8(body: bytes) -> str:
     try:
-        start = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"the first message is not valid JSON ({exc.msg}); send {{\"type\": \"start\", \"format\": \"int16\", \"sample_rate\": 16000}}"
-    if not isinstance(start, dict) or start.get("type") != "start":
-        return None, f'the first message must have "type": "start", got {text[:80]!r}'
-    fmt = start.get("format", "int16")
-    if fmt not in FORMATS:
-        return None, f"format={fmt!r} is not supported; use 'int16' or 'float32' (little-endian mono PCM)"
-    rate = start.get("sample_rate", SAMPLE_RATE)
-    if rate != SAMPLE_RATE:
-        return None, f"sample_rate={rate!r} is not supported; resample to {SAMPLE_RATE} Hz before sending"
-    return FORMATS[fmt], None
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the body is not UTF-8 text: byte 0x{body[exc.start]:02x} at offset {exc.start} cannot be decoded "
+            f"({exc.reason}); send the JSON encoded as UTF-8"
+        ) from None
 
 
 def _field_errors(message: str) -> list[dict]:

@@ -39,7 +39,7 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE
 from asr_lab.replay import LiveAudio
-from asr_lab.web.engines import run_stream
+from asr_lab.web.engines import retire_engine, run_stream
 
 __all__ = ["add_webrtc_routes", "STOP_GRACE_SEC"]
 
@@ -286,7 +286,7 @@ class _Peer:
                 last = self.loop.time()
                 for out in resampler.resample(frame):
                     self._push(out)
-                if self.stopping is not None and self.received >= self.stopping * SAMPLE_RATE:
+                if self.stopping is not None and self.received >= self._target():
                     break
             for out in resampler.resample(None):  # what the resampler still holds
                 self._push(out)
@@ -295,10 +295,14 @@ class _Peer:
 
     def _push(self, frame) -> None:
         samples = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-        if self.stopping is not None and self.stopping != float("inf"):  # the peer said how much audio it sent
-            samples = samples[: max(0, int(round(self.stopping * SAMPLE_RATE)) - self.received)]
+        if self.stopping is not None and self.stopping != float("inf"):  # the peer said how much it sent: not a sample more
+            samples = samples[: max(0, self._target() - self.received)]
         self.received += len(samples)
         self.push(samples)
+
+    def _target(self) -> float:
+        """Samples the peer announced with its stop (inf when it did not say)."""
+        return self.stopping if self.stopping == float("inf") else int(round(self.stopping * SAMPLE_RATE))
 
     def _message(self, text) -> None:
         try:
@@ -349,7 +353,5 @@ class _Peer:
         await self.pc.close()
         with self.state.lock:
             self.state.connections -= 1
-        from asr_lab.web.server import _retire
-
-        _retire(self.loaded, self.state)
+        retire_engine(self.loaded, self.state)
         self.on_closed()

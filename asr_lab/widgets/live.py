@@ -63,6 +63,7 @@ __all__ = ["LiveMicPanel", "SavedSession", "decode_audio_message", "encode_audio
 
 MIN_CHUNK_SEC = 0.02
 MAX_CHUNK_SEC = 1.0
+SEQ_SLACK_SEC = 30.0  # how far ahead of the capture clock a sequence number may run (network bursts)
 PUBLISH_EVERY_SEC = 0.25
 """The counters (received, backlog, drops) are refreshed this often; text as soon as it changes."""
 _PROCESSOR_METHODS = ("init", "insert_audio_chunk", "process_iter", "finish")
@@ -102,6 +103,21 @@ def decode_audio_message(content: dict, buffers: Sequence[Any]) -> np.ndarray:
 
         audio = load_audio(audio, sr=int(rate))
     return audio
+
+
+def _seq_problem(session, seq: int, chunk_sec: float) -> str | None:
+    """Why ``seq`` cannot be a real chunk number, or None: a browser sends one message per
+    ``chunk_sec`` from the session's start, so a number beyond what the time since then
+    allows (plus SEQ_SLACK_SEC) or below 0 is a confused or hostile front-end; counting its
+    jump as missing chunks would report e.g. 999,999,999 lost chunks for one bad message."""
+    limit = int((time.monotonic() - session.opened + SEQ_SLACK_SEC) / chunk_sec) + 1
+    if 0 <= seq <= limit:
+        return None
+    return (
+        f"the front-end sent chunk seq={seq}, impossible {time.monotonic() - session.opened:.1f} s into the session "
+        f"(one chunk per {chunk_sec:g} s allows 0..{limit}); the message was dropped and not counted as missing "
+        f"chunks; restart the capture (Stop, then Start)"
+    )
 
 
 def _in_sequence(session, seq: int) -> bool:
@@ -184,11 +200,13 @@ class _Session:
         self.done = threading.Event()
         self.dirty = threading.Event()  # the display state changed: publish now
         self.started_at = _dt.datetime.now().astimezone()
+        self.opened = time.monotonic()  # the sequence numbers cannot run ahead of the time since
         self.start_message = dict(content)
         self.next_seq = 0
         self.missing_chunks = 0  # sequence numbers that never arrived (gaps)
         self.late_chunks = 0  # arrived after a later one: dropped, the stream has moved on
         self.duplicate_chunks = 0  # a sequence number seen before: dropped
+        self.rejected_chunks = 0  # an impossible sequence number (see _seq_problem): dropped, reported
         self.gaps: list[list[int]] = []  # [first, end) ranges of missing numbers, to tell late from duplicate
         self.chunks_received = 0  # audio messages handled, accepted or dropped
         self.trace: Trace | None = None
@@ -419,8 +437,14 @@ class LiveMicPanel(anywidget.AnyWidget):
             audio = decode_audio_message(content, buffers)
             seq = content.get("seq")
             session.chunks_received += 1
-            if isinstance(seq, int) and not isinstance(seq, bool) and not _in_sequence(session, seq):
-                return False  # late or repeated: counted, and not spliced into a stream that moved on
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                problem = _seq_problem(session, seq, self.chunk_sec)
+                if problem is not None:
+                    session.rejected_chunks += 1
+                    self.error = problem
+                    return False
+                if not _in_sequence(session, seq):
+                    return False  # late or repeated: counted, and not spliced into a stream that moved on
             return session.audio.push(audio)
         if kind == "start":
             from asr_lab.core.audio import AudioError, check_sample_rate
@@ -437,7 +461,12 @@ class LiveMicPanel(anywidget.AnyWidget):
             if session is not None:
                 sent = content.get("seq")
                 if isinstance(sent, int) and not isinstance(sent, bool) and sent > session.next_seq:
-                    session.missing_chunks += sent - session.next_seq
+                    problem = _seq_problem(session, sent, self.chunk_sec)
+                    if problem is None:
+                        session.missing_chunks += sent - session.next_seq
+                    else:
+                        session.rejected_chunks += 1
+                        self.error = problem
                 self._close(session)
             return None
         if kind == "error":
@@ -519,6 +548,7 @@ class LiveMicPanel(anywidget.AnyWidget):
             trace.meta["missing_chunks"] = session.missing_chunks
             trace.meta["late_chunks"] = session.late_chunks
             trace.meta["duplicate_chunks"] = session.duplicate_chunks
+            trace.meta["rejected_chunks"] = session.rejected_chunks
             trace.meta["chunks_received"] = session.chunks_received
             session.trace = trace
             if trace.error is not None:

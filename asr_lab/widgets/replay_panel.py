@@ -307,7 +307,8 @@ class ReplayPanel(W.VBox):
 
 
 def _as_dataset(dataset: Any):
-    from asr_lab.data.dataset import Dataset, Utterance, load_dataset
+    from asr_lab.data.dataset import Dataset, Utterance
+    from asr_lab.data.recipes import load_dataset
 
     if isinstance(dataset, (list, tuple)) and all(isinstance(u, Utterance) for u in dataset):
         return Dataset(dataset)

@@ -41,7 +41,7 @@ def build(folder: Path = Path(__file__).parent, name: str = "sample") -> Path:
 
     from asr_lab.core.audio import save_audio
     from asr_lab.core.protocols import SAMPLE_RATE
-    from asr_lab.data.align import align_words
+    from asr_lab.data.forced_alignment import align_words
     from asr_lab.data.synth import synthesize
 
     spec = SAMPLES[name]

@@ -88,12 +88,12 @@ def streaming_processor(asr: Any, config: Any) -> Any:
     ``buffer_trimming_sec`` and ``min_chunk_size``; wrapped in
     :class:`VACOnlineASRProcessor` (stepping ``vac_chunk_size``) when ``config.vac``.
     The named fixes and VAC knobs come from a
-    :class:`~asr_lab.streaming.policy_config.StreamingPolicyConfig` (see
-    :func:`~asr_lab.streaming.policy_config.policy_settings`); a plain
+    :class:`~asr_lab.policies.config.PolicyConfig` (see
+    :func:`~asr_lab.policies.config.policy_settings`); a plain
     :class:`~asr_lab.ASRConfig` gets the reference's behaviour.
     """
-    from asr_lab.streaming.local_agreement import OnlineASRProcessor
-    from asr_lab.streaming.policy_config import policy_settings
+    from asr_lab.policies.local_agreement import OnlineASRProcessor
+    from asr_lab.policies.config import policy_settings
 
     settings = policy_settings(config)
     online = OnlineASRProcessor(
@@ -109,7 +109,7 @@ def streaming_processor(asr: Any, config: Any) -> Any:
 
 def vac_processor(online: Any, config: Any) -> "VACOnlineASRProcessor":
     """``online`` (any ASRProcessor) under VAC with the config's VAD knobs, ``transcribe_tail`` and steps."""
-    from asr_lab.streaming.policy_config import policy_settings
+    from asr_lab.policies.config import policy_settings
 
     settings = policy_settings(config)
     vad = VoiceActivityDetector(

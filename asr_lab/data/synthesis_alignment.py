@@ -87,11 +87,76 @@ def _phone_counts(words: list[str], voice: str) -> list[int]:
     return [_word_phones(w, voice) for w in words]
 
 
+def _phone_counts_by_token(text: str, words: list[str], voice: str) -> list[int]:
+    """Phones per word when a whitespace token is spoken as a unit ("28.8" is "twenty eight point eight").
+
+    Each token is counted whole, then its phones are shared among its words in proportion
+    to their phone counts alone (an approximation inside that token only; single-word tokens
+    stay exact).
+    """
+    tokens = [t for t in text.split() if _tokens(t)]
+    spoken = [t.strip(".,;:!?\"()[]") or t for t in tokens]
+    token_counts = _phone_counts(spoken, voice)
+    counts: list[int] = []
+    for token, total in zip(tokens, token_counts):
+        alone = _phone_counts(_tokens(token), voice) if len(_tokens(token)) > 1 else [total]
+        shares = np.floor(np.cumsum([0, *alone]) / max(sum(alone), 1) * total).astype(int)
+        counts.extend(int(b - a) for a, b in zip(shares, shares[1:]))
+    if len(counts) != len(words):
+        raise SynthesisError(f"cannot share flite's phones among the words of {text!r:.80}")
+    return counts
+
+
+def _run_flite(text: str, voice: str, tmp: Path, name: str) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+    """flite's audio for ``text`` (as ``synthesize`` makes it) and its phones, one list per utterance it spoke."""
+    wav, text_file = tmp / f"{name}.wav", tmp / f"{name}.txt"
+    text_file.write_text(text, encoding="utf-8")  # as asr_lab.data.synth does: the same audio
+    done = subprocess.run(
+        [_program("flite"), "-voice", voice, "-psdur", "-f", str(text_file), "-o", str(wav)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not wav.is_file():
+        raise SynthesisError(f"flite failed for voice {voice!r}: {done.stderr.strip()[:200]}")
+    utterances = []
+    for line in done.stdout.splitlines():  # flite prints each utterance's phones on a line of its own
+        phones = [(p.rsplit(":", 1)[0], float(p.rsplit(":", 1)[1])) for p in line.split() if ":" in p]
+        if phones:
+            utterances.append(phones)
+    return _read_16k(str(wav)), utterances
+
+
+def _utterance_texts(text: str, words: list[str], first_words: list[int]) -> list[str]:
+    """The pieces of ``text`` flite spoke as separate utterances, cut at the whitespace before each first word."""
+    owner: list[int] = []  # word index -> whitespace token index
+    tokens = text.split()
+    for t, token in enumerate(tokens):
+        owner.extend([t] * len(_tokens(token)))
+    if len(owner) != len(words):
+        raise SynthesisError(f"cannot map the words of {text!r:.80} onto its whitespace tokens")
+    cuts = [owner[w] for w in first_words[1:]]
+    if any(owner[w - 1] == owner[w] for w in first_words[1:]):
+        raise SynthesisError(f"flite split an utterance inside a token of {text!r:.80}")
+    bounds = [0, *cuts, len(tokens)]
+    return [" ".join(tokens[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+
 def flite_words(text: str, voice: str = "slt") -> tuple[np.ndarray, list[Word]]:
     """flite's speech of ``text`` (float32, 16 kHz) and the exact time of each of its words.
 
     The audio is what :func:`asr_lab.data.synth.synthesize` returns for the same text and
     voice (same command), so the timings also hold for speech made by it earlier.
+
+    flite splits a text into utterances (sentences, roughly) and restarts its ``-psdur``
+    phone times at each, while its audio is the utterances' audio back to back. Each
+    utterance's times are therefore shifted by the length of the audio before it. That
+    length is not the last phone's end (flite trims each utterance's audio by up to 5 ms,
+    the diphone voice kal16 by ~0.1 s): it is measured by speaking each utterance's text
+    on its own, and the pieces must add up to the whole audio to the sample, else this
+    raises rather than guess. Offsetting by the last phone's end instead drifts by those
+    trims at every sentence; giving flite the text without sentence breaks would change
+    the audio (and no longer match ``synthesize``).
 
     Raises :class:`SynthesisError` when flite's phones cannot be split into the words
     (a word the lexicon says differently in context); the caller should not guess then.
@@ -100,32 +165,46 @@ def flite_words(text: str, voice: str = "slt") -> tuple[np.ndarray, list[Word]]:
     if not words:
         raise ValueError(f"text {text!r} has no words to align")
     with tempfile.TemporaryDirectory(prefix="asr_lab_dtw_") as tmp:
-        wav, text_file = Path(tmp) / "speech.wav", Path(tmp) / "text.txt"
-        text_file.write_text(text, encoding="utf-8")  # as asr_lab.data.synth does: the same audio
-        done = subprocess.run(
-            [_program("flite"), "-voice", voice, "-psdur", "-f", str(text_file), "-o", str(wav)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0 or not wav.is_file():
-            raise SynthesisError(f"flite failed for voice {voice!r}: {done.stderr.strip()[:200]}")
-        audio = _read_16k(str(wav))
-    phones = [(p.rsplit(":", 1)[0], float(p.rsplit(":", 1)[1])) for p in done.stdout.split() if ":" in p]
-    counts = _phone_counts(words, voice)
-    spoken = [(i, end) for i, (name, end) in enumerate(phones) if name != "pau"]
-    if sum(counts) != len(spoken):
-        raise SynthesisError(
-            f"flite voice {voice!r} spoke {len(spoken)} phones for {text!r}, but its lexicon gives the words "
-            f"{sum(counts)}; cannot tell where each word starts"
-        )
+        audio, utterances = _run_flite(text, voice, Path(tmp), "speech")
+        counts = _phone_counts(words, voice)
+        spoken = [(u, i) for u, phones in enumerate(utterances) for i, (name, _) in enumerate(phones) if name != "pau"]
+        if sum(counts) != len(spoken):
+            counts = _phone_counts_by_token(text, words, voice)
+        if sum(counts) != len(spoken):
+            raise SynthesisError(
+                f"flite voice {voice!r} spoke {len(spoken)} phones for {text!r}, but its lexicon gives the words "
+                f"{sum(counts)}; cannot tell where each word starts"
+            )
+        spans, k = [], 0  # (utterance, first phone, last phone) of each word
+        for word, n in zip(words, counts):
+            (u0, first), (u1, last) = spoken[k], spoken[k + n - 1]
+            if u0 != u1:
+                raise SynthesisError(f"flite voice {voice!r} split the word {word!r} of {text!r:.80} across utterances")
+            spans.append((u0, first, last))
+            k += n
+        offsets = [0.0]
+        if len(utterances) > 1:
+            first_words = [next(w for w, span in enumerate(spans) if span[0] == u) for u in range(len(utterances))]
+            lengths = []
+            for u, piece in enumerate(_utterance_texts(text, words, first_words)):
+                piece_audio, piece_utts = _run_flite(piece, voice, Path(tmp), f"utt{u}")
+                if [p for p, _ in sum(piece_utts, [])] != [p for p, _ in utterances[u]]:
+                    raise SynthesisError(f"flite voice {voice!r} spoke {piece!r} differently on its own; cannot time it")
+                lengths.append(len(piece_audio))
+            if sum(lengths) != len(audio):
+                raise SynthesisError(
+                    f"flite voice {voice!r}: the utterances of {text!r:.80} spoken alone last {sum(lengths)} samples, "
+                    f"together {len(audio)}; cannot place them"
+                )
+            offsets = list(np.cumsum([0, *lengths[:-1]]) / SAMPLE_RATE)
     timed: list[Word] = []
-    k = 0
-    for word, n in zip(words, counts):
-        first, last = spoken[k][0], spoken[k + n - 1][0]
+    for word, (u, first, last) in zip(words, spans):
+        phones, offset = utterances[u], offsets[u]
         start = phones[first - 1][1] if first > 0 else 0.0
-        timed.append((round(start, 3), round(phones[last][1], 3), word))
-        k += n
+        end = phones[last][1]
+        if u + 1 < len(offsets):  # a trimmed utterance ends where the next one's audio begins
+            end = min(end, offsets[u + 1] - offset)
+        timed.append((round(float(start + offset), 3), round(float(end + offset), 3), word))
     return audio, timed
 
 

@@ -1,4 +1,4 @@
-"""A real-speech dataset from Debian's ``pocketsphinx-testdata``, timed by a non-contestant aligner.
+"""Recipe for ``datasets/librivox``: real speech from Debian's ``pocketsphinx-testdata``, timed by a non-contestant aligner.
 
 ``apt-get install pocketsphinx-testdata`` installs ``/usr/share/pocketsphinx/test/data``:
 five LibriVox utterances of *Sense and Sensibility* (public domain) with a
@@ -8,12 +8,12 @@ five LibriVox utterances of *Sense and Sensibility* (public domain) with a
 without a transcript and are left out (a transcript made by a recogniser would be judged
 by it).
 
-:func:`build_real_speech` writes them as a dataset (FLAC + ``manifest.jsonl`` + README),
-with word timings from :mod:`asr_lab.data.dtw_align` (flite renderings, DTW; neither
+:func:`prepare` (:func:`build_real_speech`) writes them as a dataset (FLAC + ``manifest.jsonl`` + README),
+with word timings from :mod:`asr_lab.data.synthesis_alignment` (flite renderings, DTW; neither
 pocketsphinx nor Whisper), plus one long-form stream of the LibriVox utterances. It
-also reports how far pocketsphinx's forced alignment (:mod:`asr_lab.data.align`, the
+also reports how far pocketsphinx's forced alignment (:mod:`asr_lab.data.forced_alignment`, the
 second opinion) lies from those timings. The bundled copy is ``datasets/librivox``;
-rebuild with ``python -m asr_lab.data.real_speech datasets/librivox``.
+rebuild with ``python -m asr_lab.data.recipes.librivox datasets/librivox``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ import numpy as np
 
 from asr_lab.data.build import _save_flac_atomic, build_long_form
 from asr_lab.data.dataset import Dataset, Utterance
-from asr_lab.data.dtw_align import align_by_synthesis, boundary_differences
+from asr_lab.data.synthesis_alignment import align_by_synthesis, boundary_differences
 
-__all__ = ["TESTDATA", "build_real_speech", "testdata_utterances"]
+__all__ = ["DEFAULT_DIR", "NAME", "TESTDATA", "build_real_speech", "prepare", "testdata_utterances"]
+
+NAME = "librivox"
+DEFAULT_DIR = "datasets/librivox"
+"""Where the bundled copy lives (relative to the repository root)."""
 
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")
 """Where Debian's pocketsphinx-testdata puts the recordings."""
@@ -76,7 +80,7 @@ def testdata_utterances(root: Path = TESTDATA) -> list[tuple[str, str, np.ndarra
 
 def build_real_speech(out_dir: str | Path = "datasets/librivox", root: Path = TESTDATA, *, log=print) -> Dataset:
     """Write the dataset (see module docstring) to ``out_dir``; returns it. Deterministic."""
-    from asr_lab.data.align import align_words
+    from asr_lab.data.forced_alignment import align_words
 
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
@@ -127,6 +131,11 @@ def build_real_speech(out_dir: str | Path = "datasets/librivox", root: Path = TE
     return dataset
 
 
+def prepare(out_dir: str | Path = DEFAULT_DIR, root: Path = TESTDATA, *, log=print) -> Dataset:
+    """The recipe's prepare step: :func:`build_real_speech` (deterministic; returns the manifest-backed set)."""
+    return build_real_speech(out_dir, root, log=log)
+
+
 def _readme(ds: Dataset, stats: dict) -> str:
     by_source: dict[str, list[Utterance]] = {}
     for u in ds:
@@ -157,7 +166,7 @@ Real recordings from Debian's `pocketsphinx-testdata` package
 ## Word timings: not from a contestant
 
 pocketsphinx and Whisper are engines the lab scores, so neither made these timings.
-`asr_lab.data.dtw_align` has flite speak each transcript in four voices (slt, rms, awb,
+`asr_lab.data.synthesis_alignment` has flite speak each transcript in four voices (slt, rms, awb,
 kal16), where flite's own phone durations give exact word boundaries, aligns each
 rendering to the recording by dynamic time warping of MFCCs, and takes the median
 boundary over the voices.
@@ -173,7 +182,7 @@ How good that is, measured:
 
 Rebuild (needs flite and pocketsphinx-testdata; deterministic):
 
-    python -m asr_lab.data.real_speech datasets/librivox
+    python -m asr_lab.data.recipes.librivox datasets/librivox
 
 Load: `asr_lab.load_dataset("datasets/librivox")`; LibriVox only:
 `load_dataset("datasets/librivox").filter(source="librivox")`.
@@ -181,8 +190,13 @@ Load: `asr_lab.load_dataset("datasets/librivox")`; LibriVox only:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m asr_lab.data.recipes.librivox [OUT_DIR]``: build the set in OUT_DIR (default datasets/librivox)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    build_real_speech(args[0] if args else "datasets/librivox")
+    if len(args) > 1 or (args and args[0].startswith("-")):  # "--help" is not a folder to build into
+        print(f"usage: python -m asr_lab.data.recipes.librivox [OUT_DIR]   (default {DEFAULT_DIR}; needs "
+              f"apt-get install pocketsphinx-testdata); got {args!r}", file=sys.stderr)
+        return 0 if args in (["-h"], ["--help"]) else 2
+    build_real_speech(args[0] if args else DEFAULT_DIR)
     return 0
 
 

@@ -1,1 +1,0 @@
-"""Streaming policies that turn a whole-buffer recogniser (ASRBase) into an ASRProcessor."""
