@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="worker processes, each engine with usable cores / N threads (0: run in this process)")
     m.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (scheduler address, or 'local')")
     m.add_argument("--limit", type=_whole(1), default=None, help="only the first N utterances (N >= 1)")
+    m.add_argument("--streaming-penalty", dest="streaming_penalty", action="store_true",
+                   help="also run each system offline on each whole utterance: streaming − offline WER with its "
+                        "paired bootstrap in summary.md")
+    m.add_argument("--normalizer", default=None, choices=("whisper-english", "whisper-basic", "basic", "none"),
+                   help="text normaliser for WER/CER (default: whisper-english, Whisper's English normaliser)")
     m.add_argument("--out", default="runs/compare", help="output folder; its cache makes a re-run resume (default: runs/compare)")
     m.set_defaults(run=_compare)
 
@@ -486,17 +491,31 @@ def _compare(args) -> int:
     utterances = list(dataset)[: args.limit] if args.limit is not None else dataset
     out = _output_folder(args.out, "--out")  # before any run: a bad --out must not cost the runs
     executor, closer = _executor(args)
+    import warnings
+
+    from asr_lab.compare.runner import NOT_STARTED
+
     try:
-        results = compare(
-            systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
-            repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
-            workers=0 if args.dask else args.workers, profile=args.profile,
-        )
+        with warnings.catch_warnings():  # a system that cannot start is printed below, once
+            warnings.filterwarnings("ignore", message="system .* cannot start", category=RuntimeWarning)
+            results = compare(
+                systems, utterances, clock=args.clock, chunk_sec=args.chunk_sec, speed=args.speed,
+                repeats=args.repeats, executor=executor, cache_dir=out / "cache", compute=args.compute,
+                workers=0 if args.dask else args.workers, profile=args.profile, offline=args.streaming_penalty,
+                normalize=args.normalizer,
+            )
     finally:
         closer()
     from asr_lab import plots
 
+    said: set = set()
     for r in results.failures:  # first, before any table: what went wrong, where
+        if r.error and r.error.startswith(NOT_STARTED):  # checked once before any run: said once
+            if r.system not in said:
+                said.add(r.system)
+                n = sum(1 for x in results.failures if x.system == r.system and x.error == r.error)
+                print(f"failed: {r.system} (none of its {n} runs started): {r.error[len(NOT_STARTED):]}", file=sys.stderr)
+            continue
         print(f"failed: {r.system} / {r.utterance} (repeat {r.repeat}): {r.error}", file=sys.stderr)
     print(f"# {results.from_cache} of {len(results.records)} runs from cache ({out / 'cache'})", file=sys.stderr)
     results.to_files(out)
@@ -509,6 +528,9 @@ def _compare(args) -> int:
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(results.table())
+        if args.streaming_penalty:
+            print(results.streaming_penalty())
+    print(f"# WER normaliser: {results.normalizer}", file=sys.stderr)
     names = ", ".join(f.name for f in figures)
     print(f"# wrote {out}/summary.md, summary.csv, utterances.csv, traces/" + (f", {names}" if names else ""), file=sys.stderr)
     return 1 if results.failures else 0

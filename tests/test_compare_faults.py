@@ -136,7 +136,10 @@ def _wait_for(predicate, what, limit=180.0):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_at_once_keeps_finished_runs_and_a_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("target", ["group", "parent"])
+def test_ctrl_c_stops_at_once_keeps_finished_runs_and_a_rerun_resumes(tmp_path, target):
+    """``group``: a terminal's Ctrl-C (SIGINT to the whole process group, workers included);
+    ``parent``: Jupyter's "interrupt kernel" (SIGINT to the kernel process only)."""
     script = tmp_path / "slow_compare.py"
     script.write_text(SCRIPT)
     log, cache_dir = tmp_path / "runs.log", tmp_path / "cache"
@@ -145,7 +148,10 @@ def test_ctrl_c_stops_at_once_keeps_finished_runs_and_a_rerun_resumes(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _wait_for(lambda: len(_cached_ok(cache)) >= 3 or proc.poll() is not None, "three finished runs")
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+        if target == "group":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:

@@ -9,11 +9,31 @@ from asr_lab.backends.registry import check_config
 from asr_lab.core.config import ConfigError
 
 
+class SayAtEnd:
+    """Stand-in processor: says its word when the stream ends."""
+
+    def __init__(self, word):
+        self.word = word
+        self.init()
+
+    def init(self, offset=0.0):
+        self.offset, self.samples = offset, 0
+
+    def insert_audio_chunk(self, audio):
+        self.samples += len(audio)
+
+    def process_iter(self):
+        return None
+
+    def finish(self):
+        return (self.offset, self.offset + self.samples / 16000, self.word)
+
+
 class CheckedLoader:
-    """Stand-in backend whose check refuses model 'missing' (and counts its calls); load is never needed."""
+    """Stand-in backend whose check refuses model 'missing'; it counts checks and loads."""
 
     def __init__(self):
-        self.checked, self.loaded = [], 0
+        self.checked, self.loaded = [], []
 
     def check(self, config):
         self.checked.append(config.model)
@@ -21,8 +41,10 @@ class CheckedLoader:
             raise ConfigError(f"model={config.model!r} is not installed here")
 
     def load(self, config):
-        self.loaded += 1
-        raise AssertionError("check_config must not load a model")
+        self.loaded.append(config.model)
+        if config.model == "missing":
+            raise ConfigError(f"model={config.model!r} is not installed here")
+        return SayAtEnd(config.model or "word"), {"separator": " "}
 
 
 @pytest.fixture
@@ -35,7 +57,7 @@ def checked():
 
 def test_check_config_calls_the_loaders_check_and_never_loads(checked):
     cfg = check_config({"backend": "checked-test", "model": "fine"})
-    assert cfg.model == "fine" and checked.checked == ["fine"] and checked.loaded == 0
+    assert cfg.model == "fine" and checked.checked == ["fine"] and checked.loaded == []
     with pytest.raises(ConfigError, match="model='missing' is not installed"):
         check_config({"backend": "checked-test", "model": "missing"})
 
@@ -69,3 +91,46 @@ def test_pocketsphinx_model_folder_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="model_dir="):
         check_config({"backend": "pocketsphinx", "model_dir": str(tmp_path / "absent")})
     assert check_config({"backend": "pocketsphinx"}).backend == "pocketsphinx"
+
+
+MINI = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "datasets" / "mini")
+
+
+def test_compare_checks_each_system_once_and_never_tries_one_that_cannot_start(checked, tmp_path):
+    from asr_lab.compare.runner import NOT_STARTED
+
+    utts = list(asr_lab.load_dataset(MINI))[:3]
+    systems = {"broken": {"backend": "checked-test", "model": "missing"}, "fine": {"backend": "checked-test", "model": "fine"}}
+    with pytest.warns(RuntimeWarning, match="'broken' cannot start, so none of its 3 runs is tried") as caught:
+        res = asr_lab.compare(systems, utts, clock="unaware", cache_dir=tmp_path, progress=False)
+    assert len([w for w in caught if "cannot start" in str(w.message)]) == 1  # once, not once per utterance
+    assert checked.checked.count("missing") == 1 and "missing" not in checked.loaded  # checked, never loaded
+    broken = [r for r in res.records if r.system == "broken"]
+    assert len(broken) == 3 and all(r.error == f"{NOT_STARTED}ConfigError: model='missing' is not installed here" for r in broken)
+    fine = [r for r in res.records if r.system == "fine"]
+    assert all(r.ok for r in fine) and [r.trace.text for r in fine] == ["fine"] * 3
+    # nothing of the broken system was cached: once its model is there, its runs run
+    checked.check = lambda config: None
+    again = asr_lab.compare(systems, utts, clock="unaware", cache_dir=tmp_path, progress=False)
+    assert again.from_cache == 3 and all(r.error and NOT_STARTED not in r.error for r in again.records if r.system == "broken")
+
+
+def test_the_cli_says_a_system_that_cannot_start_once(checked, tmp_path, capsys):
+    from asr_lab.cli import main
+
+    code = main(["compare", "--dataset", MINI, "--config", str(_write(tmp_path, {"broken": {"backend": "checked-test", "model": "missing"},
+                                                                                "fine": {"backend": "checked-test", "model": "fine"}})),
+                 "--limit", "4", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1  # a system failed
+    lines = [x for x in err.splitlines() if x.startswith("failed:")]
+    assert lines == ["failed: broken (none of its 4 runs started): ConfigError: model='missing' is not installed here"]
+    assert "RuntimeWarning" not in err
+
+
+def _write(folder, configs):
+    import json
+
+    path = folder / "systems.json"
+    path.write_text(json.dumps(configs))
+    return path

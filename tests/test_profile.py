@@ -392,3 +392,50 @@ def test_the_documented_retime_call_works_and_a_profile_trace_retimes_exactly(sp
     # another machine's profile prices the recorded steps (exact while the schedule holds)
     same = retime(trace, 1.0, compute="profile", profile=sphinx_profile)
     assert timeline(same) == timeline(trace)
+
+
+# -- falling behind ------------------------------------------------------------------------------
+
+
+class EchoStandIn:
+    """Stand-in engine that commits the audio fed at every step and costs nothing itself: its cost
+    is whatever the profile says (so the test is the same on every machine)."""
+
+    cost_identity = '{"stand-in": "echo"}'
+
+    def init(self, offset=0.0):
+        self.offset, self.fed, self.done = offset, 0, 0
+
+    def insert_audio_chunk(self, audio):
+        self.fed += len(audio)
+
+    def process_iter(self):
+        if self.fed > self.done:
+            start, self.done = self.done, self.fed
+            return (self.offset + start / SR, self.offset + self.fed / SR, "w")
+        return None
+
+    def finish(self):
+        return None
+
+
+@pytest.mark.parametrize("per_audio_sec, behind", [(0.3, False), (1.3, True)])
+def test_an_engine_that_cannot_keep_up_is_flagged_and_warned_about(per_audio_sec, behind):
+    from asr_lab.metrics.lag import lag_slope
+
+    engine = EngineCost(EchoStandIn.cost_identity, "echo", {"fed_sec": per_audio_sec, "steps": 0.01})
+    profile = CostProfile({"name": "box"}, "test", {engine.key: engine})
+    utts = [asr_lab.Utterance.from_array(f"u{i}", silence(20.0 + i), "w") for i in range(2)]
+    with __import__("warnings").catch_warnings(record=True) as seen:
+        __import__("warnings").simplefilter("always")
+        res = compare({"echo": EchoStandIn}, utts, compute="profile", profile=profile, chunk_sec=0.5, progress=False)
+    row = res.table().loc["echo"]
+    assert bool(row["falls_behind"]) is behind
+    slope = res.summary.loc["echo", "lag_slope"]
+    assert slope == pytest.approx(lag_slope(r.trace for r in res.records))
+    told = [w for w in seen if "falls behind the audio" in str(w.message)]
+    assert bool(told) is behind
+    if behind:  # RTF 1.3: each chunk takes 1.3x its length, so the lag grows ~0.3 s per second
+        assert slope > 0.2
+    else:
+        assert abs(slope) < 0.01

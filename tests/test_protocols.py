@@ -335,10 +335,37 @@ def test_openai_route_refuses_json_and_foreign_pages_and_needs_the_token():
     assert r.status_code == 200 and r.json()["text"] == "one two three"
 
 
+class ExplodingLoader:
+    description = "stand-in engine whose processor raises on its first step"
+
+    def load(self, config):
+        class Exploding(ScriptedProcessor):
+            def process_iter(self):
+                raise RuntimeError("engine exploded")
+
+        return Exploding(), {"separator": " "}
+
+
+def test_openai_engine_failure_is_a_500_in_openais_error_format():
+    asr_lab.register_loader("exploding", ExplodingLoader())
+    try:
+        c = TestClient(create_app({"backend": "exploding"}, settings=ServerSettings(allowed_hosts=("testserver",))))
+        with pytest.warns(RuntimeWarning, match="engine exploded"):
+            r = post_file(c)
+    finally:
+        registry.unregister_loader("exploding")
+    assert r.status_code == 500 and "engine exploded" in r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "processor_failed"
+
+
 def test_upload_limit_is_its_own_and_json_limit_is_unchanged():
     c = client(max_upload_bytes=20_000)
     r = post_file(c, wav_bytes(3.0))
     assert r.status_code == 413 and "20000" in r.json()["message"]
+    assert post_file(client(), wav_bytes(3.0)).status_code == 200  # 96 KB: over the JSON limit, under the upload one
+    big = b'{"backend": "scripted", "note": "' + b"x" * (70 * 1024) + b'"}'
+    r = c.post("/load_model", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and str(64 * 1024) in r.json()["message"]
 
 
 @pytest.mark.parametrize("path", ["/asr", "/asr_lab", LISTEN])

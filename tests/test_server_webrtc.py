@@ -207,3 +207,35 @@ def test_chromium_streams_its_microphone_over_webrtc_and_shows_the_transcript(li
             browser.close()
     assert wer(reference=SENTENCE, hypothesis=text).rate <= 0.35, text
     assert wait_for_no_streams(state) == 0
+
+
+@pytest.mark.slow
+def test_a_peer_that_drops_mid_stream_frees_its_slot_and_the_next_stream_works(live_server):
+    import asyncio
+
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import AudioStreamTrack
+
+    from asr_lab.web.clients import _post_offer, stream_webrtc
+
+    address, state = live_server
+
+    async def drop_after(sec):
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        channel = pc.createDataChannel("asr")
+        seen = []
+        channel.on("message", lambda m: seen.append(json.loads(m)["type"]))
+        pc.addTrack(AudioStreamTrack())  # aiortc's silence: real Opus packets, no speech
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await asyncio.to_thread(_post_offer, address, {"type": "offer", "sdp": pc.localDescription.sdp}, None)
+        await pc.setRemoteDescription(RTCSessionDescription(**answer))
+        await asyncio.sleep(sec)
+        await pc.close()  # gone without a stop
+        return seen
+
+    seen = asyncio.run(drop_after(2.0))
+    assert "ready" in seen and "done" not in seen
+    assert wait_for_no_streams(state) == 0, "a peer that left must not hold a stream slot"
+    utt = MINI["awb-002"]
+    trace = stream_webrtc(address, utt.load_audio())
+    assert wer(reference=utt.text, hypothesis=trace.text).rate <= 0.35, trace.text

@@ -62,9 +62,10 @@ class Results:
 
     @cached_property
     def scores(self) -> dict[tuple[str, str, int], Any]:
-        from asr_lab.metrics import ENGLISH_NORMALIZER, score
+        from asr_lab.metrics import score
+        from asr_lab.metrics.normalizers import DEFAULT_NORMALIZER
 
-        norm = self.normalize or ENGLISH_NORMALIZER
+        norm = DEFAULT_NORMALIZER if self.normalize is None else self.normalize
         scores = {}
         for r in self.records:
             if r.trace is None or r.utterance not in self.references or (r.error or "").startswith("malformed trace"):
@@ -94,6 +95,8 @@ class Results:
     def summary(self):
         import pandas as pd
 
+        from asr_lab.metrics.lag import falls_behind, lag_slope
+
         rows = []
         for system in self.systems:
             mine = [r for r in self.records if r.system == system]
@@ -101,6 +104,9 @@ class Results:
             row = {"system": system, "utterances": len({r.utterance for r in mine}), "runs": len(mine),
                    "failed": sum(not r.ok for r in mine), **row,
                    "audit_findings": sum(len(r.trace.audit()) for r in mine if r.trace is not None)}
+            aware = [r.trace for r in mine if r.trace is not None and r.trace.meta.get("clock") != "unaware"]
+            row["lag_slope"] = lag_slope(aware)
+            row["falls_behind"] = falls_behind(row["lag_slope"], row.get("rtf", float("nan")))
             repeats = sorted({r.repeat for r in mine})
             if len(repeats) > 1:
                 per = [_aggregate([self.scores[k] for k in self._keys([r for r in mine if r.repeat == i])]) for i in repeats]
@@ -133,7 +139,8 @@ class Results:
 
             columns = ["utterances", "wer"] + [k + s for s in ("", "_CA") for k in SIMULEVAL_KEYS]
         cols = columns or ["utterances", "failed", "wer", "cer", "latency_p50", "latency_p90", "latency_count",
-                           "first_word_latency", "finish_delay", "normalized_erasure", "rtf", "audit_findings"]
+                           "first_word_latency", "finish_delay", "normalized_erasure", "rtf", "falls_behind",
+                           "audit_findings"]
         table = self.summary[[c for c in cols if c in self.summary.columns]]
         if not ci:
             return table
@@ -155,6 +162,20 @@ class Results:
             if f"{col}_spread" in self.summary.columns:
                 out.insert(at + 2, f"{col}_spread", self.summary.loc[table.index, f"{col}_spread"].to_numpy())
         return out
+
+    @property
+    def normalizer(self) -> str:
+        """The name of the normaliser every WER/CER here was computed under (``wer_raw``: none)."""
+        from asr_lab.metrics.normalizers import DEFAULT_NORMALIZER, normalizer_name
+
+        return normalizer_name(DEFAULT_NORMALIZER if self.normalize is None else self.normalize)
+
+    def streaming_penalty(self, metric: str = "wer", *, resamples: int = 1000, level: float = 0.95, seed: int = 0):
+        """Per system run with ``offline=True``: streaming − offline ``metric`` with its paired bootstrap
+        interval and p (:func:`asr_lab.compare.penalty.streaming_penalty`)."""
+        from asr_lab.compare.penalty import streaming_penalty
+
+        return streaming_penalty(self, metric, resamples=resamples, level=level, seed=seed)
 
     def significance(self, a: str, b: str, metric: str = "wer", *, resamples: int = 1000, level: float = 0.95,
                      seed: int = 0):
@@ -217,6 +238,8 @@ class Results:
             for system, row in table.iterrows()
         )
         notes = "".join(f"- {_cell(r.system)} / {_cell(r.utterance)} (repeat {r.repeat}): {_cell(r.error)}\n" for r in self.failures)
+        body += f"\nWER and CER normalised with {self.normalizer!r} (`wer_raw` in summary.csv: without normalisation).\n"
+        body += _penalty_markdown(self)
         env = f"\nEnvironment:\n{self.environment.markdown()}{_accounting(self)}" if self.environment is not None else ""
         return head + body + (f"\nFailures:\n{notes}" if notes else "") + env
 
@@ -284,6 +307,26 @@ def _accounting(results: "Results") -> str:
     return "".join(f"- {system}: {'; '.join(sorted(v))}\n" for system, v in seen.items())
 
 
+def _penalty_markdown(results: "Results") -> str:
+    """The streaming-penalty table, when offline twins were run ('' otherwise)."""
+    from asr_lab.compare.penalty import OFFLINE_SUFFIX
+
+    if not any(s.endswith(OFFLINE_SUFFIX) for s in results.systems):
+        return ""
+    try:
+        table = results.streaming_penalty()
+    except ValueError:
+        return ""
+    lines = ["", "Streaming penalty (streaming WER − the same engine offline on each whole utterance; paired "
+             "bootstrap, 95 %):", "", "| system | utterances | WER streaming | WER offline | penalty [95 % CI] | p | significant |",
+             "|---|---|---|---|---|---|---|"]
+    for system, row in table.iterrows():
+        lines.append(f"| {_cell(system)} | {row['utterances']} | {row['wer_streaming']:.3f} | {row['wer_offline']:.3f} | "
+                     f"{row['penalty']:+.3f} [{row['penalty_low']:+.3f}, {row['penalty_high']:+.3f}] | "
+                     f"{row['p_value']:.3f} | {'yes' if row['significant'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def _aggregate(scores: list) -> dict:
     from asr_lab.metrics import LatencyAccumulator, StabilityAccumulator
 
@@ -297,10 +340,18 @@ def _aggregate(scores: list) -> dict:
         stab.add(s.stability)
     L, S = lat.compute(), stab.compute()
     row = {"wer": words.rate, "substitutions": words.substitutions, "deletions": words.deletions,
-           "insertions": words.insertions, "reference_words": words.reference_length, "cer": chars.rate}
+           "insertions": words.insertions, "reference_words": words.reference_length, "cer": chars.rate,
+           "normalizer": scores[0].normalizer}
+    if all(s.wer_raw is not None for s in scores):
+        row["wer_raw"] = sum((s.wer_raw for s in scores[1:]), scores[0].wer_raw).rate
     row.update(L.to_dict())
     row.update({"normalized_erasure": S.normalized_erasure, "revisions_per_word": S.revisions.mean,
                 "time_to_stable_mean": S.time_to_stable.mean})
+    for key in ("first_visible_latency", "first_committed_latency", "finalization_sec", "source_lag_mean",
+                "source_lag_max", "source_lag_slope"):  # what a viewer sees: means over utterances
+        values = [s.responsiveness.to_dict()[key] for s in scores if s.responsiveness is not None]
+        values = [v for v in values if v is not None and not _isnan(v)]
+        row[key] = float(np.mean(values)) if values else float("nan")
     for key in scores[0].simultaneous:  # SimulEval's corpus rule: the mean of the utterances' scores
         values = [s.simultaneous[key] for s in scores if key in s.simultaneous and not _isnan(s.simultaneous[key])]
         row[key] = float(np.mean(values)) if values else float("nan")

@@ -41,6 +41,7 @@ from asr_lab.compare.records import (
     _read_cache,
 )
 from asr_lab.compare.results import Results
+from asr_lab.compare.penalty import offline_name
 from asr_lab.replay import Trace
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, check_timeout
 
@@ -74,12 +75,13 @@ def compare(
     workers: int = 0,
     warmup_sec: float = 1.0,
     progress: bool = True,
-    normalize: Optional[Callable[[str], str]] = None,
+    normalize: Union[str, Callable[[str], str], None] = None,
     call_timeout_sec: Optional[float] = DEFAULT_CALL_TIMEOUT_SEC,
     policies: Optional[Mapping[str, Any]] = None,
     sweep: Optional[Mapping[str, Any]] = None,
     record_replay: bool = True,
     profile: Any = None,
+    offline: bool = False,
 ) -> "Results":
     """Replay every utterance of ``dataset`` through every configuration and score it.
 
@@ -109,6 +111,11 @@ def compare(
     "alignatt": {"frame_threshold": [10, 25]}, "local-agreement": None}``, crossed with
     ``sweep`` (other fields, e.g. ``{"min_chunk_size": [0.5, 1.0]}``); systems are named
     ``"<name> <policy label>"`` (:func:`asr_lab.policies.policy_grid`). ``record_replay``: in
+    ``offline=True`` also runs every system offline on each whole utterance (named
+    ``"<name> (offline)"``; :mod:`asr_lab.compare.penalty`), for
+    :meth:`Results.streaming_penalty`. ``normalize``: the WER/CER normaliser, a name
+    (default ``"whisper-english"``; ``"basic"``, ``"whisper-basic"``, ``"none"``) or a
+    callable (:mod:`asr_lab.metrics.normalizers`). ``record_replay``: in
     this process, re-decoding policies share the engine's answers to identical requests
     (:mod:`asr_lab.policies.record_replay`; replayed calls are charged their recorded compute).
     """
@@ -142,11 +149,13 @@ def compare(
     done = _read_cache(cache_path) if cache_path else {}
 
     tasks: list[_Task] = []
+    not_started: dict[str, RunRecord] = {}
     order: list[tuple[str, str, int, str]] = []
     queued: set[str] = set()
     sources = {u.id: _audio_of(u) for u in utterances}  # a path, or the array decoded once and shared by every task
     fingerprints = {uid: _audio_fingerprint(audio) for uid, audio in sources.items()}
     for system, config in systems.items():
+        unable: Optional[str] = None  # a config that cannot start is checked once, here (_cannot_start)
         if not callable(config) and all(callable(getattr(config, m, None)) for m in ("init", "process_iter", "finish")):
             config = _Given(config)  # a processor instance
         if callable(config) and not isinstance(config, (dict, str, ASRConfig)):
@@ -163,6 +172,7 @@ def compare(
             except ConfigError as exc:
                 raise ConfigError(f"system {system!r}: {exc}") from None
             identity = json.dumps({"config": payload, "provenance": run_provenance(payload)}, sort_keys=True, default=str)
+            unable = _cannot_start(payload)
         engine = _identity_hash(identity)
         if callable(payload):  # this very factory: a worker process gets a fresh copy of it with every task
             engine += f":{id(payload):x}"
@@ -175,19 +185,33 @@ def compare(
                 _check_profile_covers(cost_profile, system, payload)
             kwargs["profile"] = cost_profile.digest  # a run under another profile is another run
             run_kwargs["profile"] = cost_profile
-        for u in utterances:
-            for r in range(repeats):
-                key = _key(identity, fingerprints[u.id], kwargs, r)
-                order.append((system, u.id, r, key))
-                if key not in done and key not in queued:
-                    queued.add(key)  # the same run under another name or utterance id is run once
-                    tasks.append(_Task(system, payload, u.id, sources[u.id], r, key, run_kwargs, engine))
+        runs = [(system, kwargs, run_kwargs)]
+        if offline:  # the same engine on each whole utterance, computation-unaware: the streaming penalty's baseline
+            whole = dict(clock="unaware", chunk_sec="whole", speed=1.0, slowdown=1.0)
+            off = {k: v for k, v in kwargs.items() if k != "profile"} | whole
+            if off.get("compute") == "profile":  # the unaware clock counts no cost: no profile to apply
+                off["compute"] = None
+            runs.append((offline_name(system), off, {**off, "call_timeout_sec": call_timeout_sec}))
+        for name, key_kwargs, task_kwargs in runs:
+            for u in utterances:
+                for r in range(repeats):
+                    key = _key(identity, fingerprints[u.id], key_kwargs, r)
+                    order.append((name, u.id, r, key))
+                    if unable and key not in done:  # checked once above: recorded failed, never tried, never cached
+                        not_started[key] = RunRecord(name, u.id, r, key, None, unable, _config_json(payload))
+                    elif key not in done and key not in queued:
+                        queued.add(key)  # the same run under another name or utterance id is run once
+                        tasks.append(_Task(name, payload, u.id, sources[u.id], r, key, task_kwargs, engine))
 
-    records = dict(done)
-    from_cache = len(order) - len(tasks)
+    for system in dict.fromkeys(r.system for r in not_started.values()):
+        runs = [r for r in not_started.values() if r.system == system]
+        warnings.warn(f"system {system!r} cannot start, so none of its {len(runs)} runs is tried: {runs[0].error}",
+                      RuntimeWarning, stacklevel=2)
+    records = {**done, **not_started}
+    from_cache = len(order) - len(tasks) - len(not_started)
     if progress:
         print(f"compare: {from_cache} of {len(order)} runs from cache" + (f" ({cache_path})" if cache_path else ""), file=sys.stderr)
-    bar = _progress(len(order), from_cache, progress)
+    bar = _progress(len(order), from_cache + len(not_started), progress)
     env = fingerprint()
     from asr_lab.policies.record_replay import recording
 
@@ -236,6 +260,7 @@ def compare(
     ordered = [_as_row(records[k], system, utt) for system, utt, _, k in order if k in records]
     env.finish()
     _warn_if_busy(env, [records[k].trace for k in (t.key for t in tasks) if k in records], clock, compute, workers)
+    _warn_if_behind(ordered, clock)
     results = Results(ordered, {u.id: u for u in utterances}, normalize=normalize, cache_path=cache_path, environment=env)
     results.from_cache = from_cache
     return results
@@ -301,7 +326,9 @@ def run_task(task: _Task) -> RunRecord:
                 else:
                     _PROCESSORS[cache_key] = load_processor(task.config)
         processor, meta = _PROCESSORS[cache_key]
-        kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), kwargs.pop("fallback_chunk_sec", None))
+        fallback = kwargs.pop("fallback_chunk_sec", None)
+        if kwargs.get("chunk_sec") != "whole":  # "whole": an offline twin, the whole audio in one chunk
+            kwargs["chunk_sec"] = step_for(processor, kwargs.get("chunk_sec"), fallback)
         from asr_lab.policies.record_replay import active_store
 
         store = active_store()
@@ -345,6 +372,29 @@ def _init_worker(workers: int) -> None:
 
     os.environ[threads.WORKERS_ENV] = str(workers)
     threads.limit_threads(threads.default_engine_threads(workers))
+
+
+def _warn_if_behind(records, clock: str) -> None:
+    """Warn, per system, when an engine cannot keep up with the audio (its lag grows along the stream)."""
+    if clock == "unaware":
+        return
+    from asr_lab.metrics.lag import FALLS_BEHIND_SLOPE, falls_behind, lag_slope
+
+    by_system: dict = {}
+    for r in records:
+        if r.trace is not None:
+            by_system.setdefault(r.system, []).append(r.trace)
+    for system, traces in by_system.items():
+        slope = lag_slope(traces)
+        audio = sum(t.duration for t in traces)
+        rtf = sum(t.compute_sec for t in traces) / audio if audio > 0 else float("nan")
+        if falls_behind(slope, rtf):
+            warnings.warn(
+                f"{system!r} falls behind the audio: its lag grows {slope:.3f} s per second of stream (RTF "
+                f"{rtf:.2f}; keeping up means a slope near 0 and below {FALLS_BEHIND_SLOPE}), so its latency grows with "
+                f"the stream's length and a median over short utterances understates it (column falls_behind)",
+                RuntimeWarning, stacklevel=3,
+            )
 
 
 def _warn_if_busy(env, traces, clock: str, compute: str, workers: int) -> None:
@@ -452,6 +502,22 @@ def _named_configs(configs) -> dict[str, Any]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"system names must be non-empty strings, not {name!r}")
     return named
+
+
+NOT_STARTED = "not started (checked before any run): "
+"""How the error of a run that a failed up-front check kept from starting begins."""
+
+
+def _cannot_start(payload: dict) -> Optional[str]:
+    """Why no run of this config can start (the backend missing, its model absent, a policy
+    the engine cannot run...), found once without loading a model; None when it can."""
+    from asr_lab.backends.registry import check_config
+
+    try:
+        check_config(payload)
+    except Exception as exc:  # whatever a run would raise, said once instead of once per run
+        return f"{NOT_STARTED}{type(exc).__name__}: {exc}"
+    return None
 
 
 def _validated(config) -> tuple[dict, float]:

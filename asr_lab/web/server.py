@@ -125,7 +125,7 @@ class ServerSettings:
     start_timeout_sec: float = 10.0  # time allowed for the first (start) message
     idle_timeout_sec: float = 30.0  # a started stream that sends nothing for this long is closed
     chunk_sec: Optional[float] = None  # replay step; default: the engine's min chunk
-    allowed_hosts: tuple = ()  # beyond loopback names; ("*",) allows any (see asr_lab.web.access)
+    allowed_hosts: tuple = ()  # beyond IP literals and loopback names; ("*",) allows any (see asr_lab.web.access)
     allowed_origins: tuple = ()  # beyond the server's own page and loopback origins
     token: Optional[str] = None  # when set, every request must carry it
     max_body_bytes: int = 64 * 1024

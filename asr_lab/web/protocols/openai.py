@@ -173,12 +173,15 @@ def _transcribe(state, loaded, data: bytes, filename: str):
     chunk_sec = state.settings.chunk_sec
     separator = loaded.meta.get("separator")
     t0 = time.perf_counter()
-    if loaded.pool is not None:
-        trace = loaded.pool.transcribe(audio)
-    else:
-        processor = loaded.new_processor()
-        trace = replay(processor, audio, clock="unaware", chunk_sec=chunk_sec, warmup_sec=0, separator=separator,
-                       meta={"backend": loaded.backend, "route": "openai"})
+    try:
+        if loaded.pool is not None:
+            trace = loaded.pool.transcribe(audio)
+        else:
+            processor = loaded.new_processor()
+            trace = replay(processor, audio, clock="unaware", chunk_sec=chunk_sec, warmup_sec=0, separator=separator,
+                           meta={"backend": loaded.backend, "route": "openai"})
+    except Exception as exc:  # a processor that cannot be made, an engine process that died
+        raise RequestError(500, f"the engine could not run: {type(exc).__name__}: {exc}", None, "processor_failed") from None
     if trace.error is not None:
         raise RequestError(500, f"the engine failed on this file: {trace.error}", None, "processor_failed")
     trace.meta["request_sec"] = round(time.perf_counter() - t0, 3)
