@@ -78,7 +78,7 @@ def default_engine_threads(workers: Optional[int] = None) -> int:
 @contextmanager
 def engine_threads_for(compute: Optional[str]) -> Iterator[None]:
     """Engines loaded inside get one thread when ``compute`` is a CPU measure (see the module docstring)."""
-    single = compute in ("cpu", "thread", "process")
+    single = compute in ("cpu", "thread", "process", "profile")  # profiles are calibrated under "cpu"
     if single:
         _override.append(1)
     try:

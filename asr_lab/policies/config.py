@@ -31,6 +31,7 @@ __all__ = [
     "ALIGNATT_REFERENCE",
     "DEFAULT_MAX_BUFFER_SEC",
     "POLICIES",
+    "DRIVER_FIELDS",
     "POLICY_FIELDS",
     "PolicyConfig",
     "StreamingPolicyConfig",
@@ -61,6 +62,9 @@ _OWN_FIELDS = {
 }
 POLICY_FIELDS = ("policy", *_OWN_FIELDS)
 """Config fields that choose or tune the policy; everything else configures the engine."""
+
+DRIVER_FIELDS = frozenset({"min_chunk_size", "buffer_trimming", "buffer_trimming_sec", "vac_chunk_size"})
+"""Config fields that set how often and on how much audio the policy asks the engine (not what the engine answers)."""
 
 
 DEFAULT_MAX_BUFFER_SEC = 30.0

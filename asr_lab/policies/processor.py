@@ -16,14 +16,14 @@ import json
 from typing import Any
 
 from asr_lab.core.config import ConfigError
-from asr_lab.policies.config import POLICY_FIELDS, policy_label
+from asr_lab.policies.config import DRIVER_FIELDS, POLICY_FIELDS, policy_label
 
 __all__ = ["ALIGNATT_BACKENDS", "check_policy", "engine_identity", "engine_key", "policy_processor"]
 
 ALIGNATT_BACKENDS = ("openai-whisper", "mlx-whisper")
 """Backends whose engine can run AlignAtt (a decoder stepped token by token, with cross-attention)."""
 
-_DRIVER_FIELDS = {"min_chunk_size", "buffer_trimming", "buffer_trimming_sec", "vac_chunk_size"}
+_DRIVER_FIELDS = DRIVER_FIELDS  # the name other modules used before it moved to policies.config
 
 
 def engine_identity(config: Any) -> str:

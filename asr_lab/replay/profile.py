@@ -57,6 +57,7 @@ FEATURES = (
 """What a step did, as counts a cost model can weigh (see :func:`step_features`)."""
 
 _IDENTITY_DROP = {"model_cache_dir"}
+_MISSING = object()
 _WINDOW_SEC = 30.0
 
 
@@ -68,14 +69,20 @@ def cost_identity(config: Any) -> str:
     """The part of a configuration that decides what one engine call costs, as canonical JSON.
 
     ``config``: a pydantic config (an :class:`~asr_lab.ASRConfig` subclass) or a plain dict of
-    its fields. Policy and driver fields (which policy asks, how often) and the model cache
-    folder are left out: the profile models a call from what it did, whoever asked for it.
+    its fields. Only fields set to something other than their default count (and ``backend`` and
+    ``model``), so a field a later asr_lab adds with a default does not orphan a profile. Policy and driver
+    fields (which policy asks, how often) and the model cache folder are left out: the profile
+    models a call from what it did, whoever asked for it.
     """
-    from asr_lab.policies.config import POLICY_FIELDS
-    from asr_lab.policies.processor import _DRIVER_FIELDS
+    from asr_lab.policies.config import DRIVER_FIELDS, POLICY_FIELDS
 
-    data = config.model_dump() if hasattr(config, "model_dump") else dict(config)
-    drop = set(POLICY_FIELDS) | set(_DRIVER_FIELDS) | _IDENTITY_DROP
+    if hasattr(config, "model_dump"):
+        data = {**config.model_dump(exclude_defaults=True), "backend": config.backend}
+        if "model" in type(config).model_fields:  # the model always: a default model could change
+            data["model"] = config.model
+    else:
+        data = dict(config)
+    drop = set(POLICY_FIELDS) | set(DRIVER_FIELDS) | _IDENTITY_DROP
     return json.dumps({k: v for k, v in data.items() if k not in drop}, sort_keys=True, default=str)
 
 
@@ -214,7 +221,8 @@ class CostProfile:
             )
         engine = self.engines.get(identity_key(identity))
         if engine is None:
-            held = "; ".join(_difference(identity, e) for e in self.engines.values()) or "nothing"
+            ranked = sorted(self.engines.values(), key=lambda e: _difference(identity, e).count("="))  # nearest first
+            held = "; ".join(_difference(identity, e) for e in ranked) or "nothing"
             raise ProfileError(
                 f"profile {self.name!r} ({self.source or self.digest}) has no cost model for this engine "
                 f"configuration; it holds {held}. Calibrate this configuration on the machine "
@@ -231,8 +239,9 @@ def _difference(identity: str, engine: EngineCost) -> str:
         return f"{engine.system!r} ({_short(engine.identity, 80)})"
     if not (isinstance(mine, dict) and isinstance(theirs, dict)):
         return f"{engine.system!r} ({_short(engine.identity, 80)})"
-    diff = [f"{k}={mine.get(k)!r} (profile: {theirs.get(k)!r})" for k in sorted(set(mine) | set(theirs))
-            if mine.get(k) != theirs.get(k)]
+    shown = lambda d, k: repr(d[k]) if k in d else "default"
+    diff = [f"{k}={shown(mine, k)} (profile: {shown(theirs, k)})" for k in sorted(set(mine) | set(theirs))
+            if mine.get(k, _MISSING) != theirs.get(k, _MISSING)]
     return f"{engine.system!r}, which differs in " + ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
 
 
