@@ -15,7 +15,6 @@ LocalAgreement-2 on faster-whisper, audit findings.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import asr_lab
