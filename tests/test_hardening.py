@@ -107,7 +107,8 @@ from asr_lab.data import Utterance  # noqa: E402
 
 
 def _speechless_dataset(n=2):
-    return [Utterance.from_array(f"u{i}", np.zeros(2 * SR, np.float32), "hello") for i in range(n)]
+    # each utterance a different length: identical audio would be run once and shared by both rows
+    return [Utterance.from_array(f"u{i}", np.zeros((2 + i) * SR, np.float32), "hello") for i in range(n)]
 
 
 def good_system():

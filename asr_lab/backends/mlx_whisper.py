@@ -33,7 +33,7 @@ import threading
 import zipfile
 from pathlib import Path
 import sys
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 from asr_lab.backends.mlx_blas import preload_blas
 
@@ -221,17 +221,142 @@ class MLXWhisperASR(OpenAIResultWords):
         return self.calls.step_info()
 
 
+class MLXWhisperDecoder:
+    """A :class:`~asr_lab.policies.TokenDecoder` over an MLX Whisper model, for AlignAtt: greedy, one token per call.
+
+    The same recipe as openai-whisper's :class:`~asr_lab.backends.openai_whisper.OpenAIWhisperDecoder`
+    (the same suppressed tokens, blank suppression at the first step, alignment heads'
+    softmaxed cross-attention z-scored over the tokens so far, median-filtered over 7
+    frames, averaged), computed from the cross-attention scores mlx-whisper's decoder
+    returns; key/value caches are mlx-whisper's own.
+    """
+
+    sep = ""
+    frames_per_sec = 50.0
+
+    def __init__(self, model: Any, *, language: Optional[str], task: str = "transcribe") -> None:
+        from mlx_whisper.tokenizer import get_tokenizer
+
+        self.model = model
+        self.tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language, task=task)
+        self.sot_sequence = list(self.tokenizer.sot_sequence_including_notimestamps)
+        self.blank = self.tokenizer.encode(" ") + [self.tokenizer.eot]
+        self.n_text_ctx = model.dims.n_text_ctx
+        self.n_sot_tokens = len(self.sot_sequence)
+        self.configure()
+
+    def configure(self, *, heads: str = "model", suppress: str = "non-speech", std_epsilon: float = 1e-8,
+                  max_context_tokens: Optional[int] = -1) -> None:
+        """As :meth:`asr_lab.backends.openai_whisper.OpenAIWhisperDecoder.configure`."""
+        if heads not in ("model", "upper-half"):
+            raise ConfigError(f"heads={heads!r} is not 'model' or 'upper-half'")
+        if suppress not in ("non-speech", "special"):
+            raise ConfigError(f"suppress={suppress!r} is not 'non-speech' or 'special'")
+        dims, tok = self.model.dims, self.tokenizer
+        if heads == "model":
+            pairs = np.array(self.model.alignment_heads).reshape(-1, 2).tolist()
+        else:
+            pairs = [[layer, h] for layer in range(dims.n_text_layer // 2, dims.n_text_layer) for h in range(dims.n_text_head)]
+        self.heads = sorted((int(a), int(b)) for a, b in pairs)
+        mask = np.zeros(dims.n_vocab, dtype=bool)
+        if suppress == "non-speech":
+            mask[tok.eot + 1:] = True
+            mask[list(tok.non_speech_tokens)] = True
+        else:
+            special = [tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm, tok.no_timestamps, *tok.all_language_tokens]
+            if tok.no_speech is not None:
+                special.append(tok.no_speech)
+            mask[sorted(set(special))] = True
+        self.suppress = mask
+        self.std_epsilon = float(std_epsilon)
+        self.max_context_tokens = self.n_text_ctx // 2 - 1 if max_context_tokens == -1 else max_context_tokens
+        self.settings = {"heads": heads, "suppress": suppress, "std_epsilon": self.std_epsilon,
+                         "max_context_tokens": self.max_context_tokens, "encoder": "mlx", "audio_ctx": False}
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot])
+
+    def begin(self, audio: np.ndarray, *, context: Sequence[int], forced: Sequence[int]) -> "_MLXSession":
+        from mlx_whisper.audio import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
+
+        with _TRANSCRIBE_LOCK:
+            mel = log_mel_spectrogram(np.asarray(audio, dtype=np.float32), self.model.dims.n_mels, padding=N_SAMPLES)
+            n_frames = max(1, min(N_FRAMES // 2, (mel.shape[0] - N_FRAMES) // 2))
+            mel = pad_or_trim(mel, N_FRAMES, axis=-2).astype(self.model.encoder.conv1.weight.dtype)
+            features = self.model.encoder(mel[None])
+            mx.eval(features)
+        kept = list(context) if self.max_context_tokens is None else list(context)[-self.max_context_tokens:] if self.max_context_tokens else []
+        prompt = [self.tokenizer.sot_prev, *kept] if kept else []
+        return _MLXSession(self, features, prompt + self.sot_sequence + list(forced), n_frames)
+
+
+class _MLXSession:
+    def __init__(self, decoder: MLXWhisperDecoder, features: Any, tokens: list[int], n_frames: int) -> None:
+        self.decoder = decoder
+        self.features = features
+        self.pending = tokens
+        self.length = len(tokens)
+        self.n_frames = n_frames
+        self.cache = None
+        self.rows: dict[tuple[int, int], list[np.ndarray]] = {}
+        self.first = True
+
+    def next(self):
+        from asr_lab.policies.alignatt import TokenStep
+
+        d = self.decoder
+        if self.length >= d.n_text_ctx:
+            return TokenStep(d.tokenizer.eot, "", self.n_frames - 1, eot=True)
+        with _TRANSCRIBE_LOCK:
+            logits, self.cache, cross_qk = d.model.decoder(mx.array([self.pending]), self.features, kv_cache=self.cache)
+            last = logits[0, -1].astype(mx.float32)
+            qks = {(layer, h): cross_qk[layer][0, h].astype(mx.float32) for layer, h in d.heads}
+            mx.eval(last, *qks.values())
+        logits_np = np.array(last)
+        logits_np[d.suppress] = -np.inf
+        if self.first:
+            logits_np[d.blank] = -np.inf
+            self.first = False
+        for key, qk in qks.items():
+            q = np.array(qk)
+            q = np.exp(q - q.max(axis=-1, keepdims=True))
+            self.rows.setdefault(key, []).append(q / q.sum(axis=-1, keepdims=True))
+        token = int(np.argmax(logits_np))
+        self.pending = [token]
+        self.length += 1
+        frame = self._frame()
+        if token == d.tokenizer.eot:
+            return TokenStep(token, "", frame, eot=True)
+        return TokenStep(token, d.tokenizer.decode([token]), frame)
+
+    def _frame(self) -> int:
+        rows = []
+        for key, chunks in self.rows.items():
+            if len(chunks) > 1:
+                chunks[:] = [np.concatenate(chunks, axis=0)]
+            weights = chunks[0]
+            rows.append((weights[-1] - weights.mean(axis=0)) / (weights.std(axis=0) + self.decoder.std_epsilon))
+        x = np.stack(rows)
+        width = 7  # whisper.timing.median_filter: reflect padding, then the median of each window
+        padded = np.pad(x, ((0, 0), (width // 2, width // 2)), mode="reflect")
+        filtered = np.median(np.lib.stride_tricks.sliding_window_view(padded, width, axis=-1), axis=-1)
+        return int(filtered.mean(axis=0)[: self.n_frames].argmax())
+
+
 class MLXWhisperLoader:
     """Loads mlx-whisper and streams it with LocalAgreement-2 (or VAC when ``vac=True``)."""
 
     config_class = MLXWhisperConfig
-    description = "Whisper on Apple MLX (mlx-whisper; CPU on Linux) under the LocalAgreement-2 policy"
+    description = "Whisper on Apple MLX (mlx-whisper; CPU on Linux): every policy, AlignAtt included"
 
     def check(self, config: Union[MLXWhisperConfig, dict]) -> None:
         """Before any run: the policy runs on this engine (the model is resolved, and converted once, by the run)."""
         from asr_lab.policies.processor import check_policy
 
-        check_policy(parse_config(config, MLXWhisperConfig), can_step=False)
+        check_policy(parse_config(config, MLXWhisperConfig), can_step=True)
 
     def load(self, config: Union[MLXWhisperConfig, dict]) -> tuple[Any, dict]:
         from asr_lab.policies.processor import policy_processor
@@ -252,6 +377,13 @@ class MLXWhisperLoader:
             **policy_metadata(cfg),
         }
         metadata["policy"] = cfg.policy
+        if cfg.policy == "alignatt":
+            if cfg.lan == "auto":
+                raise ConfigError("policy='alignatt' needs the language: set lan (e.g. 'en'); detection is not implemented for it")
+            decoder = MLXWhisperDecoder(asr.model, language=asr.language, task=cfg.task)
+            processor = policy_processor(asr, cfg, decoder=decoder)
+            metadata["alignatt"] = {**processor.settings, **decoder.settings}
+            return processor, metadata
         return policy_processor(asr, cfg), metadata
 
 

@@ -80,6 +80,16 @@ class OpenAIWhisperConfig(WhisperConfig):
     )
     beam_size: int = Field(default=1, ge=1, description="Beam width for whisper.transcribe; 1 = greedy (alignatt: 1 only).")
     device: Literal["cpu", "cuda", "auto"] = Field(default="auto", description="'cpu', 'cuda', or 'auto' (CUDA when torch sees one).")
+    encoder: str = Field(
+        default="torch",
+        description="alignatt: where the encoder runs: 'torch' or 'ctranslate2-<compute type>' ('ctranslate2-int8', "
+        "'ctranslate2-float32'…): CTranslate2's encoder over the same weights, torch's decoder after it.",
+    )
+    audio_ctx: bool = Field(
+        default=False,
+        description="alignatt: encode only the audio's frames, not a padded 30 s window (whisper.cpp's audio_ctx; "
+        "torch encoder only). Off by default: it moves WER (see the README).",
+    )
     alignment_heads: Optional[str] = Field(
         default=None,
         description="openai-whisper's encoded alignment heads (as in whisper._ALIGNMENT_HEADS); None = those of the "
@@ -135,19 +145,113 @@ class OpenAIWhisperDecoder:
     def __init__(self, model: Any, *, language: Optional[str], task: str = "transcribe") -> None:
         self.model = model
         self.tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language, task=task)
-        heads = model.alignment_heads.to_dense().nonzero().tolist()
-        self.heads: dict[int, list[int]] = {}
-        for layer, head in heads:
-            self.heads.setdefault(layer, []).append(head)
-        vocab = model.dims.n_vocab
-        suppress = torch.zeros(vocab, dtype=torch.bool)
-        suppress[self.tokenizer.eot + 1:] = True  # every special and timestamp token
-        suppress[list(self.tokenizer.non_speech_tokens)] = True
-        self.suppress = suppress
         self.blank = self.tokenizer.encode(" ") + [self.tokenizer.eot]
         self.sot_sequence = list(self.tokenizer.sot_sequence_including_notimestamps)
+        self.n_text_ctx = model.dims.n_text_ctx
+        self.n_sot_tokens = len(self.sot_sequence)
         self.encoder_calls = 0
         self.decoder_calls = 0
+        self._ct2 = None
+        self.encoder, self.audio_ctx = "torch", False
+        self.configure()
+
+    def configure(
+        self,
+        *,
+        heads: Literal["model", "upper-half"] = "model",
+        suppress: Literal["non-speech", "special"] = "non-speech",
+        std_epsilon: float = 1e-8,
+        max_context_tokens: Optional[int] = -1,
+    ) -> None:
+        """Set how tokens are chosen and located; asr_lab's defaults first, SimulStreaming's second.
+
+        ``heads``: the model's alignment heads (openai-whisper's official ones for a size
+        name) or ``"upper-half"``: every head of the upper half of the decoder layers (what
+        SimulStreaming falls back to for a checkpoint not named by its size).
+        ``suppress``: ``"non-speech"`` = openai-whisper's ``suppress_tokens="-1"`` set (symbols
+        such as "(" and "[") and every special and timestamp token, as ``whisper.transcribe``;
+        ``"special"`` = SimulStreaming's list: task, start, previous-text, LM, no-timestamps,
+        language and no-speech tokens only. ``std_epsilon``: added to the standard deviation
+        in the attention z-score (SimulStreaming: 0). ``max_context_tokens``: the last so
+        many context tokens make the prompt; -1 = half the text window less one (openai-whisper's
+        prompt), None = all (the processor trims them).
+        """
+        if heads not in ("model", "upper-half"):
+            raise ConfigError(f"heads={heads!r} is not 'model' or 'upper-half'")
+        if suppress not in ("non-speech", "special"):
+            raise ConfigError(f"suppress={suppress!r} is not 'non-speech' or 'special'")
+        model, tok = self.model, self.tokenizer
+        if heads == "model":
+            pairs = model.alignment_heads.to_dense().nonzero().tolist()
+        else:
+            n_layers, n_heads = model.dims.n_text_layer, model.dims.n_text_head
+            pairs = [[layer, h] for layer in range(n_layers // 2, n_layers) for h in range(n_heads)]
+        self.heads: dict[int, list[int]] = {}
+        for layer, head in pairs:
+            self.heads.setdefault(layer, []).append(head)
+        mask = torch.zeros(model.dims.n_vocab, dtype=torch.bool)
+        if suppress == "non-speech":
+            mask[tok.eot + 1:] = True  # every special and timestamp token
+            mask[list(tok.non_speech_tokens)] = True
+        else:
+            special = [tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm, tok.no_timestamps,
+                       *tok.all_language_tokens]
+            if tok.no_speech is not None:
+                special.append(tok.no_speech)
+            mask[sorted(set(special))] = True
+        self.suppress = mask
+        self.std_epsilon = float(std_epsilon)
+        self.max_context_tokens = self.n_text_ctx // 2 - 1 if max_context_tokens == -1 else max_context_tokens
+        self.settings = {"heads": heads, "suppress": suppress, "std_epsilon": self.std_epsilon,
+                         "max_context_tokens": self.max_context_tokens, "encoder": self.encoder, "audio_ctx": self.audio_ctx}
+
+    def use_encoder(self, encoder: str = "torch", *, audio_ctx: bool = False, ct2_dir: Optional[str] = None,
+                    threads: Optional[int] = None) -> None:
+        """Where the encoder runs: ``"torch"`` (this model) or ``"ctranslate2-<compute type>"`` (e.g. ``-int8``):
+        CTranslate2's Whisper ``encode`` over the CTranslate2 folder ``ct2_dir`` holding the same weights (as
+        WhisperLiveKit's hybrid does); its output feeds this model's decoder. ``audio_ctx``: encode only the
+        frames that hold audio instead of a padded 30 s window (whisper.cpp's ``audio_ctx``; torch only) —
+        cheaper for short buffers, but the model was trained on 30 s windows (its accuracy cost is measured
+        in bench/alignatt_options.py).
+        """
+        self._ct2 = None
+        if encoder != "torch":
+            if not encoder.startswith("ctranslate2-"):
+                raise ConfigError(f"encoder={encoder!r} is not 'torch' or 'ctranslate2-<compute type>' (e.g. 'ctranslate2-int8')")
+            if audio_ctx:
+                raise ConfigError("audio_ctx=True runs on the torch encoder only; use encoder='torch' or audio_ctx=False")
+            if ct2_dir is None:
+                raise ConfigError(f"encoder={encoder!r} needs the CTranslate2 folder of the same weights (a size name "
+                                  f"the installed model packages hold, e.g. model='tiny.en')")
+            import ctranslate2
+
+            compute_type = encoder.split("-", 1)[1]
+            self._ct2 = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type=compute_type,
+                                                   intra_threads=int(threads or torch.get_num_threads()))
+        self.encoder = encoder
+        self.audio_ctx = bool(audio_ctx)
+        self.settings.update(encoder=encoder, audio_ctx=self.audio_ctx)
+
+    def _encode(self, mel: torch.Tensor, n_frames: int) -> torch.Tensor:
+        if self._ct2 is not None:
+            import ctranslate2
+
+            out = self._ct2.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel.cpu().numpy())), to_cpu=True)
+            return torch.from_numpy(np.array(out)).to(self.model.device)
+        dtype = torch.float16 if self.model.device.type == "cuda" else torch.float32
+        mel = mel.to(dtype)
+        if not self.audio_ctx:
+            return self.model.encoder(mel)
+        enc = self.model.encoder  # its forward asserts a full window: the same layers over the audio's frames only
+        x = torch.nn.functional.gelu(enc.conv1(mel[:, :, : 2 * n_frames]))
+        x = torch.nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
+        x = (x + enc.positional_embedding[: x.shape[1]]).to(x.dtype)
+        for block in enc.blocks:
+            x = block(x)
+        return enc.ln_post(x)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text))
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot])
@@ -158,11 +262,10 @@ class OpenAIWhisperDecoder:
         mel = log_mel_spectrogram(samples, self.model.dims.n_mels, padding=N_SAMPLES)
         n_frames = max(1, min(N_FRAMES // 2, (mel.shape[-1] - N_FRAMES) // 2))
         mel = pad_or_trim(mel, N_FRAMES).to(self.model.device)
-        dtype = torch.float16 if self.model.device.type == "cuda" else torch.float32
-        features = self.model.encoder(mel.unsqueeze(0).to(dtype))
+        features = self._encode(mel.unsqueeze(0), n_frames)
         self.encoder_calls += 1
-        n_ctx = self.model.dims.n_text_ctx
-        prompt = [self.tokenizer.sot_prev, *list(context)[-(n_ctx // 2 - 1):]] if context else []
+        kept = list(context) if self.max_context_tokens is None else list(context)[-self.max_context_tokens:] if self.max_context_tokens else []
+        prompt = [self.tokenizer.sot_prev, *kept] if kept else []
         tokens = prompt + self.sot_sequence + list(forced)
         return _TorchSession(self, features, tokens, n_frames)
 
@@ -221,7 +324,7 @@ class _TorchSession:
                 chunks[:] = [torch.cat(chunks, dim=0)]
             weights = chunks[0]
             std, mean = torch.std_mean(weights, dim=0, unbiased=False)
-            rows.append((weights[-1] - mean) / (std + 1e-8))
+            rows.append((weights[-1] - mean) / (std + self.decoder.std_epsilon))
         last = median_filter(torch.stack(rows), MEDIAN_WIDTH).mean(dim=0)
         return int(last[: self.n_frames].argmax())
 
@@ -338,6 +441,19 @@ class OpenAIWhisperLoader:
         language = _language(cfg, model)
         asr = OpenAIWhisperASR(model, language=language, task=cfg.task, **transcribe_options(cfg))
         decoder = OpenAIWhisperDecoder(model, language=language, task=cfg.task)
+        if cfg.policy == "alignatt" and (cfg.encoder != "torch" or cfg.audio_ctx):
+            ct2_dir = None
+            if cfg.encoder != "torch":
+                from asr_lab.backends.models import ct2_model_dir
+
+                try:
+                    ct2_dir = ct2_model_dir(cfg.model, cache_dir=cfg.model_cache_dir)
+                except Exception as exc:  # noqa: BLE001 - say which weights are missing, whatever the source's error
+                    raise ConfigError(f"encoder={cfg.encoder!r} needs the CTranslate2 weights of model={cfg.model!r}: {exc}") from exc
+            decoder.use_encoder(cfg.encoder, audio_ctx=cfg.audio_ctx, ct2_dir=ct2_dir)
+        elif cfg.encoder != "torch" or cfg.audio_ctx:
+            raise ConfigError(f"encoder={cfg.encoder!r} / audio_ctx={cfg.audio_ctx} are AlignAtt options; set policy='alignatt' "
+                              f"or leave them at 'torch' / False")
         metadata = {
             "separator": "",
             "model": cfg.model_dir or cfg.model,
@@ -348,4 +464,7 @@ class OpenAIWhisperLoader:
             "policy": cfg.policy,
             "vac": cfg.vac,
         }
-        return policy_processor(asr, cfg, decoder=decoder), metadata
+        processor = policy_processor(asr, cfg, decoder=decoder)
+        if cfg.policy == "alignatt":
+            metadata["alignatt"] = {**processor.settings, **decoder.settings}
+        return processor, metadata

@@ -20,7 +20,7 @@ from asr_lab.policies.config import DRIVER_FIELDS, POLICY_FIELDS, policy_label
 
 __all__ = ["ALIGNATT_BACKENDS", "check_policy", "engine_identity", "engine_key", "policy_processor"]
 
-ALIGNATT_BACKENDS = ("openai-whisper",)
+ALIGNATT_BACKENDS = ("openai-whisper", "mlx-whisper")
 """Backends whose engine can run AlignAtt (a decoder stepped token by token, with cross-attention)."""
 
 _DRIVER_FIELDS = DRIVER_FIELDS  # the name other modules used before it moved to policies.config
@@ -56,8 +56,6 @@ def check_policy(config: Any, *, can_step: bool) -> None:
             f"{config.backend!r} cannot give it (CTranslate2 and pocketsphinx do not expose it). Backends that run "
             f"AlignAtt: {', '.join(ALIGNATT_BACKENDS)}. Or choose policy 'local-agreement', 'hold-n' or 'stable-prefix'"
         )
-    if config.vac:
-        raise ConfigError("vac=True is not available with policy='alignatt' yet; use vac=False")
 
 
 def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
@@ -73,14 +71,22 @@ def policy_processor(asr: Any, config: Any, *, decoder: Any = None) -> Any:
     if policy == "alignatt":
         check_policy(config, can_step=decoder is not None)
         from asr_lab.policies.alignatt import AlignAttProcessor
+        from asr_lab.policies.config import alignatt_settings
 
-        return AlignAttProcessor(
-            decoder,
-            frame_threshold=config.frame_threshold,
-            max_buffer_sec=min(30.0, config.buffer_trimming_sec),
-            min_chunk_sec=config.min_chunk_size,
-            max_new_tokens=getattr(config, "max_new_tokens", None) or 128,
-        )
+        settings = alignatt_settings(config)
+        configure = getattr(decoder, "configure", None)
+        if callable(configure):
+            configure(**settings["decoder"])
+        processor = AlignAttProcessor(decoder, **settings["processor"])
+        processor.settings = settings["fields"]
+        if config.vac:  # each utterance the VAD finds is decoded on its own, from a fresh init()
+            from asr_lab.policies.vac import vac_processor
+
+            wrapped = vac_processor(processor, config)
+            wrapped.settings = settings["fields"]
+            wrapped.decoder = decoder
+            return wrapped
+        return processor
 
     store = active_store()
     recorder = RecordingASR(asr, store, engine_key(config)) if store is not None else None

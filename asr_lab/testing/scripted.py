@@ -386,6 +386,12 @@ class ScriptedTokenDecoder:
         texts = {v: k for k, v in self.vocabulary.items()}
         return "".join(texts[t] for t in tokens)
 
+    def encode(self, text: str) -> list[int]:
+        """Tokens of ``text``: one per word with its leading space (a real tokenizer may split words further)."""
+        import re
+
+        return [self._id(piece) for piece in re.findall(r"\s*\S+", text)]
+
 
 @dataclass
 class TimelineTokenDecoder:
