@@ -172,17 +172,29 @@ def queued_between(before: Optional[dict], after: Optional[dict]) -> Optional[fl
     return sum(max(0.0, v - before.get(tid, 0.0)) for tid, v in after.items())
 
 
-def waits(cost: CallCost, cores: int, load: Optional[float], queued: Optional[float] = None) -> bool:
+def background_cpu_rate(window: float = 0.05) -> float:
+    """Process CPU seconds per second while no engine call runs (threads of other work in this
+    process), measured over ``window`` seconds; the waiting test subtracts it from the warm-up."""
+    w, p = time.perf_counter(), time.process_time()
+    time.sleep(window)
+    dw = time.perf_counter() - w
+    return max(0.0, (time.process_time() - p) / dw) if dw > 0 else 0.0
+
+
+def waits(cost: CallCost, cores: int, load: Optional[float], queued: Optional[float] = None,
+          background: float = 0.0) -> bool:
     """Whether a measured call (the warm-up) mostly waited: process CPU below :data:`WAITING_SHARE`
     of the time it could compute — elapsed minus ``queued`` (its threads' run-queue wait, see
-    :func:`runqueue_wait`), else ``elapsed × min(1, cores / load)`` — over at least 20 ms elapsed."""
+    :func:`runqueue_wait`), else ``elapsed × min(1, cores / load)`` — over at least 20 ms elapsed.
+    ``background``: CPU seconds per second other threads of the process spend anyway
+    (:func:`background_cpu_rate`), not counted as the engine's."""
     if cost.wall < 0.02:
         return False
     if queued is not None:
         could = max(0.0, cost.wall - queued)
     else:
         could = cost.wall * (min(1.0, cores / load) if load and load > 0 else 1.0)
-    return cost.process < WAITING_SHARE * could
+    return max(0.0, cost.process - background * cost.wall) < WAITING_SHARE * could
 
 
 def upgrade_scope(scope: str, cost: CallCost) -> str:
@@ -192,7 +204,8 @@ def upgrade_scope(scope: str, cost: CallCost) -> str:
 
 
 def resolve_compute(compute: str, processor: Any, warmup: Optional[CallCost], *, cores: int = 1,
-                    load: Optional[float] = None, queued: Optional[float] = None) -> tuple[str, str]:
+                    load: Optional[float] = None, queued: Optional[float] = None,
+                    background: float = 0.0) -> tuple[str, str]:
     """``(scope, how)``: the measure this run uses and how it was chosen (recorded in the trace).
 
     ``cores``/``load``/``queued``: usable cores, the load average and the warm-up's run-queue
@@ -204,7 +217,7 @@ def resolve_compute(compute: str, processor: Any, warmup: Optional[CallCost], *,
     if scope is not None:
         return scope, "declared by the processor"
     if warmup is not None:
-        if waits(warmup, cores, load, queued):
+        if waits(warmup, cores, load, queued, background):
             _remember(processor, "wall")
             return "wall", (f"warm-up: process CPU {warmup.process:.3f} s of {warmup.wall:.3f} s elapsed, the engine "
                             f"waits (GPU, server, sleep): charged elapsed time")

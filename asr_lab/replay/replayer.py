@@ -41,7 +41,7 @@ import numpy as np
 
 from asr_lab.core.protocols import SAMPLE_RATE, ASRProcessor
 from asr_lab.replay.clocks import Clock, make_clock
-from asr_lab.replay.compute import Meter, queued_between, resolve_compute, runqueue_wait, upgrade_scope, validate_compute
+from asr_lab.replay.compute import Meter, background_cpu_rate, queued_between, resolve_compute, runqueue_wait, upgrade_scope, validate_compute
 from asr_lab.replay.profile import step_features
 from asr_lab.replay.deadline import DEFAULT_CALL_TIMEOUT_SEC, CallDeadline, check_timeout
 from asr_lab.replay.live import LiveAudio
@@ -193,8 +193,10 @@ def replay(
     # 1. warm-up
     warm = None if live else samples[first : first + int(warmup_sec * SAMPLE_RATE)]
     warm_cost = warm_queued = None
+    background = 0.0
     if warmup_sec > 0:
         warm = np.zeros(int(warmup_sec * SAMPLE_RATE), dtype=np.float32) if warm is None else warm
+        background = background_cpu_rate() if compute == "cpu" else 0.0
         meter = Meter(engine_cpu)
         queued_before = runqueue_wait()
         try:
@@ -217,7 +219,7 @@ def replay(
         trace.meta["warmup_compute_sec"] = warm_cost.wall
     conditions = run_conditions()
     scope, how = resolve_compute(compute, processor, warm_cost, cores=conditions["threads"].get("usable_cores", 1),
-                                 load=conditions.get("load_before"), queued=warm_queued)
+                                 load=conditions.get("load_before"), queued=warm_queued, background=background)
     if cost_model is not None:
         how = f"cost profile {profile.name!r} ({profile.digest}), fitted on {profile.measure}"
     trace.meta.update(compute=scope, compute_chosen_by=how, **conditions)
