@@ -14,6 +14,7 @@ import asr_lab
 from asr_lab.backends import registry
 from asr_lab.cli import _parser, _prepare, compare_configs, engine_config, main
 from asr_lab.metrics import wer
+from asr_lab.metrics.normalizers import DEFAULT_NORMALIZER, get_normalizer
 
 MINI = str(Path(__file__).resolve().parent.parent / "datasets" / "mini")
 
@@ -180,7 +181,7 @@ def test_score_rescores_a_saved_trace_against_the_dataset_utterance(saved_trace,
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     trace = asr_lab.Trace.from_jsonl(path)
     assert row["utterance"] == utt.id and row["hypothesis"] == trace.text
-    assert row["wer"] == pytest.approx(wer(reference=utt.text, hypothesis=trace.text).rate)
+    assert row["wer"] == pytest.approx(wer(reference=utt.text, hypothesis=trace.text, normalize=get_normalizer(DEFAULT_NORMALIZER)).rate)
     assert row["latency_count"] > 0  # the dataset's word timings give reference latencies
     assert main(["score", str(path), "--reference", MINI]) == 0
     table = capsys.readouterr().out
@@ -194,7 +195,8 @@ def test_score_against_a_text_and_with_a_wrong_utterance(saved_trace, capsys):
     assert main(["score", str(path), "--text", "please put the milk away", "--json"]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     trace = asr_lab.Trace.from_jsonl(path)
-    assert row["wer"] == pytest.approx(wer(reference="please put the milk away", hypothesis=trace.text).rate)
+    assert row["wer"] == pytest.approx(
+        wer(reference="please put the milk away", hypothesis=trace.text, normalize=get_normalizer(DEFAULT_NORMALIZER)).rate)
     assert row["latency_p50"] is None  # no reference timings: no reference latency, and valid JSON
     assert main(["score", str(path), "--reference", MINI, "--utterance", "rms-00l"]) == 2
     assert "rms-001" in capsys.readouterr().err  # the close ids
