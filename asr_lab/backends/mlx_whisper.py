@@ -327,10 +327,7 @@ class _MLXSession:
         token = int(np.argmax(logits_np))
         self.pending = [token]
         self.length += 1
-        frame = self._frame()
-        if token == d.tokenizer.eot:
-            return TokenStep(token, "", frame, eot=True)
-        return TokenStep(token, d.tokenizer.decode([token]), frame)
+        return TokenStep.of(token, d.tokenizer, self._frame())
 
     def _frame(self) -> int:
         rows = []

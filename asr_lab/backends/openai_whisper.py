@@ -312,10 +312,7 @@ class _TorchSession:
         token = int(logits.argmax())
         self.pending = [token]
         self.length += 1
-        frame = self._frame()
-        if token == d.tokenizer.eot:
-            return TokenStep(token, "", frame, eot=True)
-        return TokenStep(token, d.tokenizer.decode([token]), frame)
+        return TokenStep.of(token, d.tokenizer, self._frame())
 
     def _frame(self) -> int:
         rows = []

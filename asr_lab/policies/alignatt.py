@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from typing import Literal, Optional, Protocol, Sequence, Tuple
+from typing import Any, Literal, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -109,6 +109,13 @@ class TokenStep:
     @property
     def starts_word(self) -> bool:
         return self.text[:1].isspace()
+
+    @classmethod
+    def of(cls, token: int, tokenizer: Any, frame: int) -> "TokenStep":
+        """The step for ``token`` as ``tokenizer`` spells it (end-of-text has no text)."""
+        if token == tokenizer.eot:
+            return cls(token, "", frame, eot=True)
+        return cls(token, tokenizer.decode([token]), frame)
 
 
 class DecodingSession(Protocol):

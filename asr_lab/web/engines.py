@@ -357,15 +357,22 @@ def _worker_main(conn, loader, config, options: dict) -> None:
                 return idle.pop()
         return call_loader(loader, config, options.get("backend"))[0]
 
-    def serve_file(sid: int, audio: np.ndarray) -> None:
-        """A whole recording on the unaware clock (the OpenAI-style REST route)."""
+    def opened(sid: int):
+        """A processor for stream ``sid``, its opening reported either way (None if it could not be made)."""
         try:
             proc = processor()
         except Exception as exc:  # noqa: BLE001
             send("opened", sid, f"could not create a processor: {type(exc).__name__}: {exc}")
             send("ended", sid, None)
-            return
+            return None
         send("opened", sid, None)
+        return proc
+
+    def serve_file(sid: int, audio: np.ndarray) -> None:
+        """A whole recording on the unaware clock (the OpenAI-style REST route)."""
+        proc = opened(sid)
+        if proc is None:
+            return
         try:
             trace = replay(proc, audio, clock="unaware", chunk_sec=options["chunk_sec"], warmup_sec=0,
                            separator=meta.get("separator"), meta={"backend": options["backend"], "route": "file"})
@@ -380,13 +387,9 @@ def _worker_main(conn, loader, config, options: dict) -> None:
             send("ended", sid, None)
 
     def serve(sid: int, live: LiveAudio, stop: threading.Event) -> None:
-        try:
-            proc = processor()
-        except Exception as exc:  # noqa: BLE001
-            send("opened", sid, f"could not create a processor: {type(exc).__name__}: {exc}")
-            send("ended", sid, None)
+        proc = opened(sid)
+        if proc is None:
             return
-        send("opened", sid, None)
         try:
             trace = run_stream(proc, live, stop, lambda event: send("event", sid, event), chunk_sec=options["chunk_sec"],
                                separator=meta.get("separator"), backend=options["backend"])
