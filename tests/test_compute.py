@@ -5,7 +5,6 @@ The busy-machine test uses a real single-threaded engine (pocketsphinx) on real 
 """
 
 import json
-import multiprocessing
 import os
 import statistics
 import time
@@ -21,6 +20,7 @@ from asr_lab.compare import compare
 from asr_lab.replay import RetimeError, replay, retime
 from asr_lab.replay.compute import CallCost, detect_scope, resolve_compute
 from asr_lab.testing import TimelineASR, words_from_text
+from asr_lab.testing.busy import BusyCores
 
 SR = 16000
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -128,30 +128,6 @@ def test_every_step_records_all_three_measures_and_the_load():
 # -- a busy machine ----------------------------------------------------------------------
 
 
-def _hog():
-    while True:
-        pass
-
-
-class _Hogs:
-    """Two busy-loop processes per usable core, for the duration of a ``with`` block. (With one per
-    core, the scheduler's fair share gives the engine 2/3 of a core on 2 cores: an elapsed/CPU
-    stretch of 1.5, right at the guard below; with two per core it is about 2.5.)"""
-
-    def __enter__(self):
-        ctx = multiprocessing.get_context("fork")
-        self.procs = [ctx.Process(target=_hog, daemon=True) for _ in range(2 * threads.usable_cores())]
-        for p in self.procs:
-            p.start()
-        time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc):
-        for p in self.procs:
-            p.terminate()
-            p.join()
-
-
 class FixedWorkProcessor(CPUBoundProcessor):
     """Stand-in single-threaded engine doing a fixed amount of work per call (a small arithmetic
     loop: its CPU time measures the core's speed, not the stand-in's own clock)."""
@@ -178,7 +154,7 @@ def test_a_busy_process_does_not_move_cpu_latencies_of_a_single_threaded_engine(
     engine.cost = 0.0
     kw = dict(clock="virtual", chunk_sec=0.25, compute="cpu", warmup_sec=0.25)
     quiet = replay(engine, silence(4.0), **kw)
-    with _Hogs():
+    with BusyCores():
         busy = replay(engine, silence(4.0), **kw)
     assert quiet.meta["compute"] == busy.meta["compute"] == "thread"
     mean = lambda t, f: statistics.mean(getattr(s, f) for s in t.steps[:-1])
@@ -206,7 +182,7 @@ def test_a_busy_process_moves_a_real_engines_cpu_cost_far_less_than_its_elapsed_
     proc, meta = asr_lab.load_processor({"backend": "pocketsphinx-la"})
     kw = dict(clock="virtual", chunk_sec=0.5, compute="cpu", separator=meta["separator"])
     quiet = replay(proc, wav, **kw)
-    with _Hogs():
+    with BusyCores():
         busy = replay(proc, wav, **kw)
     assert quiet.meta["compute"] == "thread"
     total = lambda t, f: sum(getattr(s, f) for s in t.steps)

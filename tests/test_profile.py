@@ -5,7 +5,6 @@ Debian's pocketsphinx-testdata). Stand-ins, named as such, isolate the fitting a
 """
 
 import json
-import multiprocessing
 import statistics
 import subprocess
 import sys
@@ -17,7 +16,6 @@ import numpy as np
 import pytest
 
 import asr_lab
-from asr_lab import threads
 from asr_lab.compare import compare
 from asr_lab.replay import ProfileError, RetimeError, replay, retime
 from asr_lab.replay.profile import (
@@ -29,6 +27,7 @@ from asr_lab.replay.profile import (
     machine_fingerprint,
     profile_from_traces,
 )
+from asr_lab.testing.busy import BusyCores
 
 SR = 16000
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -164,28 +163,6 @@ def sphinx_profile(tmp_path_factory):
     return profile.save(tmp_path_factory.mktemp("profile") / "test-machine.json")
 
 
-def _hog():
-    while True:
-        pass
-
-
-class _Hogs:
-    """Two busy-loop processes per usable core for the duration of a ``with`` block."""
-
-    def __enter__(self):
-        ctx = multiprocessing.get_context("fork")
-        self.procs = [ctx.Process(target=_hog, daemon=True) for _ in range(2 * threads.usable_cores())]
-        for p in self.procs:
-            p.start()
-        time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc):
-        for p in self.procs:
-            p.terminate()
-            p.join()
-
-
 @needs_sphinx
 def test_profile_traces_are_identical_run_to_run_and_beside_a_busy_process(sphinx_profile):
     wav = str(sorted(LIBRIVOX.glob("*.wav"))[2])
@@ -193,7 +170,7 @@ def test_profile_traces_are_identical_run_to_run_and_beside_a_busy_process(sphin
         proc, meta = asr_lab.load_processor({"backend": backend})
         kw = dict(clock="virtual", compute="profile", profile=sphinx_profile, separator=meta["separator"])
         first, second = replay(proc, wav, **kw), replay(proc, wav, **kw)
-        with _Hogs():
+        with BusyCores():
             busy = replay(proc, wav, **kw)
         stretch = sum(s.wall_sec for s in busy.steps) / sum(s.thread_sec for s in busy.steps)
         assert stretch > 1.3, f"the busy loops did not compete for the CPU (elapsed / CPU {stretch:.2f})"
